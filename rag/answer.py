@@ -1,0 +1,85 @@
+"""What an answer is: the text with [n] markers, the passages they cite, and how long it took.
+
+`Answer.to_dict()` is the `rag ask --json` format that other tools read (see DESIGN.md):
+fields may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from rag import text as textlib
+from rag.chunking import split_sentences
+from rag.retrieve import Passage
+
+
+@dataclass
+class Citation:
+    n: int
+    source: str
+    title: str
+    published: str
+    chunk_id: str
+    quote: str
+    text: str
+    score: float
+    publisher: str = ""
+    url: str = ""
+    start: int = 0  # the chunk's offsets in the cleaned article
+    end: int = 0
+    quote_spans: list[tuple[int, int]] = field(default_factory=list)  # offsets of the quote in `text`
+
+    @classmethod
+    def from_passage(cls, n: int, passage: Passage, spans: list[tuple[int, int]]) -> Citation:
+        return cls(
+            n=n,
+            source=passage.source,
+            title=passage.title,
+            published=passage.published,
+            chunk_id=passage.chunk_id,
+            quote=" ".join(passage.text[a:b] for a, b in spans),
+            text=passage.text,
+            score=round(passage.similarity, 4),
+            publisher=passage.publisher,
+            url=passage.url,
+            start=passage.start,
+            end=passage.end,
+            quote_spans=spans,
+        )
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    backend: str
+    timings: dict[str, float]
+    searched: str = ""  # the question as searched, after a follow-up was rewritten
+    fallback: str | None = None  # why an LLM answer was replaced by the extractive one
+    nearest: list[Citation] = field(default_factory=list)  # closest passages when abstaining
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for citation in data["citations"] + data["nearest"]:
+            citation["quote_spans"] = [list(span) for span in citation["quote_spans"]]
+        if self.fallback is None:
+            del data["fallback"]
+        return data
+
+
+def supporting_spans(claim: str, passage: Passage) -> list[tuple[int, int]]:
+    """The sentence of the passage that best supports a claim: the one sharing the most
+    meaningful words and numbers with it. A quoted claim finds itself."""
+    claim_stems = set(textlib.content_stems(claim))
+    claim_numbers = textlib.numbers(claim)
+    best, best_overlap = None, 0.0
+    for span in split_sentences(passage.text):
+        sentence = passage.text[span.start : span.end]
+        overlap = len(claim_stems & set(textlib.content_stems(sentence))) + 2 * len(
+            claim_numbers & textlib.numbers(sentence)
+        )
+        if overlap > best_overlap:
+            best, best_overlap = (span.start, span.end), overlap
+    return [best] if best else []

@@ -1,0 +1,217 @@
+"""The public API: `Assistant.from_settings(settings).ask(question)`.
+
+The CLI, the chat and the eval all go through `Assistant.stream`, which yields the retrieved
+sources first, then the answer's text as it is written, then the finished `Answer`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rag.answer import Answer, Citation, supporting_spans
+from rag.citations import CITATION_RE, cite
+from rag.conversation import rewrite_follow_up
+from rag.embeddings import load_embedder
+from rag.extractive import Decision, ExtractiveAnswerer, Sentence, SentenceRanker
+from rag.retrieve import Filters, Passage, Retrieval, Retriever
+from rag.settings import Backend, RetrievalMode, Settings
+
+NEAREST_ON_ABSTAIN = 3
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class QuestionError(ValueError):
+    """A question that cannot be searched; the message is meant for the user."""
+
+
+@dataclass
+class Sources:
+    passages: list[Passage]
+    searched: str
+
+
+@dataclass
+class Token:
+    text: str
+
+
+@dataclass
+class Replace:
+    """The streamed draft is withdrawn (an LLM answer failed validation); `text` replaces it."""
+
+    text: str
+    reason: str
+
+
+@dataclass
+class Final:
+    answer: Answer
+
+
+Event = Sources | Token | Replace | Final
+
+
+def clean_question(question: str | None, max_chars: int) -> str:
+    question = _CONTROL_CHARS.sub(" ", question or "").strip()
+    if not question:
+        raise QuestionError("Please type a question: this one is empty.")
+    if len(question) > max_chars:
+        raise QuestionError(
+            f"That question is {len(question):,} characters long; the limit is {max_chars:,}. "
+            "Ask about one thing at a time."
+        )
+    return re.sub(r"\s+", " ", question)
+
+
+class Assistant:
+    def __init__(self, settings: Settings, retriever: Retriever | None = None):
+        self.settings = settings
+        self.embedder = load_embedder(settings.embed_model, settings.embed_batch_size)
+        self.retriever = retriever or Retriever(settings, self.embedder)
+        self.ranker = SentenceRanker(self.embedder)
+        self.extractive = ExtractiveAnswerer()
+        self._chat_backends: dict[str, object] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Assistant:
+        return cls(settings or Settings())
+
+    def ask(self, question: str, **options) -> Answer:
+        for event in self.stream(question, **options):
+            if isinstance(event, Final):
+                return event.answer
+        raise RuntimeError("the answer stream ended without an answer")
+
+    def search(self, question: str, k: int | None = None, filters: Filters | None = None,
+               mode: RetrievalMode | None = None) -> Retrieval:
+        return self.retriever.search(clean_question(question, self.settings.max_question_chars), k, filters, mode)
+
+    def stream(
+        self,
+        question: str,
+        history: list[str] | None = None,
+        k: int | None = None,
+        filters: Filters | None = None,
+        backend: Backend | None = None,
+        mode: RetrievalMode | None = None,
+    ) -> Iterator[Event]:
+        started = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+        searched = rewrite_follow_up(question, history or [])
+        retrieval = self.retriever.search(searched, k, filters, mode)
+        timings = {"retrieve_ms": _ms_since(started), **retrieval.timings}
+        yield Sources(retrieval.passages, searched)
+
+        generating = time.perf_counter()
+        ranked = self.ranker.rank(searched, retrieval)
+        decision = self.extractive.decide(searched, retrieval, ranked)
+        timings["rank_ms"] = _ms_since(generating)
+        backend = backend or self.settings.llm
+        if decision.abstained or backend == "extractive":
+            text, fallback = yield from self._extractive(decision, retrieval)
+        else:
+            text, fallback = yield from self._llm(backend, searched, retrieval, ranked, decision)
+        timings["generate_ms"] = _ms_since(generating)
+        timings["total_ms"] = _ms_since(started)
+        yield Final(self._finish(question, searched, text, retrieval, decision, backend, timings, fallback))
+
+    def _extractive(self, decision: Decision, retrieval: Retrieval):
+        numbering = _number_passages(decision.sentences)
+        text = self.extractive.compose(decision, numbering)
+        for word in re.split(r"(?<= )", text):
+            yield Token(word)
+        return text, None
+
+    def _llm(self, backend: Backend, question: str, retrieval: Retrieval, ranked: list[Sentence],
+             decision: Decision):
+        from rag import llm
+
+        chat = self._chat_backend(backend)
+        evidence = llm.select_evidence(retrieval.passages, ranked)
+        draft = ""
+        for piece in chat.stream(llm.build_messages(question, evidence)):
+            draft += piece
+            yield Token(piece)
+        checked = llm.check_answer(draft, evidence)
+        if checked.problem is None:
+            return checked.text, None
+        fallback_text, _ = _silently(self._extractive(decision, retrieval))
+        yield Replace(fallback_text, checked.problem)
+        return fallback_text, checked.problem
+
+    def _chat_backend(self, backend: Backend):
+        from rag import llm
+
+        if backend not in self._chat_backends:
+            self._chat_backends[backend] = llm.make_chat_backend(self.settings.with_overrides(llm=backend))
+        return self._chat_backends[backend]
+
+    def _finish(self, question, searched, text, retrieval, decision, backend, timings, fallback) -> Answer:
+        refused = decision.abstained or _is_refusal(text)
+        text, citations = _renumber(text, retrieval.passages)
+        nearest = []
+        if refused:
+            nearest = [Citation.from_passage(0, p, []) for p in retrieval.passages[:NEAREST_ON_ABSTAIN]]
+            citations = []
+        return Answer(
+            question=question,
+            answer=text,
+            abstained=refused,
+            citations=citations,
+            backend=backend,
+            timings=timings,
+            searched=searched if searched != question else "",
+            fallback=fallback,
+            nearest=nearest,
+        )
+
+
+def _number_passages(sentences: list[Sentence]) -> dict[int, int]:
+    """Passage index -> the number it is cited with in the composed text (retrieval order + 1)."""
+    return {s.passage: s.passage + 1 for s in sentences}
+
+
+def _renumber(text: str, passages: list[Passage]) -> tuple[str, list[Citation]]:
+    """Cite as [1], [2]... in order of first use, and build a citation for each, quoting the
+    sentences of the passage that support the claims citing it."""
+    order: dict[int, int] = {}
+    for match in CITATION_RE.finditer(text):
+        index = int(match.group(1)) - 1
+        if 0 <= index < len(passages) and index not in order:
+            order[index] = len(order) + 1
+    spans: dict[int, list[tuple[int, int]]] = {index: [] for index in order}
+    for claim in _claims(text):
+        for index in {int(n) - 1 for n in CITATION_RE.findall(claim)} & set(order):
+            for span in supporting_spans(claim, passages[index]):
+                if span not in spans[index]:
+                    spans[index].append(span)
+    renumbered = CITATION_RE.sub(lambda m: cite(order.get(int(m.group(1)) - 1, 0)), text)
+    citations = [Citation.from_passage(n, passages[i], sorted(spans[i])) for i, n in order.items()]
+    return renumbered, citations
+
+
+def _claims(text: str) -> list[str]:
+    """Answer sentences, each with the markers that follow it."""
+    return [c for c in re.split(r"(?<=\])\s+(?=[^\[])", text) if c.strip()]
+
+
+def _is_refusal(text: str) -> bool:
+    from rag.citations import REFUSAL
+
+    return text.strip().startswith(REFUSAL)
+
+
+def _silently(generator):
+    """Run a sub-generator for its return value, dropping what it yields."""
+    try:
+        while True:
+            next(generator)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,172 @@
+"""`rag`: a thin command line over the public Python API (rag.Assistant, rag.Ingestor, rag.evaluate).
+
+Heavy libraries are imported inside the commands that use them, so `rag ask` does not pay for
+Gradio and `rag --help` pays for nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rag.settings import PRESETS, Settings
+
+EXIT_USAGE, EXIT_FAILURE = 2, 1
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also read from RAG_<NAME>)")
+    group.add_argument("--corpus-dir", type=Path)
+    group.add_argument("--index-dir", type=Path)
+    group.add_argument("--chroma-url", help="a `chroma run` server instead of the embedded store")
+    group.add_argument("--embed-model", help="a local sentence-transformers folder")
+    group.add_argument("-k", "--top-k", type=int, help="passages retrieved")
+    group.add_argument("--retrieval", choices=["hybrid", "dense", "keyword"])
+    group.add_argument("--llm", choices=["extractive", "openai", "llamacpp"], help="answer backend")
+    group.add_argument("--openai-base-url")
+    group.add_argument("--openai-model")
+    group.add_argument("--gguf-path", type=Path)
+    group.add_argument("--date-from", help="only articles published on or after YYYY-MM-DD")
+    group.add_argument("--date-to", help="only articles published on or before YYYY-MM-DD")
+    group.add_argument("--publisher", help="only articles from this publisher")
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    fields = set(Settings.model_fields)
+    return Settings().with_overrides(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Question answering over news articles, with citations.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="add, update and remove articles in the index")
+    ingest.add_argument("paths", nargs="*", type=Path, help="files or folders (default: the corpus folder)")
+    ingest.add_argument("--rebuild", action="store_true", help="start the index afresh")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    search = commands.add_parser("search", help="print the ranked passages for a query")
+    search.add_argument("query")
+
+    ask = commands.add_parser("ask", help="answer a question with cited passages")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+
+    evaluate = commands.add_parser("eval", help="score the assistant on a question set")
+    evaluate.add_argument("--dataset", type=Path, required=True)
+    evaluate.add_argument("--out", type=Path, required=True)
+    evaluate.add_argument("--compare", nargs="*", metavar="PRESET",
+                          help=f"run these presets side by side (default set if none named): {', '.join(PRESETS)}")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+
+    serve = commands.add_parser("serve", help="start the chat in the browser")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7860)
+
+    for sub in (ingest, search, ask, evaluate, serve):
+        _settings_flags(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings_from(args)
+        return COMMANDS[args.command](args, settings) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line for the user, not a traceback
+        if _is_user_error(exc):
+            print(f"rag {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE if exc.__class__.__name__ == "QuestionError" else EXIT_FAILURE
+        raise
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from pydantic import ValidationError
+
+    names = {"QuestionError", "IndexMissing", "IndexMismatch", "StoreUnavailable", "ModelNotFound", "LLMUnavailable"}
+    return exc.__class__.__name__ in names or isinstance(exc, ValidationError | RuntimeError | OSError)
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    from rag.ingest import Ingestor
+
+    report = Ingestor(settings).run(args.paths or None, rebuild=args.rebuild, show_progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def cmd_search(args, settings: Settings) -> int:
+    from rag.assistant import Assistant
+
+    retrieval = Assistant.from_settings(settings).search(args.query)
+    for rank, passage in enumerate(retrieval.passages, 1):
+        ranks = ", ".join(f"{name} #{r}" for name, r in passage.ranks.items())
+        print(f"{rank}. {passage.source}  [{passage.title}]  cosine {passage.similarity:.2f} ({ranks})")
+        print("   " + passage.text.replace("\n", " ")[:300])
+    if not retrieval.passages:
+        print("no passages found")
+    return 0
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    from rag.assistant import Assistant, Final, Replace, Token
+
+    assistant = Assistant.from_settings(settings)
+    streaming = not args.json and sys.stdout.isatty()
+    answer = None
+    for event in assistant.stream(args.question):
+        if streaming and isinstance(event, Token):
+            print(event.text, end="", flush=True)
+        elif streaming and isinstance(event, Replace):
+            print(f"\n[the model's answer was replaced: {event.reason}]\n{event.text}", end="")
+        elif isinstance(event, Final):
+            answer = event.answer
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        print(format_answer(answer, already_printed=streaming))
+    return 0
+
+
+def format_answer(answer, already_printed: bool = False) -> str:
+    lines = [] if already_printed else [answer.answer]
+    if answer.fallback:
+        lines.append(f"(the {answer.backend} answer failed validation: {answer.fallback}; showing the extractive one)")
+    if answer.searched:
+        lines.append(f"(searched as: {answer.searched})")
+    lines.append("")
+    for citation in answer.citations:
+        published = f", {citation.published}" if citation.published else ""
+        publisher = f", {citation.publisher}" if citation.publisher else ""
+        lines.append(f"[{citation.n}] {citation.title}{publisher}{published} — {citation.source}")
+        lines.append(f"    “{citation.quote}”")
+    if answer.nearest:
+        lines.append("Nearest passages (they do not answer the question):")
+        for citation in answer.nearest:
+            lines.append(f"  - {citation.title} — {citation.source}: {citation.text[:160]}…")
+    lines.append(f"({answer.timings['total_ms']:.0f} ms, {answer.backend})")
+    return "\n".join(lines)
+
+
+def cmd_eval(args, settings: Settings) -> int:
+    from rag.evaluate import run_eval
+
+    return run_eval(settings, args.dataset, args.out, compare=args.compare, limit=args.limit)
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from ui.app import serve
+
+    serve(settings, host=args.host, port=args.port)
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}
+
+if __name__ == "__main__":
+    sys.exit(main())

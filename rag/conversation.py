@@ -1,0 +1,34 @@
+"""Follow-up questions ("and how much went to Brazil?") are searched with the context of the
+question before them, so the retriever and the key-term check see what "it" refers to."""
+
+from __future__ import annotations
+
+import re
+
+from rag import text as textlib
+
+_FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|so|then|what about|how about|and what about)\b[\s,]*", re.I)
+_REFERRING_WORDS = re.compile(
+    r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|the same|the deal|the agreement|"
+    r"the loan|the programme|the program|the project|the meeting|the event)\b",
+    re.I,
+)
+_MIN_SELF_CONTAINED_TERMS = 2
+
+
+def is_follow_up(question: str) -> bool:
+    if _FOLLOW_UP_START.match(question):
+        return True
+    has_names = len(textlib.key_terms(question)) >= _MIN_SELF_CONTAINED_TERMS
+    return bool(_REFERRING_WORDS.search(question)) and not has_names
+
+
+def rewrite_follow_up(question: str, history: list[str]) -> str:
+    """The question to search: unchanged when it stands alone, else completed with the previous
+    question, whose names then count as the question's own."""
+    previous = next((h for h in reversed(history) if h.strip()), None)
+    if previous is None or not is_follow_up(question):
+        return question
+    core = _FOLLOW_UP_START.sub("", question).strip()
+    core = core[:1].upper() + core[1:]
+    return f"{core} (following: {previous.strip().rstrip('?')})"

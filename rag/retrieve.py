@@ -1,0 +1,207 @@
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) rankings fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+
+from rag.embeddings import Embedder
+from rag.keyword import KeywordIndex
+from rag.manifest import Manifest, manifest_stamp
+from rag.settings import RetrievalMode, Settings
+from rag.store import StoredChunk, VectorStore, open_vector_store
+
+RRF_K = 60  # the usual reciprocal-rank constant: damps the difference between ranks 1 and 2
+CANDIDATES_PER_RANKER = 4  # each ranker proposes this many times top_k before fusion
+
+
+class IndexMissing(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Filters:
+    date_from: date | None = None
+    date_to: date | None = None
+    publisher: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Filters:
+        return cls(settings.date_from, settings.date_to, settings.publisher)
+
+    def chroma_where(self) -> dict | None:
+        clauses = []
+        if self.date_from:
+            clauses.append({"published_int": {"$gte": _day_number(self.date_from)}})
+        if self.date_to:
+            clauses.append({"published_int": {"$lte": _day_number(self.date_to)}})
+        if self.date_from and not self.date_to:
+            clauses.append({"published_int": {"$gt": 0}})
+        if self.publisher:
+            clauses.append({"publisher_key": {"$eq": self.publisher.casefold()}})
+        if len(clauses) > 1:
+            return {"$and": clauses}
+        return clauses[0] if clauses else None
+
+    def keyword_allowed(self) -> dict | None:
+        allowed = {}
+        low = _day_number(self.date_from) if self.date_from else 1
+        high = _day_number(self.date_to) if self.date_to else 99991231
+        if self.date_from or self.date_to:
+            allowed["published_int"] = lambda v: (v >= low) & (v <= high)
+        if self.publisher:
+            key = self.publisher.casefold()
+            allowed["publisher_key"] = lambda v: v == key
+        return allowed or None
+
+
+def _day_number(day: date) -> int:
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+@dataclass
+class Passage:
+    chunk_id: str
+    text: str
+    source: str
+    title: str
+    publisher: str
+    published: str
+    url: str
+    start: int
+    end: int
+    similarity: float  # cosine between question and chunk
+    fused: float = 0.0  # reciprocal-rank score that decided the order
+    ranks: dict[str, int] = field(default_factory=dict)  # ranker -> 1-based rank
+
+    @classmethod
+    def from_stored(cls, chunk: StoredChunk, similarity: float) -> Passage:
+        meta = chunk.metadata
+        return cls(
+            chunk_id=chunk.id,
+            text=chunk.text,
+            source=meta["source"],
+            title=meta.get("title", ""),
+            publisher=meta.get("publisher", ""),
+            published=meta.get("published", ""),
+            url=meta.get("url", ""),
+            start=int(meta["start"]),
+            end=int(meta["end"]),
+            similarity=similarity,
+        )
+
+
+@dataclass
+class Retrieval:
+    question: str
+    query_vector: np.ndarray
+    passages: list[Passage]
+    timings: dict[str, float]
+
+
+class Retriever:
+    """Reads the committed index. It notices a new manifest (an ingest finished, here or in the
+    chat's upload) and reloads the keyword index, so new articles are searchable at once."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore | None = None):
+        self.settings = settings
+        self.embedder = embedder
+        self._store = store
+        self._lock = threading.Lock()
+        self._stamp: float | None = None
+        self.manifest: Manifest | None = None
+        self._keywords: KeywordIndex | None = None
+        self._committed: set[str] = set()
+
+    @property
+    def store(self) -> VectorStore:
+        if self._store is None:
+            self._store = open_vector_store(self.settings, self.embedder.name)
+        return self._store
+
+    def refresh(self) -> Manifest:
+        stamp = manifest_stamp(self.settings.index_dir)
+        if stamp is None:
+            raise IndexMissing(
+                f"no index in {self.settings.index_dir}: run `rag ingest` first (it reads {self.settings.corpus_dir})"
+            )
+        with self._lock:
+            if stamp != self._stamp:
+                manifest = Manifest.load(self.settings.index_dir)
+                self._keywords = KeywordIndex.load(self.settings.index_dir / manifest.keyword_dir)
+                self._committed = manifest.chunk_ids()
+                self.manifest, self._stamp = manifest, stamp
+        return self.manifest
+
+    def search(
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        mode: RetrievalMode | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> Retrieval:
+        self.refresh()
+        k = k or self.settings.top_k
+        mode = mode or self.settings.retrieval
+        filters = filters or Filters.from_settings(self.settings)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        if query_vector is None:
+            query_vector = self.embedder.embed_one(question)
+        timings["embed_ms"] = _ms_since(started)
+        candidates = k * CANDIDATES_PER_RANKER
+        rankings: dict[str, list[str]] = {}
+        known: dict[str, Passage] = {}
+        if mode in ("dense", "hybrid"):
+            started = time.perf_counter()
+            for hit in self._dense(query_vector, candidates, filters):
+                known[hit.id] = Passage.from_stored(hit, hit.similarity)
+                rankings.setdefault("dense", []).append(hit.id)
+            timings["dense_ms"] = _ms_since(started)
+        if mode in ("keyword", "hybrid"):
+            started = time.perf_counter()
+            hits = self._keywords.search(question, candidates, filters.keyword_allowed())
+            rankings["keyword"] = [cid for cid, _ in hits if cid in self._committed]
+            timings["keyword_ms"] = _ms_since(started)
+        started = time.perf_counter()
+        passages = self._fuse(rankings, known, query_vector, k)
+        timings["fuse_ms"] = _ms_since(started)
+        return Retrieval(question, query_vector, passages, timings)
+
+    def _dense(self, vector: np.ndarray, n: int, filters: Filters) -> list[StoredChunk]:
+        n = min(n, max(len(self._committed), 1))
+        hits = self.store.query(vector, n, filters.chroma_where())
+        return [h for h in hits if h.id in self._committed]
+
+    def _fuse(self, rankings, known: dict[str, Passage], query_vector, k: int) -> list[Passage]:
+        fused: dict[str, float] = {}
+        ranks: dict[str, dict[str, int]] = {}
+        for ranker, ids in rankings.items():
+            for rank, cid in enumerate(ids, 1):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+                ranks.setdefault(cid, {})[ranker] = rank
+        best = sorted(fused, key=fused.get, reverse=True)[:k]
+        self._fill_missing([cid for cid in best if cid not in known], known, query_vector)
+        passages = []
+        for cid in best:
+            if cid in known:
+                passage = known[cid]
+                passage.fused, passage.ranks = fused[cid], ranks[cid]
+                passages.append(passage)
+        return passages
+
+    def _fill_missing(self, ids: list[str], known: dict[str, Passage], query_vector) -> None:
+        """Keyword-only hits come without text or similarity: fetch them from the store."""
+        if not ids:
+            return
+        for chunk in self.store.get(ids):
+            known[chunk.id] = Passage.from_stored(chunk, float(chunk.vector @ query_vector))
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,83 @@
+"""One typed settings object, shared by the CLI, the chat and the eval.
+
+Every field reads from a `RAG_<NAME>` environment variable; the CLI overrides them with flags.
+Named presets are small sets of overrides, used by `rag eval --compare`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["hybrid", "dense", "keyword"]
+Backend = Literal["extractive", "openai", "llamacpp"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_assignment=True)
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    chroma_url: str | None = None
+    collection: str = "articles"
+    embed_model: str | None = Field(None, description="local sentence-transformers folder; unset = MiniLM")
+    embed_batch_size: int = 64
+    max_file_bytes: int = 20 * 1024 * 1024
+
+    chunk_chars: int = Field(600, ge=100, description="target chunk size in characters")
+    chunk_overlap_sentences: int = Field(1, ge=0)
+
+    top_k: int = Field(5, ge=1, le=50)
+    retrieval: RetrievalMode = "hybrid"
+    date_from: date | None = None
+    date_to: date | None = None
+    publisher: str | None = None
+
+    llm: Backend = "extractive"
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_model: str | None = None
+    gguf_path: Path | None = None
+    llm_max_tokens: int = 256
+    llm_timeout_s: float = 120.0
+
+    max_question_chars: int = 2000
+    ui_auth: str | None = None
+    feedback_file: Path = Path("feedback.jsonl")
+
+    def with_overrides(self, **overrides) -> Settings:
+        """A copy with some fields replaced; None values are ignored so CLI flags can pass through."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return type(self)(**{**self.model_dump(), **values})
+
+    @property
+    def project_root(self) -> Path:
+        """The folder `source` paths are relative to: the corpus folder's parent."""
+        return self.corpus_dir.resolve().parent
+
+
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "dense": {"retrieval": "dense"},
+    "bm25": {"retrieval": "keyword"},
+    "hybrid": {"retrieval": "hybrid"},
+    "k3": {"top_k": 3},
+    "k8": {"top_k": 8},
+    "chunk400": {"chunk_chars": 400},
+    "chunk1000": {"chunk_chars": 1000},
+    "openai": {"llm": "openai"},
+    "llamacpp": {"llm": "llamacpp"},
+}
+
+# Presets that change how chunks are cut need an index of their own.
+INDEX_SHAPING_FIELDS = ("chunk_chars", "chunk_overlap_sentences", "embed_model")
+
+
+def preset(name: str, base: Settings | None = None) -> Settings:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return (base or Settings()).with_overrides(**PRESETS[name])

@@ -1,0 +1,182 @@
+"""Small text analysis shared by the answerers and the validator: words, names, numbers.
+
+Nothing here knows any corpus: the rules are about how English news text writes names,
+acronyms, amounts and dates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’\-]*[A-Za-z]|[A-Za-z]")
+_NUMBER_RE = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:,\d{2,3})+|\d+(?:\.\d+)?)(\s*(?:%|per ?cent|percent))?"
+    r"(?:\s*-?\s*(trillion|billion|million|thousand|bn|mn|m|b|k|tn|lakh|crore)\b)?",
+    re.IGNORECASE,
+)
+_SCALE = {
+    "thousand": 1e3, "k": 1e3, "lakh": 1e5, "million": 1e6, "mn": 1e6, "m": 1e6, "crore": 1e7,
+    "billion": 1e9, "bn": 1e9, "b": 1e9, "trillion": 1e12, "tn": 1e12,
+}
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "hundred": 100, "dozen": 12,
+}
+_NUMBER_WORD_RE = re.compile(
+    r"\b(" + "|".join(_NUMBER_WORDS) + r")\b(?:\s+(trillion|billion|million|thousand))?", re.IGNORECASE
+)
+
+MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december",
+)
+_DATE_RE = re.compile(
+    r"\b(?:\d{1,2}\s+(?:%s)|(?:%s)\s+\d{1,2}|(?:19|20)\d{2}|\d{4}-\d{2}-\d{2}|"
+    r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)|(?:last|next|this) (?:year|month|week))\b"
+    % ("|".join(MONTHS), "|".join(MONTHS)),
+    re.IGNORECASE,
+)
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing done down during each either few for from further
+    had has have having he her here hers him his how i if in into is it its itself just me more most my no
+    nor not now of off on once only or other our ours out over own same she should so some such than that
+    the their theirs them then there these they this those through to too under until up upon very was we
+    were what when where which while who whom whose why will with would you your yours according said says
+    tell name list give many much kind sort type did does get got make made one ones two""".split()
+)
+# Capitalised words that start or frame a question without naming anything.
+_QUESTION_FRAME = frozenset(
+    """what which who whom whose when where why how did does do is are was were can could would should
+    name list according tell give in on at the a an under during for to of by as per and or if has have
+    had will after before between since please""".split()
+)
+# Common short forms in news text whose long form has other initials.
+_ALIASES = {
+    "us": ("united states", "u.s.", "america", "american", "washington"),
+    "usa": ("united states", "u.s.", "america"),
+    "uk": ("united kingdom", "u.k.", "britain", "british"),
+    "eu": ("european union",),
+}
+_CONNECTORS = frozenset({"of", "the", "and", "for", "on", "in", "de", "&"})
+_DEMONYM_SUFFIXES = ("", "s", "n", "an", "ian", "ean", "ese", "ish", "i", "ns", "ans", "ians", "ese")
+
+
+def words(text: str) -> list[str]:
+    return WORD_RE.findall(text)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def content_stems(text: str) -> list[str]:
+    """Lower-cased, stemmed words that carry meaning (no stopwords)."""
+    kept = [w.lower().replace("’", "'") for w in words(text)]
+    kept = [w for w in kept if w not in STOPWORDS and len(w) > 1]
+    return _stemmer().stemWords(kept)
+
+
+def numbers(text: str) -> set[float]:
+    """Every quantity in the text as a value: "USD 10 billion", "$10bn" and "10,000,000,000" agree."""
+    found: set[float] = set()
+    for match in _NUMBER_RE.finditer(text):
+        digits, _percent, scale = match.groups()
+        value = float(digits.replace(",", ""))
+        found.add(value)
+        if scale:
+            found.add(value * _SCALE[scale.lower()])
+    for match in _NUMBER_WORD_RE.finditer(text):
+        value = float(_NUMBER_WORDS[match.group(1).lower()])
+        found.add(value)
+        if match.group(2):
+            found.add(value * _SCALE[match.group(2).lower()])
+    return found
+
+
+def has_date(text: str) -> bool:
+    return bool(_DATE_RE.search(text))
+
+
+@dataclass(frozen=True)
+class KeyTerm:
+    """A name, acronym or number from the question that an answer's passage must mention."""
+
+    text: str
+    kind: str  # "name", "acronym" or "number"
+
+
+def key_terms(question: str) -> list[KeyTerm]:
+    terms: list[KeyTerm] = []
+    tokens = re.findall(r"[A-Za-z][\w'’.\-]*|\d[\d,.]*", question)
+    for position, token in enumerate(tokens):
+        token = token.rstrip(".'’").removesuffix("'s").removesuffix("’s")
+        if not token:
+            continue
+        if token[0].isdigit():
+            terms.append(KeyTerm(token, "number"))
+        elif _is_acronym(token):
+            terms.append(KeyTerm(token, "acronym"))
+        elif token[0].isupper() and token.lower() not in _QUESTION_FRAME and token.lower() not in STOPWORDS:
+            if position == 0 and token.lower() in STOPWORDS:
+                continue
+            terms.append(KeyTerm(token, "name"))
+    return terms
+
+
+def _is_acronym(token: str) -> bool:
+    letters = token.replace(".", "")
+    uppers = sum(c.isupper() for c in letters)
+    return 2 <= len(letters) <= 7 and uppers >= 2 and uppers >= len(letters) - 1
+
+
+def mentions(text: str, term: KeyTerm, text_numbers: set[float] | None = None) -> bool:
+    """Does `text` mention the term, allowing the forms news text uses for the same thing:
+    Japan/Japanese, DFC/Development Finance Corporation, US/United States, 10/ten."""
+    if term.kind == "number":
+        wanted = numbers(term.text)
+        return bool(wanted & (text_numbers if text_numbers is not None else numbers(text)))
+    lowered = text.lower()
+    needle = term.text.lower().replace("’", "'")
+    if re.search(r"(?<![a-z])" + re.escape(needle) + r"s?(?![a-z])", lowered):
+        return True
+    if term.kind == "acronym":
+        bare = needle.replace(".", "")
+        return _spelled_out(text, bare) or any(alias in lowered for alias in _ALIASES.get(bare, ()))
+    return _same_word_family(needle, {w.lower() for w in words(text)})
+
+
+def _spelled_out(text: str, acronym: str) -> bool:
+    """True when a run of capitalised words in `text` has the acronym as its initials,
+    with or without its connecting words (MoU: Memorandum of Understanding; DFC: Development
+    Finance Corporation)."""
+    with_connectors, without_connectors = [], []
+    for word in words(text):
+        if word[0].isupper():
+            with_connectors.append(word[0].lower())
+            without_connectors.append(word[0].lower())
+        elif word.lower() in _CONNECTORS:
+            with_connectors.append(word[0].lower())
+        else:
+            with_connectors.append(" ")
+            without_connectors.append(" ")
+    return acronym in "".join(with_connectors) or acronym in "".join(without_connectors)
+
+
+def _same_word_family(needle: str, text_words: set[str]) -> bool:
+    stems = {needle, needle[:-1]} if needle[-1:] in "aeiouy" and len(needle) > 4 else {needle}
+    for word in text_words:
+        for stem in stems:
+            if word.startswith(stem) and word[len(stem):] in _DEMONYM_SUFFIXES:
+                return True
+            if needle.startswith(word) and len(word) >= 4 and needle[len(word):] in _DEMONYM_SUFFIXES:
+                return True
+    return False
