@@ -263,7 +263,7 @@ def _load_text(text: str, markdown: bool) -> Article:
 
 def _drop_leading_title(text: str, title: str) -> str:
     """Remove the headline from the top of the body when the metadata already carries it."""
-    first, sep, rest = text.partition("\n")
+    first, _, rest = text.partition("\n")
     if _same_text(first, title) and _has_words(rest):
         return rest.lstrip("\n")
     return text
@@ -291,7 +291,7 @@ def _load_html(page: str) -> Article:
             include_images=False,
             include_links=False,
         )
-    except Exception as exc:  # noqa: BLE001 - lxml and trafilatura raise a wide range of parse errors
+    except Exception as exc:  # lxml and trafilatura raise a wide range of parse errors
         raise UnreadableFile(f"not a readable HTML page: {_short(exc)}") from exc
     body = (getattr(doc, "text", None) or "") if doc is not None else ""
     if not _has_words(body):
@@ -339,23 +339,24 @@ def _load_pdf(data: bytes) -> Article:
     try:
         try:
             reader = PdfReader(io.BytesIO(data))
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise UnreadableFile("encrypted PDF")
+        except Exception as exc:  # pypdf signals damage with many exception types
+            raise UnreadableFile(f"not a valid PDF: {_short(exc)}") from exc
+        if reader.is_encrypted:
+            _decrypt_with_empty_password(reader)
+        try:
             pages = list(reader.pages)
-        except UnreadableFile:
-            raise
-        except Exception as exc:  # noqa: BLE001 - pypdf signals damage with many exception types
+        except Exception as exc:  # pypdf signals damage with many exception types
             raise UnreadableFile(f"not a valid PDF: {_short(exc)}") from exc
         page_texts = []
         for page in pages:
             try:
                 page_texts.append(page.extract_text() or "")
-            except Exception:  # noqa: BLE001 - one bad page (odd font, broken stream) should not lose the rest
+            except Exception:  # one bad page (odd font, broken stream) should not lose the rest
                 page_texts.append("")
         pdf_title = ""
         try:
             pdf_title = _one_line((reader.metadata or {}).get("/Title") or "")
-        except Exception:  # noqa: BLE001 - a damaged info dictionary just means no title
+        except Exception:  # a damaged info dictionary just means no title
             pdf_title = ""
     finally:
         pypdf_logger.setLevel(previous_level)
@@ -372,6 +373,16 @@ def _load_pdf(data: bytes) -> Article:
         published=cleaned.published,
         url=cleaned.url,
     )
+
+
+def _decrypt_with_empty_password(reader) -> None:
+    # Many PDFs are "encrypted" only to restrict printing and open with an empty password.
+    try:
+        opened = reader.decrypt("")
+    except Exception as exc:  # e.g. AES without the optional crypto dependency
+        raise UnreadableFile("encrypted PDF") from exc
+    if not opened:
+        raise UnreadableFile("encrypted PDF")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -533,7 +544,7 @@ def _looks_like_headline(line: str) -> bool:
     )
 
 
-# --- comment boxes and share widgets ------------------------------------------------------------------
+# --- comment boxes, share widgets, copyright -----------------------------------------------------------
 
 _COMMENT_BOX = re.compile(
     r"^\s*(?:no\s+comments?\s*:?|\d+\s+comments?\s*:?|comments?\s*(?:\(\d+\))?\s*:?|"
@@ -541,7 +552,8 @@ _COMMENT_BOX = re.compile(
     r"view\s+comments|show\s+comments|load(?:ing)?\s+comments(?:\.\.\.|…)?|be\s+the\s+first\s+to\s+comment|"
     r"join\s+the\s+conversation|comments\s+are\s+closed\.?|"
     r"subscribe\s+to:\s+post\s+comments.*|newer\s+post\s+older\s+post(?:\s+home)?|"
-    r"share\s+(?:this|on|via)\b.{0,60}|share\s*:?|"
+    r"share\s+(?:this(?:\s+(?:article|story|post|page|news))?|via\s+\w+(?:\s+\w+)?|"
+    r"on\s+(?:facebook|twitter|x|whatsapp|linkedin|telegram|reddit|email)(?:[\s,/|]+\w+)*)\s*:?|share\s*:?|"
     r"(?:follow|like)\s+us\s+on\b.{0,80}|click\s+here\s+to\s+(?:join|follow|subscribe)\b.{0,80}|"
     r"advertisement|story\s+continues\s+below(?:\s+this)?\s+advertisement|"
     r"scroll\s+to\s+continue\s+with\s+content)\s*$",
@@ -549,8 +561,15 @@ _COMMENT_BOX = re.compile(
 )
 
 
+# "Copyright" opens real sentences too; the notice is told apart by its symbol or the year right after.
+_COPYRIGHT = re.compile(
+    r"^\s*(?:(?:©|\(c\)|copyright\s*(?:©|\(c\))?\s*(?=\d{4})).{0,120}|.{0,120}\ball\s+rights\s+reserved\.?)\s*$",
+    re.IGNORECASE,
+)
+
+
 def _drop_comment_boxes(lines: list[str]) -> list[str]:
-    return [line for line in lines if not _COMMENT_BOX.match(line)]
+    return [line for line in lines if not (_COMMENT_BOX.match(line) or _COPYRIGHT.match(line))]
 
 
 # --- image file names ---------------------------------------------------------------------------------
@@ -618,12 +637,16 @@ _SOURCE_LINE = re.compile(
 )
 _ATTRIBUTION_LINES = (
     re.compile(
-        r"^\s*\(?\s*based\s+on\s+(?:an?\s+|the\s+)?(?:(?:reports?|inputs?)\s+(?:from|by)\s+)?"
-        r"(?P<name>.{2,80}?)(?:\s+(?:reports?|inputs?|wires?))?\s*\)?\s*\.?\s*$",
+        r"^\s*\(?\s*based\s+on\s+(?:an?\s+|the\s+)?(?P<name>.{2,80}?)\s+(?:reports?|inputs?)\s*\)?\s*\.?\s*$",
         re.IGNORECASE,
     ),
     re.compile(
-        r"^\s*\(?\s*(?:with\s+)?(?:additional\s+)?inputs?\s+(?:from|by)\s+(?P<name>.{2,80}?)\s*\)?\s*\.?\s*$",
+        r"^\s*\(?\s*based\s+on\s+(?:reports?|inputs?)\s+(?:from|by)\s+(?P<name>.{2,80}?)\s*\)?\s*\.?\s*$",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"^\s*(?:\(\s*(?:with\s+)?|with\s+)(?:additional\s+)?inputs?\s+(?:from|by)\s+(?P<name>.{2,80}?)"
+        r"\s*\)?\s*\.?\s*$",
         re.IGNORECASE,
     ),
     re.compile(
@@ -674,10 +697,32 @@ def _source_name(line: str) -> str | None:
     if match is None:
         return None
     name = match["name"].strip()
-    # A sentence, not a name: attribution lines carry a few words at most.
-    if len(name.split()) > 8 and not _url_in(name):
-        return None
-    return name
+    return name if _url_in(name) or _looks_like_name(name) else None
+
+
+# Lowercase words that still fit in an outlet's name or a generic attribution ("PTI and agencies").
+_NAME_FILLERS = {
+    "and",
+    "of",
+    "the",
+    "&",
+    "for",
+    "on",
+    "agencies",
+    "agency",
+    "inputs",
+    "wires",
+    "wire",
+    "services",
+}
+
+
+def _looks_like_name(name: str) -> bool:
+    """Outlet names are a few capitalized words or a domain; a clause with ordinary words is a sentence."""
+    words = re.findall(r"[^\s,;]+", name)
+    return 0 < len(words) <= 6 and all(
+        w[0].isupper() or w[0].isdigit() or "." in w.strip(".") or w.lower() in _NAME_FILLERS for w in words
+    )
 
 
 def _url_in(text: str) -> str | None:
@@ -742,9 +787,11 @@ _DATELINE_WORDS = {
 }  # fmt: skip
 _MAX_DATELINE_WORDS = 8
 _BYLINE = re.compile(
-    r"^\s*(?:by|written\s+by|reported\s+by)\s+[A-Z][\w.'’-]*(?:\s+(?:[A-Z][\w.'’-]*|and|&|,))*\s*$"
+    r"^\s*(?:[Bb]y|[Ww]ritten\s+by|[Rr]eported\s+by)\s+[A-Z][\w.'’-]*,?(?:\s+(?:[A-Z][\w.'’-]*,?|and|&))*\s*$"
 )
 _DESK = re.compile(r"((?:[A-Z][\w&.'’-]*\s+){1,4})Desk\b")
+# Without a date, only a line that ends in "Desk" is a byline; "Help Desk Software Sales Soar" is a headline.
+_DESK_LINE = re.compile(r"^\s*(?:[A-Z][\w&.'’-]*\s+){1,4}Desk\s*$")
 # Section names newsrooms put before "Desk"; they name a department, not the publisher.
 _GENERIC_DESK_WORDS = {
     "by", "news", "web", "digital", "online", "staff", "editorial", "city", "national", "international",
@@ -798,7 +845,7 @@ def _dateline(line: str) -> tuple[bool, str | None]:
         return False, None
     found = _find_date(stripped)
     if found is None:
-        return bool(_BYLINE.match(stripped) or _is_desk_line(stripped)), None
+        return bool(_BYLINE.match(stripped) or _DESK_LINE.match(stripped)), None
     iso, match = found
     if stripped.endswith(".") and not stripped.endswith(("a.m.", "p.m.")):
         return False, None
@@ -807,10 +854,6 @@ def _dateline(line: str) -> tuple[bool, str | None]:
     # A byline is names, places and dateline vocabulary; any other lowercase word means a sentence.
     plausible = all(w.lower().strip(".") in _DATELINE_WORDS or w[0].isupper() for w in words)
     return (plausible and len(words) <= _MAX_DATELINE_WORDS), (iso if plausible else None)
-
-
-def _is_desk_line(line: str) -> bool:
-    return bool(_DESK.search(line)) and len(line.split()) <= _MAX_DATELINE_WORDS
 
 
 def _desk_name(line: str) -> str | None:

@@ -106,7 +106,7 @@ class SentenceRanker:
             return []
         similarities = vectors @ retrieval.query_vector
         kind = answer_kind(question)
-        terms = textlib.key_terms(question)
+        terms = [t for t in textlib.key_terms(question) if t.required]
         question_stems = set(textlib.content_stems(question))
         idf = _idf([set(textlib.content_stems(s.text)) for s in sentences])
         question_numbers = textlib.numbers(question)
@@ -150,10 +150,14 @@ class SentenceRanker:
 
 
 def _window(passage: Passage, sentence: Sentence, sentences: list[Sentence], i: int) -> str:
-    """What a sentence is read with: its article title and the sentence before it (which often
-    names who "it" or "the bank" is)."""
+    """What a sentence is read with: its article's title and publisher, and the sentence before it
+    (which often names who "it" or "the bank" is)."""
     before = sentences[i - 1].text if i > 0 and sentences[i - 1].passage == sentence.passage else ""
-    return f"{passage.title}\n{before}\n{sentence.text}"
+    return f"{_about(passage)}\n{before}\n{sentence.text}"
+
+
+def _about(passage: Passage) -> str:
+    return f"{passage.title}\n{passage.publisher}"
 
 
 def _idf(documents: list[set[str]]) -> dict[str, float]:
@@ -193,8 +197,8 @@ class ExtractiveAnswerer:
         kind = answer_kind(question)
         if not ranked:
             return Decision([], "no passage was retrieved", kind)
-        terms = textlib.key_terms(question)
-        everything = "\n".join(f"{p.title}\n{p.text}" for p in retrieval.passages)
+        terms = [t for t in textlib.key_terms(question) if t.required]
+        everything = "\n".join(f"{_about(p)}\n{p.text}" for p in retrieval.passages)
         absent = [t.text for t in terms if not textlib.mentions(everything, t)]
         if absent:
             return Decision([], f"no article mentions {_join(absent)}", kind)

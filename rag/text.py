@@ -63,7 +63,18 @@ _ALIASES = {
     "uk": ("united kingdom", "u.k.", "britain", "british"),
     "eu": ("european union",),
 }
+# News text names a country by its capital ("Washington said", "talks with Tokyo").
+_CAPITALS = {
+    "washington": ("united states", "u.s.", "us", "america"), "tokyo": ("japan",), "beijing": ("china",),
+    "new delhi": ("india",), "delhi": ("india",), "moscow": ("russia",), "kyiv": ("ukraine",),
+    "kiev": ("ukraine",), "london": ("united kingdom", "britain", "uk"), "paris": ("france",),
+    "berlin": ("germany",), "brussels": ("european union", "eu", "european commission"),
+    "seoul": ("korea",), "canberra": ("australia",), "ottawa": ("canada",), "brasilia": ("brazil",),
+    "riyadh": ("saudi arabia",), "abu dhabi": ("united arab emirates", "uae"), "jakarta": ("indonesia",),
+    "islamabad": ("pakistan",), "dhaka": ("bangladesh",), "tehran": ("iran",), "ankara": ("turkey",),
+}
 _CONNECTORS = frozenset({"of", "the", "and", "for", "on", "in", "de", "&"})
+_DESCRIPTOR_ENDINGS = ("an", "ese", "ish", "ic")  # Asian, Japanese, British, Arabic
 _DEMONYM_SUFFIXES = ("", "s", "n", "an", "ian", "ean", "ese", "ish", "i", "ns", "ans", "ians", "ese")
 
 
@@ -111,12 +122,16 @@ class KeyTerm:
     """A name, acronym or number from the question that an answer's passage must mention."""
 
     text: str
-    kind: str  # "name", "acronym" or "number"
+    kind: str  # "name", "acronym", "number", or "descriptor" (Asian, American: often paraphrased)
+
+    @property
+    def required(self) -> bool:
+        return self.kind != "descriptor"
 
 
 def key_terms(question: str) -> list[KeyTerm]:
     terms: list[KeyTerm] = []
-    tokens = re.findall(r"[A-Za-z][\w'’.\-]*|\d[\d,.]*", question)
+    tokens = re.findall(r"[A-Za-z][\w'’.]*|\d[\d,.]*", question)
     for position, token in enumerate(tokens):
         token = token.rstrip(".'’").removesuffix("'s").removesuffix("’s")
         if not token:
@@ -125,9 +140,11 @@ def key_terms(question: str) -> list[KeyTerm]:
             terms.append(KeyTerm(token, "number"))
         elif _is_acronym(token):
             terms.append(KeyTerm(token, "acronym"))
-        elif token[0].isupper() and token.lower() not in _QUESTION_FRAME and token.lower() not in STOPWORDS:
-            if position == 0 and token.lower() in STOPWORDS:
-                continue
+        elif position == 0 or not token[0].isupper() or token.lower() in _QUESTION_FRAME | STOPWORDS:
+            continue  # a capital that only starts the sentence says nothing about a name
+        elif token.lower().endswith(_DESCRIPTOR_ENDINGS):
+            terms.append(KeyTerm(token, "descriptor"))
+        else:
             terms.append(KeyTerm(token, "name"))
     return terms
 
@@ -148,10 +165,17 @@ def mentions(text: str, term: KeyTerm, text_numbers: set[float] | None = None) -
     needle = term.text.lower().replace("’", "'")
     if re.search(r"(?<![a-z])" + re.escape(needle) + r"s?(?![a-z])", lowered):
         return True
+    if any(_has_phrase(lowered, alias) for alias in _ALIASES.get(needle.replace(".", ""), ())):
+        return True
+    if any(_has_phrase(lowered, alias) for alias in _CAPITALS.get(needle, ())):
+        return True
     if term.kind == "acronym":
-        bare = needle.replace(".", "")
-        return _spelled_out(text, bare) or any(alias in lowered for alias in _ALIASES.get(bare, ()))
+        return _spelled_out(text, needle.replace(".", ""))
     return _same_word_family(needle, {w.lower() for w in words(text)})
+
+
+def _has_phrase(lowered_text: str, phrase: str) -> bool:
+    return re.search(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", lowered_text) is not None
 
 
 def _spelled_out(text: str, acronym: str) -> bool:

@@ -334,6 +334,21 @@ def test_comment_box_and_share_lines_removed(line: str):
     assert clean_news_text(raw).text == BODY
 
 
+@pytest.mark.parametrize(
+    "line",
+    ["© 2025 River Post Media Ltd", "Copyright 2024 The Island Times", "River Post. All rights reserved."],
+)
+def test_copyright_lines_removed(line: str):
+    raw = "Assembly passes water bill\n" + BODY + "\n" + line
+    assert clean_news_text(raw).text == BODY
+
+
+def test_sentence_starting_with_copyright_is_kept():
+    sentence = "Copyright law changes were debated in parliament on Tuesday, the minister said."
+    raw = "Assembly passes water bill\n" + sentence
+    assert clean_news_text(raw).text == sentence
+
+
 def test_sentence_about_comments_is_kept():
     sentence = "The minister declined to comment on the vote."
     raw = "Assembly passes water bill\n" + BODY + "\n" + sentence
@@ -401,10 +416,16 @@ def test_source_url_gives_publisher_and_url():
     assert article.url == "https://www.riverpost.example.com/news/water-bill"
 
 
-def test_sentence_mentioning_sources_is_kept():
-    sentence = (
-        "Sources said the bill would be signed into law within a week, though no date has been fixed yet."
-    )
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Sources said the bill would be signed into law within a week, though no date has been fixed.",
+        "Source: officials familiar with the negotiations",
+        "Based on the findings, the committee concluded the dam was safe",
+        "Inputs from farmers were ignored by the ministry",
+    ],
+)
+def test_sentences_resembling_attributions_are_kept(sentence: str):
     raw = "Assembly passes water bill\n" + BODY + "\n" + sentence
     article = clean_news_text(raw)
     assert article.text.endswith(sentence)
@@ -432,6 +453,26 @@ def test_dateline_formats_give_published_and_are_removed(dateline: str, iso: str
         assert article.published == iso
         assert article.title == "Assembly passes water bill"
         assert article.text == BODY
+
+
+@pytest.mark.parametrize("byline", ["By Anna Berg", "by Anna Berg and Tomas Lind", "By Anna Berg, Reuters"])
+def test_byline_without_date_removed(byline: str):
+    article = clean_news_text("Assembly passes water bill\n" + byline + "\n" + BODY)
+    assert article.text == BODY
+    assert article.published is None
+
+
+def test_sentence_starting_with_by_is_kept():
+    sentence = "By 2030 the assembly wants every farm well to be metered."
+    article = clean_news_text("Assembly passes water bill\n" + sentence + "\n" + BODY)
+    assert article.text.startswith(sentence)
+
+
+def test_desk_without_date_is_byline_only_at_line_end():
+    article = clean_news_text("Assembly passes water bill\nBy River Post Desk\n" + BODY)
+    assert (article.text, article.publisher) == (BODY, "River Post")
+    article = clean_news_text("Help Desk Software Sales Soar\n" + BODY)
+    assert (article.title, article.text, article.publisher) == ("Help Desk Software Sales Soar", BODY, None)
 
 
 def test_desk_byline_gives_publisher_when_no_source():

@@ -1,0 +1,42 @@
+"""Shared fixtures: a private copy of the bundled corpus with its index, built once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from rag.settings import Settings  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CORPUS = PROJECT_ROOT / "corpus"
+
+
+def make_project(root: Path, **overrides) -> Settings:
+    """A project folder holding a copy of the bundled corpus, and settings pointing at it."""
+    shutil.copytree(CORPUS, root / "corpus")
+    return Settings(corpus_dir=root / "corpus", index_dir=root / "index", **overrides)
+
+
+@pytest.fixture(scope="session")
+def corpus_settings(tmp_path_factory) -> Settings:
+    """Settings over an indexed copy of the bundled corpus. Read-only: tests that change the
+    corpus or the index make their own project with `make_project`."""
+    from rag.ingest import Ingestor
+
+    settings = make_project(tmp_path_factory.mktemp("project"))
+    Ingestor(settings).run(show_progress=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def assistant(corpus_settings):
+    from rag.assistant import Assistant
+
+    return Assistant.from_settings(corpus_settings)
