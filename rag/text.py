@@ -17,27 +17,69 @@ _NUMBER_RE = re.compile(
     re.IGNORECASE,
 )
 _SCALE = {
-    "thousand": 1e3, "k": 1e3, "lakh": 1e5, "million": 1e6, "mn": 1e6, "m": 1e6, "crore": 1e7,
-    "billion": 1e9, "bn": 1e9, "b": 1e9, "trillion": 1e12, "tn": 1e12,
+    "thousand": 1e3,
+    "k": 1e3,
+    "lakh": 1e5,
+    "million": 1e6,
+    "mn": 1e6,
+    "m": 1e6,
+    "crore": 1e7,
+    "billion": 1e9,
+    "bn": 1e9,
+    "b": 1e9,
+    "trillion": 1e12,
+    "tn": 1e12,
 }
-_NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "hundred": 100, "dozen": 12,
+NUMBER_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "hundred": 100,
+    "dozen": 12,
 }
 _NUMBER_WORD_RE = re.compile(
-    r"\b(" + "|".join(_NUMBER_WORDS) + r")\b(?:\s+(trillion|billion|million|thousand))?", re.IGNORECASE
+    r"\b(" + "|".join(NUMBER_WORDS) + r")\b(?:\s+(trillion|billion|million|thousand))?", re.IGNORECASE
 )
 
 MONTHS = (
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-    "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 )
+_MONTH_NAMES = "|".join(MONTHS)
+_WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _DATE_RE = re.compile(
-    r"\b(?:\d{1,2}\s+(?:%s)|(?:%s)\s+\d{1,2}|(?:19|20)\d{2}|\d{4}-\d{2}-\d{2}|"
-    r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)|(?:last|next|this) (?:year|month|week))\b"
-    % ("|".join(MONTHS), "|".join(MONTHS)),
+    rf"\b(?:\d{{1,2}}\s+(?:{_MONTH_NAMES})|(?:{_MONTH_NAMES})\s+\d{{1,2}}|(?:19|20)\d{{2}}|\d{{4}}-\d{{2}}-\d{{2}}|"
+    rf"(?:{_WEEKDAYS})|(?:last|next|this) (?:year|month|week))\b",
     re.IGNORECASE,
 )
 
@@ -65,13 +107,29 @@ _ALIASES = {
 }
 # News text names a country by its capital ("Washington said", "talks with Tokyo").
 _CAPITALS = {
-    "washington": ("united states", "u.s.", "us", "america"), "tokyo": ("japan",), "beijing": ("china",),
-    "new delhi": ("india",), "delhi": ("india",), "moscow": ("russia",), "kyiv": ("ukraine",),
-    "kiev": ("ukraine",), "london": ("united kingdom", "britain", "uk"), "paris": ("france",),
-    "berlin": ("germany",), "brussels": ("european union", "eu", "european commission"),
-    "seoul": ("korea",), "canberra": ("australia",), "ottawa": ("canada",), "brasilia": ("brazil",),
-    "riyadh": ("saudi arabia",), "abu dhabi": ("united arab emirates", "uae"), "jakarta": ("indonesia",),
-    "islamabad": ("pakistan",), "dhaka": ("bangladesh",), "tehran": ("iran",), "ankara": ("turkey",),
+    "washington": ("united states", "u.s.", "us", "america"),
+    "tokyo": ("japan",),
+    "beijing": ("china",),
+    "new delhi": ("india",),
+    "delhi": ("india",),
+    "moscow": ("russia",),
+    "kyiv": ("ukraine",),
+    "kiev": ("ukraine",),
+    "london": ("united kingdom", "britain", "uk"),
+    "paris": ("france",),
+    "berlin": ("germany",),
+    "brussels": ("european union", "eu", "european commission"),
+    "seoul": ("korea",),
+    "canberra": ("australia",),
+    "ottawa": ("canada",),
+    "brasilia": ("brazil",),
+    "riyadh": ("saudi arabia",),
+    "abu dhabi": ("united arab emirates", "uae"),
+    "jakarta": ("indonesia",),
+    "islamabad": ("pakistan",),
+    "dhaka": ("bangladesh",),
+    "tehran": ("iran",),
+    "ankara": ("turkey",),
 }
 _CONNECTORS = frozenset({"of", "the", "and", "for", "on", "in", "de", "&"})
 _DESCRIPTOR_ENDINGS = ("an", "ese", "ish", "ic")  # Asian, Japanese, British, Arabic
@@ -106,7 +164,7 @@ def numbers(text: str) -> set[float]:
         if scale:
             found.add(value * _SCALE[scale.lower()])
     for match in _NUMBER_WORD_RE.finditer(text):
-        value = float(_NUMBER_WORDS[match.group(1).lower()])
+        value = float(NUMBER_WORDS[match.group(1).lower()])
         found.add(value)
         if match.group(2):
             found.add(value * _SCALE[match.group(2).lower()])
@@ -130,23 +188,49 @@ class KeyTerm:
 
 
 def key_terms(question: str) -> list[KeyTerm]:
+    """Names (runs of capitalised words such as "World Bank" stay one term), acronyms and numbers."""
     terms: list[KeyTerm] = []
-    tokens = re.findall(r"[A-Za-z][\w'’.]*|\d[\d,.]*", question)
-    for position, token in enumerate(tokens):
-        token = token.rstrip(".'’").removesuffix("'s").removesuffix("’s")
+    run: list[str] = []
+    previous_end = -1
+    for position, match in enumerate(re.finditer(r"[A-Za-z][\w'’.]*|\d[\d,.]*", question)):
+        raw = match.group().rstrip(".")
+        token = raw.rstrip("'’").removesuffix("'s").removesuffix("’s")
+        adjacent = previous_end >= 0 and question[previous_end : match.start()].strip() == ""
+        # A possessive ends a name: "India's External Affairs Minister" is two things.
+        previous_end = -1 if token != raw.rstrip("'’") else match.end()
+        if run and not (adjacent and _is_name_word(token, position)):
+            terms.append(_name_term(run))
+            run = []
         if not token:
             continue
         if token[0].isdigit():
             terms.append(KeyTerm(token, "number"))
         elif _is_acronym(token):
             terms.append(KeyTerm(token, "acronym"))
-        elif position == 0 or not token[0].isupper() or token.lower() in _QUESTION_FRAME | STOPWORDS:
-            continue  # a capital that only starts the sentence says nothing about a name
-        elif token.lower().endswith(_DESCRIPTOR_ENDINGS):
-            terms.append(KeyTerm(token, "descriptor"))
-        else:
-            terms.append(KeyTerm(token, "name"))
+        elif _is_name_word(token, position):
+            if token.lower().endswith(_DESCRIPTOR_ENDINGS) and not run:
+                terms.append(KeyTerm(token, "descriptor"))
+            else:
+                run.append(token)
+    if run:
+        terms.append(_name_term(run))
     return terms
+
+
+def _is_name_word(token: str, position: int) -> bool:
+    # A capital that only starts the sentence says nothing about a name.
+    return (
+        bool(token)
+        and position > 0
+        and token[0].isupper()
+        and not _is_acronym(token)
+        and token.lower() not in _QUESTION_FRAME | STOPWORDS
+    )
+
+
+def _name_term(run: list[str]) -> KeyTerm:
+    kind = "descriptor" if run[-1].lower().endswith(_DESCRIPTOR_ENDINGS) else "name"
+    return KeyTerm(" ".join(run), kind)
 
 
 def _is_acronym(token: str) -> bool:
@@ -163,7 +247,8 @@ def mentions(text: str, term: KeyTerm, text_numbers: set[float] | None = None) -
         return bool(wanted & (text_numbers if text_numbers is not None else numbers(text)))
     lowered = text.lower()
     needle = term.text.lower().replace("’", "'")
-    if re.search(r"(?<![a-z])" + re.escape(needle) + r"s?(?![a-z])", lowered):
+    flexible = r"[\s\-]+".join(re.escape(part) for part in needle.split())
+    if re.search(r"(?<![a-z])" + flexible + r"s?(?![a-z])", lowered):
         return True
     if any(_has_phrase(lowered, alias) for alias in _ALIASES.get(needle.replace(".", ""), ())):
         return True
@@ -171,7 +256,19 @@ def mentions(text: str, term: KeyTerm, text_numbers: set[float] | None = None) -
         return True
     if term.kind == "acronym":
         return _spelled_out(text, needle.replace(".", ""))
-    return _same_word_family(needle, {w.lower() for w in words(text)})
+    text_words = {w.lower() for w in words(text)}
+    if " " in needle:
+        # "Secretary Rubio" for "Secretary of State Marco Rubio": every word, if not the phrase.
+        return _abbreviated(needle, text) or all(
+            _same_word_family(part, text_words) for part in needle.split() if part not in _CONNECTORS
+        )
+    return _same_word_family(needle, text_words)
+
+
+def _abbreviated(phrase: str, text: str) -> bool:
+    """ "Minerals Security Partnership" is mentioned by "MSP"."""
+    initials = "".join(word[0] for word in phrase.split() if word not in _CONNECTORS).upper()
+    return len(initials) >= 2 and re.search(r"\b" + initials + r"s?\b", text) is not None
 
 
 def _has_phrase(lowered_text: str, phrase: str) -> bool:
@@ -199,8 +296,8 @@ def _same_word_family(needle: str, text_words: set[str]) -> bool:
     stems = {needle, needle[:-1]} if needle[-1:] in "aeiouy" and len(needle) > 4 else {needle}
     for word in text_words:
         for stem in stems:
-            if word.startswith(stem) and word[len(stem):] in _DEMONYM_SUFFIXES:
+            if word.startswith(stem) and word[len(stem) :] in _DEMONYM_SUFFIXES:
                 return True
-            if needle.startswith(word) and len(word) >= 4 and needle[len(word):] in _DEMONYM_SUFFIXES:
+            if needle.startswith(word) and len(word) >= 4 and needle[len(word) :] in _DEMONYM_SUFFIXES:
                 return True
     return False
