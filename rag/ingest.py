@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-from rag.chunking import chunk_text
+from rag.chunking import chunk_text, split_sentences
 from rag.documents import SUPPORTED_SUFFIXES, Article, UnreadableFile, load_article
 from rag.embeddings import Embedder, load_embedder
 from rag.keyword import KeywordIndex
@@ -56,7 +56,9 @@ class IngestReport:
     def summary(self) -> str:
         lines = [f"skipped {source}: {reason}" for source, reason in self.skipped]
         if not self.changed:
-            lines.append(f"Index up to date: nothing added ({self.documents} documents, {self.chunks} chunks).")
+            lines.append(
+                f"Index up to date: nothing added ({self.documents} documents, {self.chunks} chunks)."
+            )
             return "\n".join(lines)
         lines.append(
             f"Ingested in {self.seconds:.1f}s: {len(self.added)} added, {len(self.updated)} updated, "
@@ -73,7 +75,8 @@ class IngestReport:
 class _Candidate:
     path: Path
     source: str
-    sha256: str
+    sha256: str  # of the file and its sidecar metadata: a change to either re-ingests it
+    content_sha256: str  # of the file alone: the same article under two names is a duplicate
     sidecar: dict
 
 
@@ -131,15 +134,17 @@ class Ingestor:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _wipe(self) -> None:
-        if self.settings.chroma_url:
-            drop_collection(self.settings)
+        # Through Chroma's API, not by deleting its folder: a client in this process may hold it open.
+        drop_collection(self.settings)
         for child in self.index_dir.iterdir():
-            if child.name != ".ingest.lock":
+            if child.name not in (".ingest.lock", "chroma"):
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
     def _load_manifest(self) -> Manifest:
         manifest = Manifest.load(self.index_dir)
-        wanted = Manifest(self.embedder.name, self.settings.chunk_chars, self.settings.chunk_overlap_sentences)
+        wanted = Manifest(
+            self.embedder.name, self.settings.chunk_chars, self.settings.chunk_overlap_sentences
+        )
         if manifest is None:
             return wanted
         for name in ("embed_model", "chunk_chars", "chunk_overlap_sentences"):
@@ -165,23 +170,24 @@ class Ingestor:
 
     def _scan(self, roots: list[Path], manifest: Manifest, report: IngestReport) -> list[_Candidate]:
         candidates: list[_Candidate] = []
-        seen_hashes = {e.sha256: s for s, e in manifest.documents.items()}
+        seen_contents = {e.content_sha256: s for s, e in manifest.documents.items()}
         for path in self._files_under(roots, report):
             source = self._source_of(path)
             try:
                 sidecar = _sidecar_entry(path)
-                sha = _hash_file(path, sidecar, self.settings.max_file_bytes)
+                content_sha = _hash_file(path, self.settings.max_file_bytes)
+                sha = _with_metadata_hash(content_sha, sidecar)
             except (OSError, ValueError) as exc:
                 report.skipped.append((source, _reason(exc)))
                 continue
             known = manifest.documents.get(source)
             if known and known.sha256 == sha:
                 report.unchanged.append(source)
-            elif sha in seen_hashes and seen_hashes[sha] != source:
-                report.skipped.append((source, f"duplicate of {seen_hashes[sha]}"))
+            elif seen_contents.get(content_sha, source) != source:
+                report.skipped.append((source, f"duplicate of {seen_contents[content_sha]}"))
             else:
-                seen_hashes[sha] = source
-                candidates.append(_Candidate(path, source, sha, sidecar))
+                seen_contents[content_sha] = source
+                candidates.append(_Candidate(path, source, sha, content_sha, sidecar))
         return candidates
 
     def _files_under(self, roots: list[Path], report: IngestReport) -> Iterator[Path]:
@@ -211,7 +217,9 @@ class Ingestor:
 
         staged: list[_Staged] = []
         pending: list[_Staged] = []
-        bar = tqdm(total=len(candidates), desc="ingest", unit="file", disable=not show_progress, file=sys.stderr)
+        bar = tqdm(
+            total=len(candidates), desc="ingest", unit="file", disable=not show_progress, file=sys.stderr
+        )
         for done, candidate in enumerate(candidates, 1):
             bar.set_postfix_str(Path(candidate.source).name[:40])
             try:
@@ -247,10 +255,18 @@ class Ingestor:
             "published": article.published or "",
             "published_int": _date_number(article.published),
             "url": article.url or "",
+            "lede": _lede(article.text),
         }
         entry = DocumentEntry(
-            candidate.sha256, doc_id, article.title, article.publisher, article.published, article.url,
-            chunk_ids, text_file,
+            candidate.sha256,
+            candidate.content_sha256,
+            doc_id,
+            article.title,
+            article.publisher,
+            article.published,
+            article.url,
+            chunk_ids,
+            text_file,
         )
         return _Staged(
             candidate,
@@ -298,8 +314,11 @@ class Ingestor:
 
     def _build_keyword_index(self, manifest: Manifest, staged: list[_Staged]) -> KeywordIndex:
         previous = _load_previous_keywords(self.index_dir)
-        fresh = {cid: (text, meta) for s in staged for cid, text, meta in zip(
-            s.entry.chunk_ids, s.texts, s.metadatas, strict=True)}
+        fresh = {
+            cid: (text, meta)
+            for s in staged
+            for cid, text, meta in zip(s.entry.chunk_ids, s.texts, s.metadatas, strict=True)
+        }
         ids, texts, published, publishers = [], [], [], []
         for entry in manifest.documents.values():
             for cid in entry.chunk_ids:
@@ -346,14 +365,17 @@ def _walk_supported(root: Path, report: IngestReport) -> Iterator[Path]:
             yield path
 
 
-def _hash_file(path: Path, sidecar: dict, max_bytes: int) -> str:
+def _hash_file(path: Path, max_bytes: int) -> str:
     size = path.stat().st_size
     if size > max_bytes:
         raise ValueError(f"too large ({size / 2**20:.1f} MB > {max_bytes / 2**20:.0f} MB)")
-    digest = hashlib.sha256(path.read_bytes())
-    if sidecar:
-        digest.update(json.dumps(sidecar, sort_keys=True).encode())
-    return digest.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _with_metadata_hash(content_sha: str, sidecar: dict) -> str:
+    if not sidecar:
+        return content_sha
+    return hashlib.sha256((content_sha + json.dumps(sidecar, sort_keys=True)).encode()).hexdigest()
 
 
 def _sidecar_entry(path: Path) -> dict:
@@ -369,6 +391,17 @@ def _sidecar_entry(path: Path) -> dict:
 def _with_sidecar(article: Article, sidecar: dict) -> Article:
     known = {k: v for k, v in sidecar.items() if k in ("title", "publisher", "published", "url") and v}
     return replace(article, **known)
+
+
+def _lede(text: str, max_chars: int = 400) -> str:
+    """The opening sentences: a news article states its subject there, and later sentences
+    ("the event", "the bank") lean on it."""
+    lede = ""
+    for span in split_sentences(text)[:2]:
+        if len(lede) + span.end - span.start > max_chars:
+            break
+        lede += text[span.start : span.end] + " "
+    return lede.strip()
 
 
 def _date_number(published: str | None) -> int:

@@ -19,6 +19,7 @@ FORMAT_VERSION = 1
 @dataclass
 class DocumentEntry:
     sha256: str
+    content_sha256: str
     doc_id: str
     title: str
     publisher: str | None
@@ -42,9 +43,6 @@ class Manifest:
 
     def publishers(self) -> list[str]:
         return sorted({e.publisher for e in self.documents.values() if e.publisher})
-
-    def find_by_hash(self, sha256: str) -> str | None:
-        return next((source for source, e in self.documents.items() if e.sha256 == sha256), None)
 
     @classmethod
     def load(cls, index_dir: Path) -> Manifest | None:

@@ -131,6 +131,7 @@ _CAPITALS = {
     "tehran": ("iran",),
     "ankara": ("turkey",),
 }
+_CAPITAL_OF = {country: capital for capital, countries in _CAPITALS.items() for country in countries}
 _CONNECTORS = frozenset({"of", "the", "and", "for", "on", "in", "de", "&"})
 _DESCRIPTOR_ENDINGS = ("an", "ese", "ish", "ic")  # Asian, Japanese, British, Arabic
 _DEMONYM_SUFFIXES = ("", "s", "n", "an", "ian", "ean", "ese", "ish", "i", "ns", "ans", "ians", "ese")
@@ -253,6 +254,8 @@ def mentions(text: str, term: KeyTerm, text_numbers: set[float] | None = None) -
     if any(_has_phrase(lowered, alias) for alias in _ALIASES.get(needle.replace(".", ""), ())):
         return True
     if any(_has_phrase(lowered, alias) for alias in _CAPITALS.get(needle, ())):
+        return True
+    if needle in _CAPITAL_OF and _has_phrase(lowered, _CAPITAL_OF[needle]):
         return True
     if term.kind == "acronym":
         return _spelled_out(text, needle.replace(".", ""))

@@ -1,0 +1,137 @@
+"""Incremental ingest: what is new, changed, deleted or unreadable, and a consistent index after."""
+
+import json
+
+import pytest
+
+from rag.ingest import Ingestor
+from rag.keyword import KeywordIndex
+from rag.manifest import Manifest
+from rag.store import IndexMismatch, open_vector_store
+from tests.conftest import make_project
+
+EXIM_FILE = "corpus/ani-2026-critical-minerals-ministerial-project-vault.txt"
+
+
+@pytest.fixture
+def project(tmp_path):
+    settings = make_project(tmp_path)
+    first = Ingestor(settings).run(show_progress=False)
+    assert len(first.added) == 5 and not first.skipped
+    return settings
+
+
+def index_state(settings):
+    """(manifest chunk ids, Chroma ids, keyword ids): all three must always agree."""
+    manifest = Manifest.load(settings.index_dir)
+    store = open_vector_store(settings, manifest.embed_model)
+    keywords = KeywordIndex.load(settings.index_dir / manifest.keyword_dir)
+    return manifest.chunk_ids(), set(store.all_ids()), set(keywords.ids)
+
+
+def assert_consistent(settings):
+    listed, stored, keyword = index_state(settings)
+    assert listed == stored == keyword
+    return listed
+
+
+def test_second_run_over_unchanged_corpus_adds_nothing_and_says_so(project):
+    before = assert_consistent(project)
+    report = Ingestor(project).run(show_progress=False)
+    assert not report.changed and report.chunks_added == 0
+    assert len(report.unchanged) == 5
+    assert "nothing added" in report.summary()
+    assert assert_consistent(project) == before
+
+
+def test_changed_file_replaces_its_chunks(project):
+    path = project.corpus_dir / "foxbusiness-us-japan-critical-minerals-rare-earths-deal.txt"
+    old_ids = Manifest.load(project.index_dir).documents[f"corpus/{path.name}"].chunk_ids
+    path.write_text(path.read_text() + "\nThe partners also agreed to meet again in Osaka next spring.\n")
+    report = Ingestor(project).run(show_progress=False)
+    assert report.updated == [f"corpus/{path.name}"] and not report.added
+    entry = Manifest.load(project.index_dir).documents[f"corpus/{path.name}"]
+    assert not set(old_ids) & set(entry.chunk_ids)
+    ids = assert_consistent(project)
+    assert not set(old_ids) & ids
+    text = (project.index_dir / entry.text_file).read_text()
+    assert "Osaka" in text
+
+
+def test_deleted_file_leaves_the_index(project):
+    gone = project.corpus_dir / "greenwatch-2024-10-04-us-india-critical-minerals-mou.txt"
+    old_ids = set(Manifest.load(project.index_dir).documents[f"corpus/{gone.name}"].chunk_ids)
+    gone.unlink()
+    report = Ingestor(project).run(show_progress=False)
+    assert report.removed == [f"corpus/{gone.name}"]
+    ids = assert_consistent(project)
+    assert not old_ids & ids
+    assert f"corpus/{gone.name}" not in Manifest.load(project.index_dir).documents
+
+
+def test_bad_files_are_reported_by_name_and_the_rest_is_ingested(project):
+    (project.corpus_dir / "empty.txt").write_text("")
+    (project.corpus_dir / "binary.txt").write_bytes(b"\x00\x01\x02garbage\x00" * 50)
+    (project.corpus_dir / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
+    (project.corpus_dir / "notes.docx").write_bytes(b"PK\x03\x04")
+    good = project.corpus_dir / "new-article.md"
+    good.write_text(
+        "# Chile expands lithium output\n\nChile's lithium output rose 12 percent in 2025, the ministry said.\n"
+    )
+    report = Ingestor(project).run(show_progress=False)
+    reasons = {source.rsplit("/", 1)[-1]: reason for source, reason in report.skipped}
+    assert set(reasons) == {"empty.txt", "binary.txt", "broken.pdf", "notes.docx"}
+    assert "empty" in reasons["empty.txt"] and "binary" in reasons["binary.txt"]
+    assert "PDF" in reasons["broken.pdf"] and "unsupported" in reasons["notes.docx"]
+    assert report.added == ["corpus/new-article.md"]
+    assert all(f"skipped corpus/{name}" in report.summary() for name in ("empty.txt", "binary.txt"))
+    assert assert_consistent(project)
+
+
+def test_a_duplicate_under_another_name_is_skipped(project):
+    original = project.corpus_dir / "us-launches-global-critical-minerals-initiative-forge.txt"
+    (project.corpus_dir / "copy-of-forge.txt").write_bytes(original.read_bytes())
+    report = Ingestor(project).run(show_progress=False)
+    assert report.skipped == [("corpus/copy-of-forge.txt", f"duplicate of corpus/{original.name}")]
+
+
+def test_sidecar_metadata_overrides_what_the_text_gives(project):
+    manifest = Manifest.load(project.index_dir)
+    entry = manifest.documents[EXIM_FILE]
+    assert entry.publisher == "ANI"
+    sidecar = json.loads((project.corpus_dir / "metadata.json").read_text())
+    assert entry.title == sidecar["ani-2026-critical-minerals-ministerial-project-vault.txt"]["title"]
+
+
+def test_chunk_offsets_point_into_the_stored_article_text(project):
+    manifest = Manifest.load(project.index_dir)
+    store = open_vector_store(project, manifest.embed_model)
+    for entry in manifest.documents.values():
+        article = (project.index_dir / entry.text_file).read_text()
+        for chunk in store.get(entry.chunk_ids):
+            meta = chunk.metadata
+            assert article[meta["start"] : meta["end"]] == chunk.text
+            assert meta["title"] == entry.title
+
+
+def test_orphans_of_an_interrupted_run_are_cleared(project):
+    manifest = Manifest.load(project.index_dir)
+    store = open_vector_store(project, manifest.embed_model)
+    some_chunk = store.get([next(iter(manifest.chunk_ids()))])[0]
+    store.upsert(["orphan-0001"], some_chunk.vector[None, :], ["half-written"], [some_chunk.metadata])
+    report = Ingestor(project).run(show_progress=False)
+    assert report.orphans_cleared == 1
+    assert "orphan-0001" not in assert_consistent(project)
+
+
+def test_an_index_built_with_another_model_is_refused(project):
+    with pytest.raises(IndexMismatch, match="embedding model"):
+        open_vector_store(project, "some-other-model")
+
+
+def test_changing_the_chunk_size_asks_for_a_rebuild(project):
+    with pytest.raises(RuntimeError, match="--rebuild"):
+        Ingestor(project.with_overrides(chunk_chars=300)).run(show_progress=False)
+    rebuilt = Ingestor(project.with_overrides(chunk_chars=300)).run(rebuild=True, show_progress=False)
+    assert len(rebuilt.added) == 5
+    assert Manifest.load(project.index_dir).chunk_chars == 300
