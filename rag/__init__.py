@@ -1,7 +1,7 @@
 """Question answering over news articles, with every claim cited to the passage it came from.
 
-    from rag import Assistant, Settings
-    answer = Assistant.from_settings(Settings()).ask("What did EXIM approve under Project Vault?")
+from rag import Assistant, Settings
+answer = Assistant.from_settings(Settings()).ask("What did EXIM approve under Project Vault?")
 """
 
 from rag.settings import PRESETS, Settings, preset

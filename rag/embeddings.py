@@ -38,7 +38,9 @@ def default_model_path() -> Path:
 def resolve_model_path(name: str | None) -> Path:
     path = Path(name).expanduser() if name else default_model_path()
     if not (path / "config.json").exists() and not (path / "modules.json").exists():
-        raise ModelNotFound(f"no sentence-transformers model in {path} (RAG_EMBED_MODEL must be a local folder)")
+        raise ModelNotFound(
+            f"no sentence-transformers model in {path} (RAG_EMBED_MODEL must be a local folder)"
+        )
     return path
 
 

@@ -14,7 +14,7 @@ import math
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,24 +28,69 @@ from rag.retrieve import Passage, Retrieval
 W_SIMILARITY, W_OVERLAP, W_KEY_TERMS, W_CUE = 0.45, 0.25, 0.15, 0.15
 MIN_SCORE = 0.42  # below this the best sentence is too weak a match to state as an answer
 MIN_SIMILARITY = 0.30  # cosine of the best sentence, whatever its word overlap
-EXTRA_SENTENCE_RATIO = 0.8  # a second sentence must score this close to the best one
+EXTRA_SENTENCE_RATIO = 0.8
+TYPED_ANSWER_RATIO = 0.7  # how far below the best a sentence with the wanted kind of answer may score  # a second sentence must score this close to the best one
 MAX_SENTENCES = {"list": 3, "compare": 3}
 DEFAULT_MAX_SENTENCES = 2
 
 _ANSWER_KINDS = [
-    ("compare", re.compile(r"\b(which|what) (came|happened|was) (first|earlier|later|last)\b|\bbefore or after\b"
-                           r"|\bearlier or later\b|\bhow long (after|before)\b", re.I)),
-    ("number", re.compile(r"\bhow (many|much|large|big|long)\b|\bwhat (percentage|percent|share|proportion|"
-                          r"amount|sum|number|figure|value|size)\b|\bby how much\b|\bwhat was the (size|value|"
-                          r"total)\b", re.I)),
+    (
+        "compare",
+        re.compile(
+            r"\b(which|what) (came|happened|was) (first|earlier|later|last)\b|\bbefore or after\b"
+            r"|\bearlier or later\b|\bhow long (after|before)\b",
+            re.I,
+        ),
+    ),
+    (
+        "number",
+        re.compile(
+            r"\bhow (many|much|large|big|long)\b|\bwhat (percentage|percent|share|proportion|"
+            r"amount|sum|number|figure|value|size)\b|\bby how much\b|\bwhat was the (size|value|"
+            r"total)\b",
+            re.I,
+        ),
+    ),
+    (
+        "place",
+        re.compile(
+            r"^\s*where\b|\b(in|at) (which|what) (city|country|building|place|venue|capital)\b"
+            r"|\bwhat (city|country|venue|building|place)\b",
+            re.I,
+        ),
+    ),
     ("date", re.compile(r"^\s*when\b|\b(what|which) (date|day|year|month)\b|\bon what (date|day)\b", re.I)),
-    ("person", re.compile(r"^\s*who\b|\bwhich (minister|official|leader|secretary|president|person|people|"
-                          r"officials|leaders)\b|\bwhose\b", re.I)),
-    ("list", re.compile(r"^\s*(which|what) (\w+ )?(countries|nations|minerals|metals|technologies|areas|"
-                        r"sectors|agencies|officials|members|partners|\w+s)\b|\bname (the|all|some)\b|^\s*list\b",
-                        re.I)),
+    (
+        "person",
+        re.compile(
+            r"^\s*who\b|\bwhich (minister|official|leader|secretary|president|person|people|"
+            r"officials|leaders)\b|\bwhose\b",
+            re.I,
+        ),
+    ),
+    (
+        "list",
+        re.compile(
+            r"^\s*(which|what) (\w+ )?(countries|nations|minerals|metals|technologies|areas|"
+            r"sectors|agencies|officials|members|partners|\w+s)\b|\bname (the|all|some)\b|^\s*list\b",
+            re.I,
+        ),
+    ),
 ]
-_PERSON_RE = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][a-z]+(?: [A-Z]\.?)?(?: [A-Z][a-z]+)+")
+# A person is usually introduced by a title: "Secretary of State Marco Rubio", "Minister Piyush Goyal".
+_TITLED_PERSON_RE = re.compile(
+    r"\b(?:Secretary|Minister|President|Vice President|Prime Minister|Chancellor|Governor|Ambassador|Chair(?:man|woman)?|"
+    r"CEO|Director|Representative|Senator|Mr|Ms|Mrs|Dr)\.?(?: of [A-Z][a-z]+(?: [A-Z][a-z]+)*)?"
+    r"(?: and [A-Z][a-z]+)?,? [A-Z][a-z]+(?: [A-Z]\.?)? [A-Z][a-z]+"
+)
+_PLACE_RE = re.compile(r"\b(?:in|at|held in|hosted in)\s+(?:the\s+)?(?:[A-Z][a-z]+'?s?\s+)*[A-Z][a-z]+")
+_NAME_PAIR_RE = re.compile(r"(?<!^)\b[A-Z][a-z]+(?: [A-Z]\.?)?(?: [A-Z][a-z]+)+")
+_MONEY_RE = re.compile(
+    r"(USD|US\$|\$|€|£|EUR|GBP|INR|Rs\.?|yen)\s?\d|\d\s?(billion|million|trillion|bn|mn|crore|lakh)\b"
+    r"|\bdollars?\b",
+    re.I,
+)
+_FOCUS_RE = re.compile(r"\bhow many ((?:[a-z\-]+\s*){1,2})", re.I)
 
 
 def answer_kind(question: str) -> str:
@@ -53,6 +98,36 @@ def answer_kind(question: str) -> str:
         if pattern.search(question):
             return kind
     return "other"
+
+
+@dataclass
+class QuestionShape:
+    """What the question asks for and names, worked out once per question."""
+
+    kind: str
+    terms: list[textlib.KeyTerm]
+    stems: set[str]
+    numbers: set[float]
+    focus: list[str]  # stems of the thing counted in "how many X"
+    wants_money: bool
+
+    @classmethod
+    def of(cls, question: str) -> QuestionShape:
+        focus = _FOCUS_RE.search(question)
+        return cls(
+            kind=answer_kind(question),
+            terms=[t for t in textlib.key_terms(question) if t.required],
+            stems=set(textlib.content_stems(question)),
+            numbers=textlib.numbers(question),
+            focus=textlib.content_stems(focus.group(1)) if focus else [],
+            wants_money=bool(
+                re.search(r"\bhow much\b|\bwhat amount\b|\bsum\b|\bmoney\b|\bfund", question, re.I)
+            ),
+        )
+
+    def allowed_missing(self) -> int:
+        """Long questions name more things than any one sentence repeats; short ones must match."""
+        return len(self.terms) // 4
 
 
 @dataclass
@@ -105,18 +180,15 @@ class SentenceRanker:
         if not sentences:
             return []
         similarities = vectors @ retrieval.query_vector
-        kind = answer_kind(question)
-        terms = [t for t in textlib.key_terms(question) if t.required]
-        question_stems = set(textlib.content_stems(question))
+        shape = QuestionShape.of(question)
         idf = _idf([set(textlib.content_stems(s.text)) for s in sentences])
-        question_numbers = textlib.numbers(question)
         for i, sentence in enumerate(sentences):
             window = _window(retrieval.passages[sentence.passage], sentence, sentences, i)
             sentence.similarity = float(similarities[i])
-            sentence.overlap = _weighted_overlap(question_stems, set(textlib.content_stems(sentence.text)), idf)
-            sentence.missing = [t.text for t in terms if not textlib.mentions(window, t)]
-            sentence.key_coverage = 1.0 - len(sentence.missing) / len(terms) if terms else 1.0
-            sentence.cue = _cue(kind, sentence.text, question_numbers)
+            sentence.overlap = _weighted_overlap(shape.stems, set(textlib.content_stems(sentence.text)), idf)
+            sentence.missing = [t.text for t in shape.terms if not textlib.mentions(window, t)]
+            sentence.key_coverage = 1.0 - len(sentence.missing) / len(shape.terms) if shape.terms else 1.0
+            sentence.cue = _cue(shape, sentence.text)
         return sorted(sentences, key=lambda s: s.score, reverse=True)
 
     def _sentences(self, passages: list[Passage]) -> tuple[list[Sentence], np.ndarray]:
@@ -157,7 +229,7 @@ def _window(passage: Passage, sentence: Sentence, sentences: list[Sentence], i: 
 
 
 def _about(passage: Passage) -> str:
-    return f"{passage.title}\n{passage.publisher}"
+    return f"{passage.title}\n{passage.publisher}\n{passage.lede}"
 
 
 def _idf(documents: list[set[str]]) -> dict[str, float]:
@@ -174,16 +246,40 @@ def _weighted_overlap(question: set[str], sentence: set[str], idf: dict[str, flo
     return sum(idf.get(w, default) for w in question & sentence) / total
 
 
-def _cue(kind: str, sentence: str, question_numbers: set[float]) -> float:
-    if kind == "number":
-        return 1.0 if _answer_numbers(sentence, question_numbers) else 0.0
-    if kind in ("date", "compare"):
+def _cue(shape: QuestionShape, sentence: str) -> float:
+    """How well the sentence carries the kind of answer asked for, from 0 to 1."""
+    if shape.kind == "number":
+        return _number_cue(shape, sentence)
+    if shape.kind in ("date", "compare"):
         return 1.0 if textlib.has_date(sentence) else 0.0
-    if kind == "person":
-        return 1.0 if _PERSON_RE.search(sentence) else 0.0
-    if kind == "list":
+    if shape.kind == "person":
+        return 1.0 if _TITLED_PERSON_RE.search(sentence) else 0.5 if _NAME_PAIR_RE.search(sentence) else 0.0
+    if shape.kind == "place":
+        return 1.0 if _PLACE_RE.search(sentence) else 0.0
+    if shape.kind == "list":
         return 1.0 if sentence.count(",") >= 2 or sentence.lstrip().startswith(("-", "•", "*")) else 0.5
     return 0.0
+
+
+def _number_cue(shape: QuestionShape, sentence: str) -> float:
+    if not _answer_numbers(sentence, shape.numbers):
+        return 0.0
+    if shape.focus and _number_before_focus(sentence, shape.focus):
+        return 1.0  # "43 foreign ministers" for "how many foreign ministers"
+    if shape.wants_money and _MONEY_RE.search(sentence):
+        return 1.0
+    return 0.5
+
+
+def _number_before_focus(sentence: str, focus: list[str]) -> bool:
+    lowered = [t.lower() for t in re.findall(r"\d[\d,.]*|[A-Za-z]+", sentence)]
+    focus_stems = set(focus)
+    for i, token in enumerate(lowered):
+        if token[0].isdigit() or token in textlib.NUMBER_WORDS:
+            following = textlib.content_stems(" ".join(lowered[i + 1 : i + 4]))
+            if focus_stems & set(following):
+                return True
+    return False
 
 
 def _answer_numbers(sentence: str, question_numbers: set[float]) -> set[float]:
@@ -194,35 +290,44 @@ def _answer_numbers(sentence: str, question_numbers: set[float]) -> set[float]:
 
 class ExtractiveAnswerer:
     def decide(self, question: str, retrieval: Retrieval, ranked: list[Sentence]) -> Decision:
-        kind = answer_kind(question)
+        shape = QuestionShape.of(question)
         if not ranked:
-            return Decision([], "no passage was retrieved", kind)
-        terms = [t for t in textlib.key_terms(question) if t.required]
+            return Decision([], "no passage was retrieved", shape.kind)
         everything = "\n".join(f"{_about(p)}\n{p.text}" for p in retrieval.passages)
-        absent = [t.text for t in terms if not textlib.mentions(everything, t)]
+        absent = [t.text for t in shape.terms if not textlib.mentions(everything, t)]
         if absent:
-            return Decision([], f"no article mentions {_join(absent)}", kind)
-        usable = [s for s in ranked if not s.missing]
-        if not usable:
-            return Decision([], f"no passage mentions {_join([t.text for t in terms])} together", kind)
-        if kind == "number":
-            usable = [s for s in usable if s.cue > 0]
-            if not usable:
-                return Decision([], "no passage gives the number asked for", kind)
-        best = usable[0]
+            return Decision([], f"no article mentions {_join(absent)}", shape.kind)
+        candidates = [s for s in ranked if len(s.missing) <= shape.allowed_missing()]
+        if not candidates:
+            return Decision(
+                [], f"no passage mentions {_join([t.text for t in shape.terms], 'and')} together", shape.kind
+            )
+        if shape.kind == "number":
+            candidates = [s for s in candidates if s.cue > 0]
+            if not candidates:
+                return Decision([], "no passage gives the number asked for", shape.kind)
+        best = _prefer_typed_answer(candidates)
         if best.score < MIN_SCORE or best.similarity < MIN_SIMILARITY:
-            return Decision([], f"the closest passage is a weak match (score {best.score:.2f})", kind)
-        return Decision(self._select(best, usable, kind), None, kind)
+            return Decision([], f"the closest passage is a weak match (score {best.score:.2f})", shape.kind)
+        chosen = self._select(best, ranked, shape)
+        return Decision(
+            [_with_list_items(s, retrieval.passages[s.passage]) for s in chosen], None, shape.kind
+        )
 
-    def _select(self, best: Sentence, usable: list[Sentence], kind: str) -> list[Sentence]:
+    def _select(self, best: Sentence, ranked: list[Sentence], shape: QuestionShape) -> list[Sentence]:
+        """Add sentences that are nearly as good and bring question words the answer lacks so
+        far: the second half of a two-part question, the other article of a comparison."""
         chosen = [best]
-        limit = MAX_SENTENCES.get(kind, DEFAULT_MAX_SENTENCES)
-        covered = set(textlib.content_stems(best.text))
-        for candidate in usable[1:]:
+        limit = MAX_SENTENCES.get(shape.kind, DEFAULT_MAX_SENTENCES)
+        covered = shape.stems & set(textlib.content_stems(best.text))
+        for candidate in ranked:
             if len(chosen) >= limit or candidate.score < EXTRA_SENTENCE_RATIO * best.score:
                 break
-            adds = set(textlib.content_stems(candidate.text)) - covered
-            if kind in ("list", "compare") or len(adds) >= 2:
+            if candidate is best:
+                continue
+            adds = (shape.stems & set(textlib.content_stems(candidate.text))) - covered
+            listing = shape.kind in ("list", "compare") and candidate.cue >= 1.0
+            if adds or listing:
                 chosen.append(candidate)
                 covered |= adds
         return chosen
@@ -235,10 +340,35 @@ class ExtractiveAnswerer:
 
 
 def _as_claim(sentence: str) -> str:
-    sentence = sentence.strip().lstrip("-•* ").strip()
-    return sentence if sentence[-1:] in ".!?\"'”’" else sentence + "."
+    """A quoted sentence as an answer line: list lines joined with semicolons, one full stop."""
+    lines = [line.strip().lstrip("-•* ").strip() for line in sentence.strip().split("\n")]
+    claim = lines[0] + " " + "; ".join(lines[1:]) if len(lines) > 1 else lines[0]
+    return claim if claim[-1:] in ".!?\"'”’" else claim + "."
 
 
-def _join(items: list[str]) -> str:
+def _prefer_typed_answer(candidates: list[Sentence]) -> Sentence:
+    """A sentence with the kind of answer asked for (the number, the date, the place) beats a
+    slightly closer one without it: "54 countries" does not answer "how many foreign ministers"."""
+    best = candidates[0]
+    strongest_cue = max(s.cue for s in candidates)
+    if best.cue >= strongest_cue:
+        return best
+    typed = [s for s in candidates if s.cue == strongest_cue and s.score >= TYPED_ANSWER_RATIO * best.score]
+    return typed[0] if typed else best
+
+
+def _with_list_items(sentence: Sentence, passage: Passage) -> Sentence:
+    """A sentence that introduces a list ("including:") is nothing without the list after it."""
+    if not sentence.text.rstrip().endswith(":"):
+        return sentence
+    end = sentence.end
+    for line in passage.text[sentence.end :].split("\n")[1:]:
+        if not line.lstrip().startswith(("-", "•", "*")):
+            break
+        end += len(line) + 1
+    return replace(sentence, end=end, text=passage.text[sentence.start : end])
+
+
+def _join(items: list[str], word: str = "or") -> str:
     items = list(dict.fromkeys(items))
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {word} " + items[-1]

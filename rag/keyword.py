@@ -23,9 +23,7 @@ def _stemmer():
 def tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
-    return bm25s.tokenize(
-        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
-    )
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
 
 
 class KeywordIndex:
@@ -50,7 +48,9 @@ class KeywordIndex:
         if self.ids:
             self._retriever.save(str(folder), show_progress=False)
         fields = {name: values.tolist() for name, values in self._filter_fields.items()}
-        (folder / "chunks.json").write_text(json.dumps({"ids": self.ids, "texts": self.texts, "fields": fields}))
+        (folder / "chunks.json").write_text(
+            json.dumps({"ids": self.ids, "texts": self.texts, "fields": fields})
+        )
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:

@@ -75,6 +75,7 @@ class Passage:
     start: int
     end: int
     similarity: float  # cosine between question and chunk
+    lede: str = ""  # the article's opening sentences
     fused: float = 0.0  # reciprocal-rank score that decided the order
     ranks: dict[str, int] = field(default_factory=dict)  # ranker -> 1-based rank
 
@@ -92,6 +93,7 @@ class Passage:
             start=int(meta["start"]),
             end=int(meta["end"]),
             similarity=similarity,
+            lede=meta.get("lede", ""),
         )
 
 

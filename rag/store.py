@@ -114,7 +114,10 @@ class VectorStore:
         return [
             StoredChunk(cid, text, meta, similarity=1.0 - distance)
             for cid, text, meta, distance in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0],
+                result["ids"][0],
+                result["documents"][0],
+                result["metadatas"][0],
+                result["distances"][0],
                 strict=True,
             )
         ]
@@ -125,7 +128,9 @@ class VectorStore:
             return call(*args, **kwargs)
         except Exception as exc:
             if _is_connection_error(exc):
-                raise StoreUnavailable(f"the Chroma server at {self.location} is not answering ({exc})") from exc
+                raise StoreUnavailable(
+                    f"the Chroma server at {self.location} is not answering ({exc})"
+                ) from exc
             raise
 
 
