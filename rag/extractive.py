@@ -29,7 +29,8 @@ W_SIMILARITY, W_OVERLAP, W_KEY_TERMS, W_CUE = 0.45, 0.25, 0.15, 0.15
 MIN_SCORE = 0.42  # below this the best sentence is too weak a match to state as an answer
 MIN_SIMILARITY = 0.30  # cosine of the best sentence, whatever its word overlap
 EXTRA_SENTENCE_RATIO = 0.8
-TYPED_ANSWER_RATIO = 0.7  # how far below the best a sentence with the wanted kind of answer may score  # a second sentence must score this close to the best one
+TYPED_ANSWER_RATIO = 0.7
+PAIR_POOL = 10  # sentences searched for a pair that answers a two-part question  # how far below the best a sentence with the wanted kind of answer may score  # a second sentence must score this close to the best one
 MAX_SENTENCES = {"list": 3, "compare": 3}
 DEFAULT_MAX_SENTENCES = 2
 
@@ -68,14 +69,8 @@ _ANSWER_KINDS = [
             re.I,
         ),
     ),
-    (
-        "list",
-        re.compile(
-            r"^\s*(which|what) (\w+ )?(countries|nations|minerals|metals|technologies|areas|"
-            r"sectors|agencies|officials|members|partners|\w+s)\b|\bname (the|all|some)\b|^\s*list\b",
-            re.I,
-        ),
-    ),
+    ("list", re.compile(r"\bname (the|all|some|three|two)\b|^\s*list\b", re.I)),
+    ("definition", re.compile(r"\b(stand|stands|short) for\b|\bwhat is the full (name|form)\b", re.I)),
 ]
 # A person is usually introduced by a title: "Secretary of State Marco Rubio", "Minister Piyush Goyal".
 _TITLED_PERSON_RE = re.compile(
@@ -90,14 +85,48 @@ _MONEY_RE = re.compile(
     r"|\bdollars?\b",
     re.I,
 )
-_FOCUS_RE = re.compile(r"\bhow many ((?:[a-z\-]+\s*){1,2})", re.I)
+_FOCUS_RE = re.compile(
+    r"\bhow many ((?:[a-z\-]+\s*){1,2})|\b(?:which|what)\s+(?:(?:kinds?|sorts?|types?) of\s+)?((?:[a-z\-]+\s*){1,2})",
+    re.I,
+)
+_MULTI_PART_RE = re.compile(
+    r"\bboth\b|,? and (?:which|what|who|whom|how|when|where|why)\b|\?.+\?|[A-Z][\w\-]* and (?:the |in the )?[A-Z]"
+)
+_EXCLUSION_RE = re.compile(r"\b(?:besides|apart from|other than|aside from|except for|except)\b[^,?]*", re.I)
+_NOT_A_FOCUS = frozenset("did does do is are was were has have had will would can could".split())
+_ENUMERATION_RE = re.compile(r"(?:\b(?:such as|like|including|include|includes|namely)\b|:).*,.*\band\b|,.*,")
+
+
+def _focus_words(question: str) -> list[str]:
+    """The thing asked about: "how many *foreign ministers*", "which *technologies* did..."."""
+    match = _FOCUS_RE.search(question)
+    if not match:
+        return []
+    words = []
+    for word in (match.group(1) or match.group(2)).split():
+        if word.lower() in _NOT_A_FOCUS:
+            break
+        words.append(word)
+    return words
+
+
+def _focus(question: str) -> list[str]:
+    return textlib.content_stems(" ".join(_focus_words(question)))
 
 
 def answer_kind(question: str) -> str:
     for kind, pattern in _ANSWER_KINDS:
         if pattern.search(question):
             return kind
+    focus = _focus_words(question)
+    if focus and not re.search(r"\bhow many\b", question, re.I) and _is_plural(focus[-1]):
+        return "list"  # "which countries", "what products"
     return "other"
+
+
+def _is_plural(word: str) -> bool:
+    word = word.lower()
+    return word not in _NOT_A_FOCUS and word.endswith("s") and not word.endswith(("ss", "us", "is"))
 
 
 @dataclass
@@ -110,16 +139,22 @@ class QuestionShape:
     numbers: set[float]
     focus: list[str]  # stems of the thing counted in "how many X"
     wants_money: bool
+    counts: bool  # "how many X": the answer is a number of X
+    multi_part: bool  # "Which X ..., and which Y ...?": two sentences may answer it between them
 
     @classmethod
     def of(cls, question: str) -> QuestionShape:
-        focus = _FOCUS_RE.search(question)
+        excluded = _EXCLUSION_RE.search(question)
+        # "Besides the plan with Mexico, which...": the excluded part is context, not what to match.
+        asked = question.replace(excluded.group(0), " ") if excluded else question
         return cls(
             kind=answer_kind(question),
             terms=[t for t in textlib.key_terms(question) if t.required],
-            stems=set(textlib.content_stems(question)),
+            stems=set(textlib.content_stems(asked)),
             numbers=textlib.numbers(question),
-            focus=textlib.content_stems(focus.group(1)) if focus else [],
+            focus=_focus(question),
+            multi_part=bool(_MULTI_PART_RE.search(question)),
+            counts=bool(re.search(r"\bhow many\b", question, re.I)) and bool(_focus(question)),
             wants_money=bool(
                 re.search(r"\bhow much\b|\bwhat amount\b|\bsum\b|\bmoney\b|\bfund", question, re.I)
             ),
@@ -257,8 +292,24 @@ def _cue(shape: QuestionShape, sentence: str) -> float:
     if shape.kind == "place":
         return 1.0 if _PLACE_RE.search(sentence) else 0.0
     if shape.kind == "list":
-        return 1.0 if sentence.count(",") >= 2 or sentence.lstrip().startswith(("-", "•", "*")) else 0.5
+        return _list_cue(shape, sentence)
+    if shape.kind == "definition":
+        return 1.0 if any(_defines(sentence, t.text) for t in shape.terms if t.kind == "acronym") else 0.0
     return 0.0
+
+
+def _defines(sentence: str, acronym: str) -> bool:
+    """ "Forum on Resource Geostrategic Engagement (FORGE)": a name followed by its acronym."""
+    return (
+        re.search(r"[A-Z][\w\-]*(?:\s+[\w\-]+){0,8}\s+\(\s*['‘\"]?" + re.escape(acronym) + r"\b", sentence)
+        is not None
+    )
+
+
+def _list_cue(shape: QuestionShape, sentence: str) -> float:
+    enumerates = bool(_ENUMERATION_RE.search(sentence)) or sentence.rstrip().endswith(":")
+    names_focus = bool(set(shape.focus) & set(textlib.content_stems(sentence)))
+    return 1.0 if enumerates and names_focus else 0.5 if enumerates else 0.0
 
 
 def _number_cue(shape: QuestionShape, sentence: str) -> float:
@@ -298,12 +349,17 @@ class ExtractiveAnswerer:
         if absent:
             return Decision([], f"no article mentions {_join(absent)}", shape.kind)
         candidates = [s for s in ranked if len(s.missing) <= shape.allowed_missing()]
+        if not candidates and shape.multi_part:
+            pair = _covering_pair(ranked, shape)
+            if pair:
+                return Decision(pair, None, shape.kind)
         if not candidates:
             return Decision(
                 [], f"no passage mentions {_join([t.text for t in shape.terms], 'and')} together", shape.kind
             )
         if shape.kind == "number":
-            candidates = [s for s in candidates if s.cue > 0]
+            # "How many foreign ministers" is answered by "43 foreign ministers", not by any number.
+            candidates = [s for s in candidates if s.cue >= (1.0 if shape.counts else 0.5)]
             if not candidates:
                 return Decision([], "no passage gives the number asked for", shape.kind)
         best = _prefer_typed_answer(candidates)
@@ -346,6 +402,19 @@ def _as_claim(sentence: str) -> str:
     return claim if claim[-1:] in ".!?\"'”’" else claim + "."
 
 
+def _covering_pair(ranked: list[Sentence], shape: QuestionShape) -> list[Sentence] | None:
+    """Two strong sentences that together mention every key term of a two-part question."""
+    strong = [s for s in ranked[:PAIR_POOL] if s.score >= MIN_SCORE and s.similarity >= MIN_SIMILARITY]
+    for first in strong:
+        for second in strong:
+            if (
+                second is not first
+                and len(set(first.missing) & set(second.missing)) <= shape.allowed_missing()
+            ):
+                return [first, second]
+    return None
+
+
 def _prefer_typed_answer(candidates: list[Sentence]) -> Sentence:
     """A sentence with the kind of answer asked for (the number, the date, the place) beats a
     slightly closer one without it: "54 countries" does not answer "how many foreign ministers"."""
@@ -353,7 +422,13 @@ def _prefer_typed_answer(candidates: list[Sentence]) -> Sentence:
     strongest_cue = max(s.cue for s in candidates)
     if best.cue >= strongest_cue:
         return best
-    typed = [s for s in candidates if s.cue == strongest_cue and s.score >= TYPED_ANSWER_RATIO * best.score]
+    typed = [
+        s
+        for s in candidates
+        if s.cue == strongest_cue
+        and s.score >= TYPED_ANSWER_RATIO * best.score
+        and s.similarity >= MIN_SIMILARITY
+    ]
     return typed[0] if typed else best
 
 

@@ -197,12 +197,37 @@ class Retriever:
                 passages.append(passage)
         return passages
 
+    def with_neighbours(self, retrieval: Retrieval, top: int = 3) -> Retrieval:
+        """The retrieval plus the chunk after each of the `top` passages, appended at the end.
+        An answer often sits in the sentence after the one that matches the question best
+        ("...signed eleven frameworks. These frameworks aim to..."), across a chunk boundary."""
+        present = {p.chunk_id for p in retrieval.passages}
+        wanted = []
+        for passage in retrieval.passages[:top]:
+            following = _next_chunk_id(passage.chunk_id)
+            if following in self._committed and following not in present:
+                wanted.append(following)
+                present.add(following)
+        if not wanted:
+            return retrieval
+        known: dict[str, Passage] = {}
+        self._fill_missing(wanted, known, retrieval.query_vector)
+        extra = [known[cid] for cid in wanted if cid in known]
+        return Retrieval(
+            retrieval.question, retrieval.query_vector, retrieval.passages + extra, retrieval.timings
+        )
+
     def _fill_missing(self, ids: list[str], known: dict[str, Passage], query_vector) -> None:
         """Keyword-only hits come without text or similarity: fetch them from the store."""
         if not ids:
             return
         for chunk in self.store.get(ids):
             known[chunk.id] = Passage.from_stored(chunk, float(chunk.vector @ query_vector))
+
+
+def _next_chunk_id(chunk_id: str) -> str:
+    prefix, index = chunk_id.rsplit("-", 1)
+    return f"{prefix}-{int(index) + 1:0{len(index)}d}"
 
 
 def _ms_since(started: float) -> float:

@@ -133,7 +133,7 @@ _CAPITALS = {
 }
 _CAPITAL_OF = {country: capital for capital, countries in _CAPITALS.items() for country in countries}
 _CONNECTORS = frozenset({"of", "the", "and", "for", "on", "in", "de", "&"})
-_DESCRIPTOR_ENDINGS = ("an", "ese", "ish", "ic")  # Asian, Japanese, British, Arabic
+_DESCRIPTOR_ENDINGS = ("ian", "ean", "ican", "ese", "ish")  # Asian, European, American, Japanese, British
 _DEMONYM_SUFFIXES = ("", "s", "n", "an", "ian", "ean", "ese", "ish", "i", "ns", "ans", "ians", "ese")
 
 
