@@ -1,0 +1,1312 @@
+"""`rag eval`: answer a question set through the public API and score the answers.
+
+One run asks every question with `Assistant.stream` (the same path as `rag ask`), searches it again
+with `Assistant.search` for the retrieval metrics (no answerer involved), scores each prediction,
+and writes `predictions.jsonl`, `metrics.json`, `report.md` and `metrics.png` (see DESIGN.md).
+`--compare` repeats the run for named presets and writes `compare.md`, `compare.json` and
+`compare.png`. The functions are small and pure where they can be, so the tests can score
+hand-made predictions.
+
+Definitions (repeated in the report):
+- answer accuracy: answerable questions answered correctly / all answerable questions. Correct means
+  every regex group matches the answer (an abstention is wrong).
+- answer precision (LitQA2): answerable questions answered correctly / answerable questions answered
+  (not abstained). Accuracy and precision differ by how often the system abstains.
+- abstention accuracy: questions that should be declined and were / all such questions; it is the
+  recall of abstention. Abstention precision: abstentions on such questions / all abstentions.
+- recall@k: the fraction of a question's gold sources among the sources of the top k passages;
+  hit@k: at least one gold source in the top k; MRR: 1 / rank of the first gold passage in the top
+  SEARCH_K (0 if none).
+- citation precision: citations of a gold source / all citations, over answered answerable
+  questions; citation hit rate: those answers citing at least one gold source.
+- fabricated numbers: answers with a number that no cited passage contains.
+- lexical support: word overlap of each answer sentence with the quote it cites, and its numbers
+  present in the cited passage. It is lexical support, not entailment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from rag import text as textlib
+from rag.citations import CITATION_RE, strip_citations
+from rag.settings import INDEX_SHAPING_FIELDS, PRESETS, Settings, preset
+
+RECALL_KS = (1, 3, 5)
+SEARCH_K = 10  # passages searched for the retrieval metrics; MRR looks this deep
+SUPPORT_MIN_OVERLAP = 0.5  # a claim is lexically supported when half its content words are in its quote
+DEFAULT_COMPARE = ("hybrid", "dense", "bm25", "k3", "k8", "chunk400", "chunk1000", "openai", "llamacpp")
+UNTYPED = "untyped"
+GOLD_FIELDS = ("answers", "gold_sources", "abstain")
+_CLAIM_SPLIT = re.compile(r"(?<=\])\s+(?=[^\s\[])")
+
+
+class DatasetError(RuntimeError):
+    """A dataset file that cannot be read; the message names the file and line."""
+
+
+# -- the dataset -------------------------------------------------------------------------------
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    type: str = UNTYPED
+    answers: list[list[str]] = field(default_factory=list)
+    gold_sources: list[str] = field(default_factory=list)
+    abstain: bool = False
+
+    @property
+    def answerable(self) -> bool:
+        """Scored on its answer text."""
+        return bool(self.answers)
+
+    @property
+    def scored(self) -> bool:
+        return self.answerable or self.abstain
+
+    @property
+    def retrieval_scored(self) -> bool:
+        return bool(self.gold_sources)
+
+
+def load_dataset(path: Path, limit: int | None = None) -> list[Question]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DatasetError(f"cannot read the dataset {path}: {exc.strerror or exc}") from exc
+    questions: list[Question] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            question = parse_question(json.loads(line))
+        except (ValueError, TypeError, re.error) as exc:
+            raise DatasetError(f"{path} line {number}: {exc}") from exc
+        if question.id in seen:
+            raise DatasetError(f"{path} line {number}: duplicate id {question.id!r}")
+        seen.add(question.id)
+        questions.append(question)
+    if not questions:
+        raise DatasetError(f"{path} holds no questions")
+    return questions[:limit] if limit else questions
+
+
+def parse_question(data: dict) -> Question:
+    if not isinstance(data, dict):
+        raise ValueError("each line must be a JSON object")
+    for name in ("id", "question"):
+        if not isinstance(data.get(name), str) or not data[name].strip():
+            raise ValueError(f"{name!r} is required and must be a non-empty string")
+    answers = [[group] if isinstance(group, str) else list(group) for group in data.get("answers") or []]
+    for group in answers:
+        if not group or not all(isinstance(alt, str) for alt in group):
+            raise ValueError("'answers' must be a list of non-empty lists of regex strings")
+        for alternative in group:
+            re.compile(alternative)
+    abstain = bool(data.get("abstain", False))
+    if abstain and answers:
+        raise ValueError("a question with 'abstain': true cannot also list answers")
+    return Question(
+        id=data["id"],
+        question=data["question"],
+        type=str(data.get("type") or UNTYPED),
+        answers=answers,
+        gold_sources=[str(s) for s in data.get("gold_sources") or []],
+        abstain=abstain,
+    )
+
+
+# -- scoring one prediction --------------------------------------------------------------------
+
+
+@dataclass
+class ClaimSupport:
+    """Lexical support, not entailment: how much of a claim its cited quote repeats."""
+
+    claim: str
+    cited: list[int]
+    overlap: float  # content stems of the claim found in the quotes it cites, 0..1
+    numbers_ok: bool  # every number of the claim is in a passage it cites
+    supported: bool
+
+
+@dataclass
+class Scores:
+    id: str
+    type: str
+    answerable: bool
+    should_abstain: bool
+    abstained: bool
+    correct: bool | None  # None: not scored
+    total_ms: float | None
+    groups_matched: list[bool] = field(default_factory=list)
+    has_gold: bool = False  # the question lists gold sources (citations are scored against them)
+    retrieval_scored: bool = False
+    ranked_sources: list[str] = field(default_factory=list)
+    recall: dict[int, float] = field(default_factory=dict)
+    hit: dict[int, bool] = field(default_factory=dict)
+    reciprocal_rank: float = 0.0
+    context_recall: float | None = None  # gold sources among the passages the answerer was given
+    citations: int = 0
+    gold_citations: int = 0
+    fabricated_numbers: list[str] = field(default_factory=list)
+    claims: list[ClaimSupport] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return not self.abstained and self.error is None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["recall"] = {f"@{k}": v for k, v in self.recall.items()}
+        data["hit"] = {f"@{k}": v for k, v in self.hit.items()}
+        return data
+
+
+def group_matches(groups: list[list[str]], answer: str) -> list[bool]:
+    """For each group, whether one of its alternatives matches the answer, searched case-insensitively
+    both with the [n] markers stripped and in the raw text."""
+    texts = (strip_citations(answer), answer)
+    return [any(re.search(alt, text, re.IGNORECASE) for alt in group for text in texts) for group in groups]
+
+
+def is_correct(question: Question, answer: str, abstained: bool) -> tuple[bool | None, list[bool]]:
+    if question.answerable:
+        matched = group_matches(question.answers, answer)
+        return (not abstained and all(matched)), matched
+    if question.abstain:
+        return abstained, []
+    return None, []
+
+
+def same_source(a: str, b: str) -> bool:
+    """Sources are compared by file name, so that a corpus copied under another folder still scores."""
+    return PurePosixPath(a.replace("\\", "/")).name == PurePosixPath(b.replace("\\", "/")).name
+
+
+def is_gold(source: str, gold: Iterable[str]) -> bool:
+    return any(same_source(source, g) for g in gold)
+
+
+def retrieval_scores(gold: list[str], ranked_sources: list[str], ks: Iterable[int] = RECALL_KS):
+    """(recall@k, hit@k, reciprocal rank) of a ranked list of passage sources against gold sources."""
+    recall, hit = {}, {}
+    for k in ks:
+        top = ranked_sources[:k]
+        found = [g for g in gold if any(same_source(g, s) for s in top)]
+        recall[k] = len(found) / len(gold) if gold else 0.0
+        hit[k] = bool(found)
+    rank = next((i for i, s in enumerate(ranked_sources, 1) if is_gold(s, gold)), None)
+    return recall, hit, (1.0 / rank if rank else 0.0)
+
+
+def format_number(value: float) -> str:
+    return f"{int(value):,}" if value == int(value) else f"{value:,.6g}"
+
+
+def unsupported_numbers(answer: str, cited_texts: list[str]) -> list[str]:
+    """Numbers of the answer (markers stripped) that are in none of the cited passages' text."""
+    available: set[float] = set()
+    for text in cited_texts:
+        available |= textlib.numbers(text)
+    return [format_number(v) for v in sorted(textlib.numbers(strip_citations(answer)) - available)]
+
+
+def split_claims(answer: str) -> list[str]:
+    """Answer sentences, each with the markers that follow it."""
+    return [c.strip() for c in _CLAIM_SPLIT.split(answer) if c.strip()]
+
+
+def claim_support(answer: str, citations: list[dict]) -> list[ClaimSupport]:
+    by_n = {c.get("n"): c for c in citations}
+    supports = []
+    for claim in split_claims(answer):
+        cited = [int(n) for n in CITATION_RE.findall(claim)]
+        bare = strip_citations(claim)
+        stems = set(textlib.content_stems(bare))
+        known = [by_n[n] for n in cited if n in by_n]
+        overlap, passage_numbers = 0.0, set()
+        for citation in known:
+            quote = citation.get("quote") or citation.get("text") or ""
+            if stems:
+                overlap = max(overlap, len(stems & set(textlib.content_stems(quote))) / len(stems))
+            passage_numbers |= textlib.numbers(citation.get("text") or quote)
+        numbers_ok = textlib.numbers(bare) <= passage_numbers
+        supported = bool(known) and len(known) == len(cited) and overlap >= SUPPORT_MIN_OVERLAP and numbers_ok
+        supports.append(ClaimSupport(bare, cited, round(overlap, 3), numbers_ok, supported))
+    return supports
+
+
+def score_prediction(
+    question: Question,
+    prediction: dict,
+    ranked_sources: list[str] | None = None,
+    context_sources: list[str] | None = None,
+) -> Scores:
+    """Score one `ask --json` object. `ranked_sources` are the sources of the searched passages, best
+    first; `context_sources` those of the passages the answer was written from."""
+    answer = prediction.get("answer") or ""
+    abstained = bool(prediction.get("abstained"))
+    error = prediction.get("error")
+    citations = [] if abstained else list(prediction.get("citations") or [])
+    correct, matched = is_correct(question, answer, abstained or error is not None)
+    if question.answerable and error:
+        correct = False
+    scores = Scores(
+        id=question.id,
+        type=question.type,
+        answerable=question.answerable,
+        should_abstain=question.abstain,
+        abstained=abstained,
+        correct=correct,
+        total_ms=(prediction.get("timings") or {}).get("total_ms"),
+        groups_matched=matched,
+        has_gold=bool(question.gold_sources),
+        error=error,
+    )
+    if question.retrieval_scored and ranked_sources is not None:
+        scores.retrieval_scored = True
+        scores.ranked_sources = list(ranked_sources)
+        scores.recall, scores.hit, scores.reciprocal_rank = retrieval_scores(
+            question.gold_sources, ranked_sources
+        )
+        if context_sources is not None:
+            found = [g for g in question.gold_sources if is_gold(g, context_sources)]
+            scores.context_recall = len(found) / len(question.gold_sources)
+    if scores.answered:
+        scores.citations = len(citations)
+        scores.gold_citations = sum(is_gold(c.get("source", ""), question.gold_sources) for c in citations)
+        scores.fabricated_numbers = unsupported_numbers(answer, [c.get("text") or "" for c in citations])
+        scores.claims = claim_support(answer, citations)
+    return scores
+
+
+# -- aggregating -------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile with linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def aggregate(scores: list[Scores]) -> dict:
+    """The metrics of a set of scored predictions (see the module docstring for the definitions)."""
+    answerable = [s for s in scores if s.answerable]
+    answered = [s for s in answerable if s.answered]
+    correct = [s for s in answerable if s.correct]
+    declinable = [s for s in scores if s.should_abstain]
+    abstentions = [s for s in scores if s.abstained and (s.answerable or s.should_abstain)]
+    retrieval = [s for s in scores if s.retrieval_scored]
+    gold_cited = [s for s in answered if s.has_gold]
+    all_answered = [s for s in scores if s.answered]
+    claims = [c for s in all_answered for c in s.claims]
+    latencies = [s.total_ms for s in scores if s.total_ms is not None]
+    scored = answerable + declinable
+    metrics = {
+        "questions": len(scores),
+        "answerable": len(answerable),
+        "should_abstain": len(declinable),
+        "unscored": len(scores) - len(scored),
+        "errors": sum(s.error is not None for s in scores),
+        "answer_accuracy": _ratio(len(correct), len(answerable)),
+        "answer_precision": _ratio(len(correct), len(answered)),
+        "answer_rate": _ratio(len(answered), len(answerable)),
+        "abstention_accuracy": _ratio(sum(s.abstained for s in declinable), len(declinable)),
+        "abstention_precision": _ratio(sum(s.should_abstain for s in abstentions), len(abstentions)),
+        "abstention_recall": _ratio(sum(s.abstained for s in declinable), len(declinable)),
+        "overall_accuracy": _ratio(sum(bool(s.correct) for s in scored), len(scored)),
+        "retrieval_questions": len(retrieval),
+        **{f"recall@{k}": _mean([s.recall[k] for s in retrieval]) for k in RECALL_KS},
+        **{f"hit@{k}": _mean([float(s.hit[k]) for s in retrieval]) for k in RECALL_KS},
+        "mrr": _mean([s.reciprocal_rank for s in retrieval]),
+        "context_recall": _mean([s.context_recall for s in retrieval if s.context_recall is not None]),
+        "citations": sum(s.citations for s in gold_cited),
+        "citation_precision": _ratio(
+            sum(s.gold_citations for s in gold_cited), sum(s.citations for s in gold_cited)
+        ),
+        "citation_hit_rate": _ratio(sum(s.gold_citations > 0 for s in gold_cited), len(gold_cited)),
+        "answers_without_citation": sum(s.citations == 0 for s in all_answered),
+        "fabricated_number_answers": sum(bool(s.fabricated_numbers) for s in all_answered),
+        "fabricated_number_rate": _ratio(
+            sum(bool(s.fabricated_numbers) for s in all_answered), len(all_answered)
+        ),
+        "lexical_support": {
+            "note": "lexical support, not entailment",
+            "claims": len(claims),
+            "supported": _ratio(sum(c.supported for c in claims), len(claims)),
+            "mean_overlap": _mean([c.overlap for c in claims]),
+            "numbers_in_cited_passage": _ratio(sum(c.numbers_ok for c in claims), len(claims)),
+        },
+        "latency_ms": {
+            "p50": _round(percentile(latencies, 50)),
+            "p95": _round(percentile(latencies, 95)),
+            "mean": _round(sum(latencies) / len(latencies)) if latencies else None,
+            "max": _round(max(latencies)) if latencies else None,
+        },
+    }
+    return metrics
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def metrics_by_type(scores: list[Scores]) -> dict[str, dict]:
+    types = sorted({s.type for s in scores}, key=_type_order)
+    return {t: aggregate([s for s in scores if s.type == t]) for t in types}
+
+
+_TYPE_ORDER = (
+    "factoid",
+    "numeric",
+    "list",
+    "paraphrase",
+    "cross_article",
+    "temporal",
+    "boilerplate",
+    "unanswerable",
+)
+
+
+def _type_order(name: str) -> tuple[int, str]:
+    return (_TYPE_ORDER.index(name) if name in _TYPE_ORDER else len(_TYPE_ORDER), name)
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    label: str
+    settings: Settings
+    questions: list[Question]
+    predictions: list[dict]
+    scores: list[Scores]
+    wall_s: float
+    metrics: dict = field(default_factory=dict)
+
+
+def predict(assistant, question: Question) -> tuple[dict, list[str] | None, list[str] | None]:
+    """Ask one question. Returns the prediction (`ask --json` object, or an error record), the
+    sources of the searched passages (retrieval alone, no answerer) and those behind the answer."""
+    from rag.assistant import Final, Sources
+
+    context: list[str] | None = None
+    prediction: dict | None = None
+    try:
+        for event in assistant.stream(question.question):
+            if isinstance(event, Sources):
+                context = [p.source for p in event.passages]
+            elif isinstance(event, Final):
+                prediction = event.answer.to_dict()
+        if prediction is None:
+            raise RuntimeError("the answer stream ended without an answer")
+    except Exception as exc:  # one bad question must not end the run; it is scored as wrong
+        prediction = {
+            "question": question.question,
+            "answer": "",
+            "abstained": False,
+            "citations": [],
+            "timings": {},
+            "error": f"{exc.__class__.__name__}: {exc}",
+        }
+    ranked = None
+    if question.retrieval_scored:
+        try:
+            ranked = [p.source for p in assistant.search(question.question, k=SEARCH_K).passages]
+        except Exception:  # the answer already recorded the error, if any
+            ranked = []
+    return prediction, ranked, context
+
+
+def evaluate(
+    settings: Settings, questions: list[Question], label: str = "default", assistant=None
+) -> RunResult:
+    """Ask every question with one configuration and score the answers."""
+    from tqdm import tqdm
+
+    from rag.assistant import Assistant
+
+    assistant = assistant or Assistant.from_settings(settings)
+    assistant.retriever.refresh()  # a missing index fails here, once, not on every question
+    started = time.perf_counter()
+    predictions, scores = [], []
+    bar = tqdm(
+        questions, desc=f"eval {label}", unit="q", file=sys.stderr, dynamic_ncols=True, mininterval=0.5
+    )
+    for question in bar:
+        prediction, ranked, context = predict(assistant, question)
+        score = score_prediction(question, prediction, ranked, context)
+        prediction = {
+            "id": question.id,
+            "type": question.type,
+            "correct": score.correct,
+            **prediction,
+            "eval": score.to_dict(),
+        }
+        predictions.append(prediction)
+        scores.append(score)
+        graded = [s.correct for s in scores if s.correct is not None]
+        if graded:
+            bar.set_postfix(correct=f"{sum(graded)}/{len(graded)}", refresh=False)
+    bar.close()
+    result = RunResult(label, settings, questions, predictions, scores, time.perf_counter() - started)
+    result.metrics = build_metrics(result)
+    return result
+
+
+def build_metrics(result: RunResult, dataset: Path | None = None) -> dict:
+    return {
+        "label": result.label,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": str(dataset) if dataset else None,
+        "settings": settings_summary(result.settings),
+        "code_version": _git_version(),
+        "wall_s": round(result.wall_s, 1),
+        "overall": aggregate(result.scores),
+        "by_type": metrics_by_type(result.scores),
+        "definitions": DEFINITIONS,
+    }
+
+
+DEFINITIONS = {
+    "answer_accuracy": "answerable questions answered correctly / all answerable questions "
+    "(every regex group must match; an abstention counts as wrong)",
+    "answer_precision": "LitQA2 precision: answerable questions answered correctly / answerable questions "
+    "answered (not abstained)",
+    "answer_rate": "answerable questions answered (not abstained) / all answerable questions",
+    "abstention_accuracy": "questions marked abstain:true that the system declined / all of them "
+    "(= abstention recall)",
+    "abstention_precision": "abstentions on abstain:true questions / all abstentions on scored questions",
+    "overall_accuracy": "answerable questions answered correctly plus abstain:true questions declined, "
+    "over both",
+    "recall@k": f"fraction of a question's gold sources among the top-k passages of Assistant.search "
+    f"(retrieval alone, k searched = {SEARCH_K}), averaged over questions with gold_sources",
+    "hit@k": "questions with at least one gold source in the top k (either of two listed sources suffices)",
+    "mrr": f"mean of 1/rank of the first gold passage within the top {SEARCH_K}, 0 when none",
+    "context_recall": "fraction of gold sources among the top_k passages the answer was written from",
+    "citation_precision": "citations whose source is a gold source / all citations, over answered answerable "
+    "questions with gold_sources",
+    "citation_hit_rate": "answered answerable questions with at least one citation of a gold source / all of "
+    "them",
+    "fabricated_number_answers": "answered questions whose answer holds a number (rag.text.numbers, "
+    "[n] markers stripped) that is in none of its cited passages' text",
+    "lexical_support": f"lexical support, not entailment: per answer sentence, the share of its content "
+    f"words found in the quote it cites; supported when >= {SUPPORT_MIN_OVERLAP} and all its "
+    f"numbers are in a cited passage",
+    "latency_ms": "percentiles of the answer's timings.total_ms (retrieval + answering), over all questions",
+}
+
+
+def settings_summary(settings: Settings) -> dict:
+    summary = {
+        "corpus_dir": str(settings.corpus_dir),
+        "index_dir": str(settings.index_dir),
+        "retrieval": settings.retrieval,
+        "top_k": settings.top_k,
+        "chunk_chars": settings.chunk_chars,
+        "chunk_overlap_sentences": settings.chunk_overlap_sentences,
+        "embed_model": settings.embed_model or "bundled all-MiniLM-L6-v2",
+        "llm": settings.llm,
+    }
+    if settings.chroma_url:
+        summary["chroma_url"] = settings.chroma_url
+    if settings.llm == "openai":
+        summary["openai_model"] = settings.openai_model
+    if settings.llm == "llamacpp":
+        summary["gguf_path"] = str(settings.gguf_path)
+    return summary
+
+
+def _git_version() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}{' (with uncommitted changes)' if dirty else ''}"
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def write_predictions(path: Path, predictions: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for prediction in predictions:
+            handle.write(json.dumps(prediction, ensure_ascii=False) + "\n")
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def compact_prediction(prediction: dict) -> dict:
+    """A prediction without the passages' whole text: the citations keep source, chunk and quote,
+    the scores keep the top sources and only the claims that lack lexical support."""
+    kept = ("n", "source", "chunk_id", "quote", "score")
+    compact = {k: v for k, v in prediction.items() if k not in ("citations", "nearest", "eval")}
+    compact["citations"] = [{k: c.get(k) for k in kept} for c in prediction.get("citations") or []]
+    compact["nearest"] = [
+        {k: c.get(k) for k in ("source", "chunk_id", "score")} for c in prediction.get("nearest") or []
+    ]
+    if "eval" in prediction:
+        scores = dict(prediction["eval"])
+        scores["ranked_sources"] = scores.get("ranked_sources", [])[: max(RECALL_KS)]
+        scores["claims"] = [c for c in scores.get("claims", []) if not c["supported"]]
+        compact["eval"] = scores
+    return compact
+
+
+def write_run(
+    out: Path, result: RunResult, dataset: Path | None = None, plot: bool = True, compact: bool = False
+) -> None:
+    """`compact` drops the passages' text from predictions.jsonl (used for the --compare presets)."""
+    out.mkdir(parents=True, exist_ok=True)
+    result.metrics["dataset"] = str(dataset) if dataset else result.metrics.get("dataset")
+    predictions = [compact_prediction(p) for p in result.predictions] if compact else result.predictions
+    write_predictions(out / "predictions.jsonl", predictions)
+    write_json(out / "metrics.json", result.metrics)
+    if plot:
+        plot_metrics(result.metrics, out / "metrics.png")
+    (out / "report.md").write_text(
+        render_report(result, plot="metrics.png" if plot else None), encoding="utf-8"
+    )
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _ms(value) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def _cell(text: str, limit: int = 300) -> str:
+    text = re.sub(r"\s+", " ", text or "").strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text.replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _metric_row(name: str, m: dict) -> list[str]:
+    return [
+        name,
+        str(m["questions"]),
+        _pct(m["answer_accuracy"]),
+        _pct(m["answer_precision"]),
+        _pct(m["abstention_accuracy"]),
+        _pct(m["abstention_precision"]),
+        _pct(m["recall@5"]),
+        _pct(m["hit@5"]),
+        _num(m["mrr"]),
+        _pct(m["citation_precision"]),
+        _pct(m["citation_hit_rate"]),
+        str(m["fabricated_number_answers"]),
+        _ms(m["latency_ms"]["p50"]),
+        _ms(m["latency_ms"]["p95"]),
+    ]
+
+
+METRIC_HEADER = [
+    "",
+    "n",
+    "answer acc",
+    "answer precision",
+    "abstention acc",
+    "abstention precision",
+    "recall@5",
+    "hit@5",
+    "MRR",
+    "citation precision",
+    "citation hit",
+    "fabricated #",
+    "p50 ms",
+    "p95 ms",
+]
+
+
+def expected_text(question: Question) -> str:
+    if question.abstain:
+        return "(abstain)"
+    return " AND ".join("/".join(group) for group in question.answers) or "(not scored)"
+
+
+def got_text(prediction: dict, limit: int = 400) -> str:
+    if prediction.get("error"):
+        return f"(error) {prediction['error']}"
+    answer = strip_citations(prediction.get("answer") or "")
+    return _cell(("(abstained) " if prediction.get("abstained") else "") + answer, limit)
+
+
+def misses(result: RunResult) -> dict[str, list[tuple[Question, dict, Scores]]]:
+    found: dict[str, list] = {}
+    for question, prediction, score in zip(result.questions, result.predictions, result.scores, strict=True):
+        if score.correct is False:
+            found.setdefault(question.type, []).append((question, prediction, score))
+    return dict(sorted(found.items(), key=lambda item: _type_order(item[0])))
+
+
+def render_report(result: RunResult, plot: str | None = "metrics.png") -> str:
+    m = result.metrics
+    overall = m["overall"]
+    lines = [f"# Eval report: {result.label}", ""]
+    lines.append(
+        f"{overall['questions']} questions from `{m.get('dataset')}`, {m['created']}, "
+        f"code {m.get('code_version') or 'unknown'}, {m['wall_s']:.0f} s wall time."
+    )
+    lines.append("")
+    lines.append("Settings: " + ", ".join(f"{k}=`{v}`" for k, v in m["settings"].items()))
+    lines.append("")
+    if plot:
+        lines += [f"![metrics]({plot})", ""]
+    lines += ["## Overall", ""]
+    lines += _table(
+        ["metric", "value"],
+        [
+            ["answer accuracy (correct / answerable)", _pct(overall["answer_accuracy"])],
+            ["answer precision, LitQA2 (correct / answered)", _pct(overall["answer_precision"])],
+            ["answer rate (answered / answerable)", _pct(overall["answer_rate"])],
+            [
+                "abstention accuracy = recall (declined / should decline)",
+                _pct(overall["abstention_accuracy"]),
+            ],
+            ["abstention precision (should decline / declined)", _pct(overall["abstention_precision"])],
+            ["overall accuracy (answers and abstentions)", _pct(overall["overall_accuracy"])],
+            *[
+                [f"retrieval recall@{k} (fraction of gold sources)", _pct(overall[f"recall@{k}"])]
+                for k in RECALL_KS
+            ],
+            *[[f"retrieval hit@{k} (any gold source)", _pct(overall[f"hit@{k}"])] for k in RECALL_KS],
+            [f"retrieval MRR (top {SEARCH_K})", _num(overall["mrr"])],
+            ["context recall (gold sources in the passages answered from)", _pct(overall["context_recall"])],
+            ["citation precision", _pct(overall["citation_precision"])],
+            ["citation hit rate", _pct(overall["citation_hit_rate"])],
+            ["answers with a fabricated number", str(overall["fabricated_number_answers"])],
+            ["answers without a citation", str(overall["answers_without_citation"])],
+            ["lexical support of claims (not entailment)", _pct(overall["lexical_support"]["supported"])],
+            [
+                "latency p50 / p95 (ms)",
+                f"{_ms(overall['latency_ms']['p50'])} / {_ms(overall['latency_ms']['p95'])}",
+            ],
+            [
+                "questions: answerable / should abstain / unscored / errors",
+                " / ".join(str(overall[k]) for k in ("answerable", "should_abstain", "unscored", "errors")),
+            ],
+        ],
+    )
+    lines += ["", "## By type", ""]
+    rows = [_metric_row(name, metrics) for name, metrics in m["by_type"].items()]
+    lines += _table(METRIC_HEADER, rows + [_metric_row("**all**", overall)])
+    lines += [
+        "",
+        "Answer metrics apply to answerable types, abstention metrics to `abstain: true` questions; "
+        "– means the type has none.",
+        "",
+    ]
+    lines += _misses_section(result)
+    lines += _retrieval_section(result)
+    lines += _fabricated_section(result)
+    lines += _support_section(result)
+    lines += ["## Definitions", ""]
+    lines += [f"- **{name}**: {text}" for name, text in DEFINITIONS.items()]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _misses_section(result: RunResult) -> list[str]:
+    by_type = misses(result)
+    total = sum(len(v) for v in by_type.values())
+    lines = [f"## Misses ({total})", ""]
+    if not by_type:
+        return lines + ["None.", ""]
+    for name, items in by_type.items():
+        lines += [f"### {name} ({len(items)})", ""]
+        rows = []
+        for question, prediction, score in items:
+            expected = expected_text(question)
+            if score.groups_matched and not all(score.groups_matched):
+                missing = [i + 1 for i, ok in enumerate(score.groups_matched) if not ok]
+                expected += f" (group {', '.join(map(str, missing))} missing)"
+            rows.append(
+                [question.id, _cell(question.question, 200), _cell(expected, 160), got_text(prediction)]
+            )
+        lines += _table(["id", "question", "expected", "got"], rows) + [""]
+    return lines
+
+
+def _short(source: str, width: int = 32) -> str:
+    stem = PurePosixPath(source).stem
+    return stem if len(stem) <= width else stem[: width - 1] + "…"
+
+
+def _ranked_summary(sources: list[str]) -> str:
+    """Distinct sources in rank order, each with the ranks it holds: "ani-… (1, 3), fox-… (2)"."""
+    ranks: dict[str, list[int]] = {}
+    for rank, source in enumerate(sources, 1):
+        ranks.setdefault(source, []).append(rank)
+    return "; ".join(f"{_short(s)} ({', '.join(map(str, r))})" for s, r in ranks.items())
+
+
+def _retrieval_section(result: RunResult) -> list[str]:
+    k = max(RECALL_KS)
+    rows = []
+    for question, score in zip(result.questions, result.scores, strict=True):
+        if score.retrieval_scored and score.recall.get(k, 0.0) < 1.0:
+            found = round(score.recall[k] * len(question.gold_sources))
+            rank = f"{1 / score.reciprocal_rank:.0f}" if score.reciprocal_rank else f">{SEARCH_K}"
+            gold = ", ".join(_short(s) for s in question.gold_sources)
+            rows.append(
+                [
+                    question.id,
+                    question.type,
+                    f"{found} of {len(question.gold_sources)}",
+                    rank,
+                    _cell(gold),
+                    _cell(_ranked_summary(score.ranked_sources[:k]), 400),
+                ]
+            )
+    lines = [
+        f"## Retrieval: questions with a gold source outside the top {k} ({len(rows)})",
+        "",
+        "For single-fact questions listing two sources either one suffices (see hit@k); cross_article "
+        "questions need every source.",
+        "",
+    ]
+    if not rows:
+        return lines + ["None.", ""]
+    header = ["id", "type", f"gold in top {k}", "first gold rank", "gold", f"top {k} sources (ranks)"]
+    return lines + _table(header, rows) + [""]
+
+
+def _fabricated_section(result: RunResult) -> list[str]:
+    rows = [
+        [p["id"], ", ".join(s.fabricated_numbers), got_text(p, 240)]
+        for p, s in zip(result.predictions, result.scores, strict=True)
+        if s.fabricated_numbers
+    ]
+    lines = [f"## Answers with numbers in no cited passage ({len(rows)})", ""]
+    if not rows:
+        return lines + ["None.", ""]
+    return lines + _table(["id", "numbers", "answer"], rows) + [""]
+
+
+def _support_section(result: RunResult) -> list[str]:
+    rows = []
+    for score in result.scores:
+        for claim in score.claims:
+            if not claim.supported:
+                why = [] if claim.cited else ["no citation"]
+                if claim.cited and claim.overlap < SUPPORT_MIN_OVERLAP:
+                    why.append(f"overlap {claim.overlap:.2f}")
+                if not claim.numbers_ok:
+                    why.append("number not in cited passage")
+                rows.append([score.id, _cell(claim.claim, 200), ", ".join(why) or "cites an unknown passage"])
+    lines = [
+        f"## Lexical support (not entailment): weakly supported claims ({len(rows)})",
+        "",
+        "Each answer sentence is compared with the quote it cites: the share of its content words "
+        "found there, and whether its numbers are in the cited passage. This is a lexical check, not "
+        "entailment; a high overlap does not prove the quote supports the claim.",
+        "",
+    ]
+    if not rows:
+        return lines + ["None.", ""]
+    return lines + _table(["id", "claim", "why"], rows) + [""]
+
+
+def summary_table(metrics: dict) -> str:
+    """A plain-text table for the terminal: overall and by type."""
+    header = [
+        "type",
+        "n",
+        "ans acc",
+        "ans prec",
+        "abst acc",
+        "rec@5",
+        "hit@5",
+        "MRR",
+        "cit prec",
+        "fab",
+        "p50 ms",
+    ]
+    rows = []
+    for name, m in [*metrics["by_type"].items(), ("ALL", metrics["overall"])]:
+        rows.append(
+            [
+                name,
+                str(m["questions"]),
+                _pct(m["answer_accuracy"]),
+                _pct(m["answer_precision"]),
+                _pct(m["abstention_accuracy"]),
+                _pct(m["recall@5"]),
+                _pct(m["hit@5"]),
+                _num(m["mrr"], 2),
+                _pct(m["citation_precision"]),
+                str(m["fabricated_number_answers"]),
+                _ms(m["latency_ms"]["p50"]),
+            ]
+        )
+    return _text_table(header, rows)
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+# -- plots -------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metrics(metrics: dict, path: Path) -> None:
+    """Three panels: accuracy by type, retrieval recall@k by type, and the overall numbers."""
+    plt = _pyplot()
+    by_type = metrics["by_type"]
+    types = list(by_type)
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.5), gridspec_kw={"width_ratios": [1.1, 1.2, 1]})
+
+    ax = axes[0]
+    values, colors, labels = [], [], []
+    scored_types = [t for t in types if by_type[t]["answerable"] or by_type[t]["should_abstain"]]
+    for name in scored_types:
+        m = by_type[name]
+        if m["answerable"]:
+            values.append(m["answer_accuracy"])
+            colors.append("#4C72B0")
+        else:
+            values.append(m["abstention_accuracy"] or 0.0)
+            colors.append("#DD8452")
+        labels.append(f"{name} ({m['questions']})")
+    bars = ax.bar(range(len(scored_types)), values, color=colors)
+    _label_bars(ax, bars, values)
+    ax.set_xticks(range(len(scored_types)), labels, rotation=35, ha="right", fontsize=9)
+    ax.set_ylim(0, 1.22)
+    ax.axhline(metrics["overall"]["answer_accuracy"] or 0, color="#4C72B0", linestyle=":", linewidth=1)
+    ax.axhline(metrics["overall"]["abstention_accuracy"] or 0, color="#DD8452", linestyle=":", linewidth=1)
+    ax.set_title("Accuracy by question type (dotted: overall)")
+    ax.set_ylabel("fraction")
+    ax.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color="#4C72B0"), plt.Rectangle((0, 0), 1, 1, color="#DD8452")],
+        labels=["answer accuracy", "abstention accuracy"],
+        loc="upper center",
+        ncols=2,
+        frameon=False,
+        fontsize=8,
+    )
+
+    ax = axes[1]
+    with_gold = [t for t in types if by_type[t]["retrieval_questions"]]
+    width = 0.8 / (len(RECALL_KS) + 1)
+    series = [(f"recall@{k}", f"recall@{k}") for k in RECALL_KS] + [("MRR", "mrr")]
+    for i, (label, key) in enumerate(series):
+        xs = [j + (i - len(series) / 2 + 0.5) * width for j in range(len(with_gold))]
+        ax.bar(xs, [by_type[t][key] or 0.0 for t in with_gold], width, label=label)
+    ax.set_xticks(range(len(with_gold)), with_gold, rotation=35, ha="right", fontsize=9)
+    ax.set_title(f"Retrieval by type: share of gold sources in the top k; MRR@{SEARCH_K}")
+    ax.set_ylim(0, 1.22)
+    ax.legend(fontsize=8, loc="upper center", ncols=len(series), frameon=False)
+
+    ax = axes[2]
+    overall = metrics["overall"]
+    names = [
+        "answer accuracy",
+        "answer precision",
+        "abstention accuracy",
+        "abstention precision",
+        "recall@5",
+        "hit@5",
+        "MRR",
+        "citation precision",
+        "citation hit rate",
+        "lexical support (not entailment)",
+    ]
+    values = [
+        overall["answer_accuracy"],
+        overall["answer_precision"],
+        overall["abstention_accuracy"],
+        overall["abstention_precision"],
+        overall["recall@5"],
+        overall["hit@5"],
+        overall["mrr"],
+        overall["citation_precision"],
+        overall["citation_hit_rate"],
+        overall["lexical_support"]["supported"],
+    ]
+    values = [v or 0.0 for v in values]
+    bars = ax.barh(range(len(names)), values, color="#55A868")
+    for bar, value in zip(bars, values, strict=True):
+        ax.text(
+            min(value, 1.0) + 0.01,
+            bar.get_y() + bar.get_height() / 2,
+            f"{value:.2f}",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_yticks(range(len(names)), names, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.12)
+    latency = overall["latency_ms"]
+    ax.set_title(f"Overall ({overall['questions']} questions)", fontsize=11)
+    fig.suptitle(
+        f"rag eval: {metrics.get('label', '')}  ({_settings_line(metrics['settings'])})  —  "
+        f"latency p50 {_ms(latency['p50'])} ms, p95 {_ms(latency['p95'])} ms  —  "
+        f"answers with a fabricated number: {overall['fabricated_number_answers']}",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _label_bars(ax, bars, values) -> None:
+    for bar, value in zip(bars, values, strict=True):
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            (value or 0) + 0.02,
+            f"{value:.2f}" if value is not None else "–",
+            ha="center",
+            fontsize=8,
+        )
+
+
+def _settings_line(summary: dict) -> str:
+    return (
+        f"{summary['retrieval']}, k={summary['top_k']}, chunks {summary['chunk_chars']} chars, "
+        f"{summary['llm']}"
+    )
+
+
+# -- comparing presets -------------------------------------------------------------------------
+
+
+@dataclass
+class PresetPlan:
+    name: str
+    settings: Settings | None
+    skipped: str | None = None  # why it was not run
+    needs_index: bool = False
+
+
+def plan_presets(names: list[str], base: Settings, out: Path) -> list[PresetPlan]:
+    plans, seen = [], set()
+    for name in names:
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in PRESETS:
+            plans.append(PresetPlan(name, None, f"unknown preset; choose from {', '.join(PRESETS)}"))
+            continue
+        settings = preset(name, base)
+        reason = backend_unavailable(settings)
+        if reason:
+            plans.append(PresetPlan(name, None, reason))
+            continue
+        needs_index = any(getattr(settings, f) != getattr(base, f) for f in INDEX_SHAPING_FIELDS)
+        if needs_index:
+            overrides = {"index_dir": out / "indexes" / name, "chroma_url": None}
+            settings = type(settings)(**{**settings.model_dump(), **overrides})
+        plans.append(PresetPlan(name, settings, None, needs_index))
+    return plans
+
+
+def backend_unavailable(settings: Settings) -> str | None:
+    """Why this configuration's answer backend cannot run here, or None."""
+    import importlib.util
+
+    if settings.llm == "extractive":
+        return None
+    if settings.llm == "openai" and not (settings.openai_base_url and settings.openai_model):
+        return "not configured: set RAG_OPENAI_BASE_URL and RAG_OPENAI_MODEL (or the flags)"
+    if settings.llm == "llamacpp":
+        if not settings.gguf_path:
+            return "not configured: set RAG_GGUF_PATH (or --gguf-path) to a local GGUF model"
+        if not Path(settings.gguf_path).exists():
+            return f"RAG_GGUF_PATH {settings.gguf_path} does not exist"
+        if importlib.util.find_spec("llama_cpp") is None:
+            return "llama-cpp-python is not installed (pip install '.[llamacpp]')"
+    if importlib.util.find_spec("rag.llm") is None:
+        return "the LLM backends (rag.llm) are not in this checkout"
+    return None
+
+
+def build_preset_index(settings: Settings) -> None:
+    """An index of the same corpus cut differently, under the eval's output folder."""
+    from rag.ingest import Ingestor
+
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    ignore = settings.index_dir.parent / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(
+            "# indexes built by rag eval --compare: a cache, not a result\n*\n", encoding="utf-8"
+        )
+    try:
+        report = Ingestor(settings).run(show_progress=False)
+    except RuntimeError as exc:  # built with other settings: it is our cache, start it afresh
+        print(f"rebuilding {settings.index_dir}: {exc}", file=sys.stderr)
+        report = Ingestor(settings).run(rebuild=True, show_progress=False)
+    print(
+        f"index {settings.index_dir}: {report.documents} documents, {report.chunks} chunks", file=sys.stderr
+    )
+
+
+def compare_row(name: str, result: RunResult) -> dict:
+    overall = result.metrics["overall"]
+    return {
+        "preset": name,
+        "overrides": PRESETS.get(name, {}),
+        "settings": settings_summary(result.settings),
+        "answer_accuracy": overall["answer_accuracy"],
+        "answer_precision": overall["answer_precision"],
+        "abstention_accuracy": overall["abstention_accuracy"],
+        "overall_accuracy": overall["overall_accuracy"],
+        "recall@5": overall["recall@5"],
+        "hit@5": overall["hit@5"],
+        "mrr": overall["mrr"],
+        "context_recall": overall["context_recall"],
+        "citation_precision": overall["citation_precision"],
+        "fabricated_number_answers": overall["fabricated_number_answers"],
+        "latency_p50_ms": overall["latency_ms"]["p50"],
+        "latency_p95_ms": overall["latency_ms"]["p95"],
+        "errors": overall["errors"],
+        "wall_s": round(result.wall_s, 1),
+    }
+
+
+COMPARE_COLUMNS = [  # (key, header, format, higher is better)
+    ("answer_accuracy", "answer acc", _pct, True),
+    ("answer_precision", "answer precision", _pct, True),
+    ("abstention_accuracy", "abstention acc", _pct, True),
+    ("overall_accuracy", "overall acc", _pct, True),
+    ("recall@5", "recall@5", _pct, True),
+    ("hit@5", "hit@5", _pct, True),
+    ("mrr", "MRR", _num, True),
+    ("context_recall", "context recall", _pct, True),
+    ("citation_precision", "citation precision", _pct, True),
+    ("fabricated_number_answers", "fabricated #", str, False),
+    ("latency_p50_ms", "p50 ms", _ms, False),
+    ("latency_p95_ms", "p95 ms", _ms, False),
+]
+
+
+def render_compare(rows: list[dict], skipped: list[dict], n_questions: int, base: dict) -> str:
+    lines = [
+        "# Preset comparison",
+        "",
+        f"{n_questions} questions per preset. Each preset overrides the base settings "
+        f"({', '.join(f'{k}=`{v}`' for k, v in base.items())}). The best value of each column is in bold.",
+        "",
+        "![compare](compare.png)",
+        "",
+    ]
+    best = {}
+    for key, _, _, higher in COMPARE_COLUMNS:
+        values = [r[key] for r in rows if r[key] is not None]
+        if values:
+            best[key] = max(values) if higher else min(values)
+    table_rows = []
+    for row in rows:
+        cells = [f"`{row['preset']}`", ", ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "(base)"]
+        for key, _, fmt, _ in COMPARE_COLUMNS:
+            text = fmt(row[key]) if row[key] is not None else "–"
+            cells.append(f"**{text}**" if row[key] is not None and row[key] == best.get(key) else text)
+        table_rows.append(cells)
+    lines += _table(["preset", "overrides", *[h for _, h, _, _ in COMPARE_COLUMNS]], table_rows)
+    if skipped:
+        lines += ["", "## Skipped", ""]
+        lines += [f"- `{s['preset']}`: {s['reason']}" for s in skipped]
+    lines += [
+        "",
+        "Metrics are defined in each run's report (`presets/<name>/report.md`) and in `metrics.json`. "
+        "recall@5 and MRR come from `Assistant.search` alone, so the k presets differ from `hybrid` "
+        "only in what the answerer is given: see context recall, the gold sources among the top_k passages.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_compare(rows: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    names = [r["preset"] for r in rows]
+    series = [
+        ("answer accuracy", "answer_accuracy"),
+        ("abstention accuracy", "abstention_accuracy"),
+        ("recall@5", "recall@5"),
+        ("MRR", "mrr"),
+    ]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(15, max(4.0, 0.75 * len(rows) + 1.5)), gridspec_kw={"width_ratios": [2.4, 1]}
+    )
+    height = 0.8 / len(series)
+    for i, (label, key) in enumerate(series):
+        ys = [j + (i - len(series) / 2 + 0.5) * height for j in range(len(rows))]
+        values = [r[key] or 0.0 for r in rows]
+        bars = left.barh(ys, values, height, label=label)
+        for bar, value in zip(bars, values, strict=True):
+            best = value == max(values)
+            text = f"{value:.3f} (best)" if best else f"{value:.3f}"
+            y = bar.get_y() + bar.get_height() / 2
+            left.text(
+                value + 0.005, y, text, va="center", fontsize=7, fontweight="bold" if best else "normal"
+            )
+    left.set_yticks(range(len(rows)), names)
+    left.invert_yaxis()
+    left.set_xlim(0, 1.2)
+    left.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    left.set_title("Quality per preset (higher is better; the best of each metric is marked)")
+    left.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncols=len(series), frameon=False)
+    latencies = [r["latency_p50_ms"] or 0.0 for r in rows]
+    bars = right.barh(range(len(rows)), latencies, color="#8172B3")
+    for bar, value in zip(bars, latencies, strict=True):
+        right.text(value, bar.get_y() + bar.get_height() / 2, f" {value:,.0f}", va="center", fontsize=8)
+    right.set_yticks(range(len(rows)), names)
+    right.invert_yaxis()
+    right.set_xlim(0, max(latencies + [1.0]) * 1.25)
+    right.set_title("p50 latency per question (ms, lower is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_compare(
+    base: RunResult, names: list[str], questions: list[Question], out: Path, dataset: Path
+) -> tuple[list[dict], list[dict]]:
+    rows, skipped = [], []
+    for plan in plan_presets(names, base.settings, out):
+        if plan.skipped:
+            print(f"skipping preset {plan.name}: {plan.skipped}", file=sys.stderr)
+            skipped.append({"preset": plan.name, "reason": plan.skipped})
+            continue
+        if plan.settings.model_dump() == base.settings.model_dump():
+            result = RunResult(
+                plan.name,
+                base.settings,
+                base.questions,
+                base.predictions,
+                base.scores,
+                base.wall_s,
+                {**base.metrics, "label": plan.name},
+            )
+        else:
+            if plan.needs_index:
+                build_preset_index(plan.settings)
+            result = evaluate(plan.settings, questions, plan.name)
+        write_run(out / "presets" / plan.name, result, dataset, plot=False, compact=True)
+        if result.metrics["overall"]["errors"] == len(questions):
+            first = next(p["error"] for p in result.predictions if p.get("error"))
+            skipped.append({"preset": plan.name, "reason": f"every question failed: {first}"})
+            continue
+        rows.append(compare_row(plan.name, result))
+    write_json(
+        out / "compare.json",
+        {
+            "questions": len(questions),
+            "dataset": str(dataset),
+            "base": settings_summary(base.settings),
+            "presets": rows,
+            "skipped": skipped,
+        },
+    )
+    (out / "compare.md").write_text(
+        render_compare(rows, skipped, len(questions), settings_summary(base.settings)), encoding="utf-8"
+    )
+    if rows:
+        plot_compare(rows, out / "compare.png")
+    return rows, skipped
+
+
+def compare_text_table(rows: list[dict]) -> str:
+    header = ["preset", *[h for _, h, _, _ in COMPARE_COLUMNS]]
+    body = [
+        [r["preset"], *[(fmt(r[key]) if r[key] is not None else "–") for key, _, fmt, _ in COMPARE_COLUMNS]]
+        for r in rows
+    ]
+    return _text_table(header, body)
+
+
+def run_eval(
+    settings: Settings, dataset: Path, out: Path, compare: list[str] | None = None, limit: int | None = None
+) -> int:
+    """`rag eval`: the exit code is 0 when the run finished (quality floors are a test, not this)."""
+    questions = load_dataset(dataset, limit)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    result = evaluate(settings, questions, "base" if compare is not None else "default")
+    write_run(out, result, dataset)
+    print(summary_table(result.metrics))
+    print(
+        f"\n{len(questions)} questions in {result.wall_s:.0f} s; "
+        f"wrote {out}/predictions.jsonl, metrics.json, report.md, metrics.png"
+    )
+    if compare is not None:
+        rows, skipped = run_compare(result, list(compare) or list(DEFAULT_COMPARE), questions, out, dataset)
+        print()
+        print(compare_text_table(rows))
+        for entry in skipped:
+            print(f"skipped {entry['preset']}: {entry['reason']}")
+        print(
+            f"\ncompared {len(rows)} presets in {time.perf_counter() - started:.0f} s; "
+            f"wrote {out}/compare.md, compare.json, compare.png"
+        )
+    return 0
