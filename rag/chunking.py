@@ -6,50 +6,10 @@ import re
 from dataclasses import dataclass
 
 # A period after these does not end a sentence ("U.S. officials", "Dr. Rao", "Inc. said").
-_ABBREVIATIONS = {
-    "mr",
-    "mrs",
-    "ms",
-    "dr",
-    "prof",
-    "sen",
-    "rep",
-    "gov",
-    "gen",
-    "col",
-    "lt",
-    "sgt",
-    "st",
-    "jr",
-    "sr",
-    "inc",
-    "ltd",
-    "co",
-    "corp",
-    "no",
-    "vs",
-    "etc",
-    "e.g",
-    "i.e",
-    "u.s",
-    "u.k",
-    "u.n",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "approx",
-    "est",
-    "fig",
-}
+_ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof sen rep gov gen col lt sgt st jr sr inc ltd co corp no vs etc e.g i.e u.s u.k u.n
+    jan feb mar apr jun jul aug sep sept oct nov dec approx est fig""".split()
+)
 _SENTENCE_END = re.compile(r"""[.!?]["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9])""")
 _WORD_BEFORE_PERIOD = re.compile(r"([\w.]+)\.[\"'”’)\]]*$")
 

@@ -218,7 +218,11 @@ class Ingestor:
         staged: list[_Staged] = []
         pending: list[_Staged] = []
         bar = tqdm(
-            total=len(candidates), desc="ingest", unit="file", disable=not show_progress, file=sys.stderr
+            total=len(candidates),
+            desc="ingest",
+            unit="file",
+            disable=not (show_progress and candidates),
+            file=sys.stderr,
         )
         for done, candidate in enumerate(candidates, 1):
             bar.set_postfix_str(Path(candidate.source).name[:40])
