@@ -100,12 +100,13 @@ class Assistant:
     ) -> Iterator[Event]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-        searched = rewrite_follow_up(question, history or [])
+        searched = self._rewrite(question, history or [], backend or self.settings.llm)
         retrieval = self.retriever.search(searched, k, filters, mode)
         timings = {"retrieve_ms": _ms_since(started), **retrieval.timings}
         yield Sources(retrieval.passages, searched)
 
         generating = time.perf_counter()
+        retrieval = self.retriever.with_neighbours(retrieval)
         ranked = self.ranker.rank(searched, retrieval)
         decision = self.extractive.decide(searched, retrieval, ranked)
         timings["rank_ms"] = _ms_since(generating)
@@ -141,6 +142,16 @@ class Assistant:
         fallback_text, _ = _silently(self._extractive(decision, retrieval))
         yield Replace(fallback_text, checked.problem)
         return fallback_text, checked.problem
+
+    def _rewrite(self, question: str, history: list[str], backend: Backend) -> str:
+        """An LLM backend rewrites follow-ups itself; the extractive one keeps the rule-based rewrite."""
+        if backend == "extractive":
+            return rewrite_follow_up(question, history)
+        from rag import llm
+
+        # The backend is built here, on the first question, so a misconfigured or unreachable
+        # model fails at once, even when the answer would have abstained without it.
+        return llm.rewrite_question(self._chat_backend(backend), question, history)
 
     def _chat_backend(self, backend: Backend):
         from rag import llm

@@ -1,0 +1,151 @@
+"""The parser and validator of an LLM's answer: markers, claims, and the numbers, dates and names
+each claim may state."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.citations import (
+    CITATION_RE,
+    REFUSAL,
+    Claim,
+    check_claims,
+    cite,
+    is_refusal,
+    normalise_markers,
+    split_claims,
+    unsupported_numbers,
+)
+
+DFC = (
+    "The US International Development Finance Corporation invested USD 600 million in the Orion "
+    "Critical Minerals Consortium and USD 565 million for rare earths in Brazil."
+)
+MOU = "Commerce Secretary Gina Raimondo and Piyush Goyal signed the MoU in Washington on 4 October 2024."
+VAULT = "President Trump announced Project Vault, a USD 10 billion stockpile led by the Export-Import Bank."
+
+
+def check(answer: str, *sources: str) -> str | None:
+    return check_claims(split_claims(normalise_markers(answer, max_n=len(sources))), list(sources))
+
+
+@pytest.mark.parametrize(
+    ("written", "normal"),
+    [
+        ("It rose [1,2].", "It rose [1] [2]."),
+        ("It rose [1, 2].", "It rose [1] [2]."),
+        ("It rose [1][2].", "It rose [1] [2]."),
+        ("It rose【1】.", "It rose [1]."),
+        ("It rose 【2†source】.", "It rose [2]."),
+        ("It rose [^1].", "It rose [1]."),
+        ("It rose [Passage 1].", "It rose [1]."),
+        ("It rose [passages 1 and 3].", "It rose [1] [3]."),
+        ("It rose (Passage 2).", "It rose [2]."),
+        ("It rose (1).", "It rose [1]."),
+        ("It rose.(1)", "It rose. [1]"),
+        ("It rose[1].", "It rose [1]."),
+        ("It rose [1-3].", "It rose [1] [2] [3]."),
+        ("Answer: It rose [1].", "It rose [1]."),
+    ],
+)
+def test_malformed_markers_are_normalised(written, normal):
+    assert normalise_markers(written, max_n=4) == normal
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(1) The first step was a loan [2].",  # list numbering, not a citation
+        "They shipped (1,000 tons) of copper [1].",
+        "The group of seven (7) met [1].",  # beyond the passages given
+    ],
+)
+def test_parenthesised_numbers_that_are_not_citations_stay(text):
+    assert normalise_markers(text, max_n=4) == text
+
+
+def test_markers_after_the_full_stop_belong_to_the_sentence_before():
+    claims = split_claims("The U.S. signed it. [1] Then it paid USD 600 million. [2] [3]")
+    assert claims == [Claim("The U.S. signed it.", [1]), Claim("Then it paid USD 600 million.", [2, 3])]
+
+
+def test_a_correct_multi_citation_answer_passes():
+    answer = "The DFC put USD 600 million into the Orion consortium [1]. Trump announced Project Vault [2]."
+    assert check(answer, DFC, VAULT) is None
+
+
+def test_one_sentence_citing_two_passages_may_combine_them():
+    assert check("Orion got USD 600 million and Project Vault holds USD 10 billion [1][2].", DFC, VAULT) is None
+
+
+def test_a_number_changed_by_one_digit_is_caught():
+    problem = check("The DFC invested USD 566 million in Brazil's rare earths [1].", DFC)
+    assert problem == "the number 566 million in sentence 1 is in none of the passages it cites"
+
+
+def test_an_amount_with_the_wrong_scale_is_caught():
+    assert "600 billion" in check("Orion received USD 600 billion [1].", DFC)
+
+
+def test_the_same_amount_written_differently_passes():
+    assert check("Project Vault is worth $10bn [1].", VAULT) is None
+    assert check("Project Vault is worth 10,000,000,000 dollars [1].", VAULT) is None
+
+
+def test_a_number_only_in_a_passage_the_sentence_does_not_cite_is_caught():
+    problem = check("The Export-Import Bank leads Project Vault [1]. Orion got USD 600 million [1].", VAULT, DFC)
+    assert problem == "the number 600 million in sentence 2 is in none of the passages it cites"
+
+
+def test_a_date_not_in_the_cited_passage_is_caught():
+    assert "2023" in check("Raimondo and Goyal signed the MoU on 4 October 2023 [1].", MOU)
+    assert "date March" in check("Raimondo and Goyal signed the MoU in March [1].", MOU)
+
+
+def test_a_date_in_the_cited_passage_passes():
+    assert check("Raimondo and Goyal signed the MoU on 4 October 2024 [1].", MOU) is None
+
+
+def test_a_name_not_in_the_cited_passage_is_caught():
+    assert "Blinken" in check("The MoU was signed by Antony Blinken and Goyal [1].", MOU)
+
+
+def test_a_citation_out_of_range_is_caught():
+    problem = check("Trump announced Project Vault [1]. Raimondo signed the MoU [7].", VAULT, MOU)
+    assert problem == "it cites [7] but only 2 passages were given"
+    assert check("Trump announced Project Vault [0].", VAULT) == "it cites [0] but only 1 passage was given"
+
+
+def test_an_uncited_sentence_is_caught():
+    problem = check("Trump announced Project Vault [1]. It will change the market forever.", VAULT)
+    assert problem == "sentence 2 cites nothing"
+
+
+def test_a_sentence_sharing_no_words_with_its_passage_is_caught():
+    assert check("Bananas are yellow [1].", VAULT) == "sentence 1 shares no words with the passages it cites"
+
+
+def test_an_empty_answer_is_a_problem():
+    assert check("   ", VAULT) == "the model wrote no answer"
+
+
+def test_bare_numbers_are_checked_by_value():
+    assert unsupported_numbers("It covers 54 countries and 43 ministers.", "54 countries, 43 foreign ministers") == []
+    assert unsupported_numbers("It covers 55 countries.", "54 countries") == ["55"]
+    assert unsupported_numbers("one of the partners", "partners") == []  # "one" as a pronoun
+
+
+@pytest.mark.parametrize(
+    "text", [REFUSAL, f"  {REFUSAL} [1]", f'"{REFUSAL}"', f"**{REFUSAL}**", "not in these articles", f"Answer: {REFUSAL}"]
+)
+def test_refusals_are_recognised(text):
+    assert is_refusal(text)
+
+
+def test_an_answer_is_not_a_refusal():
+    assert not is_refusal("Trump announced Project Vault [1].")
+    assert not is_refusal(f"Trump announced Project Vault [1]. {REFUSAL}")
+
+
+def test_the_citation_format_is_the_one_the_regex_reads():
+    assert CITATION_RE.fullmatch(cite(12)).group(1) == "12"
