@@ -1,0 +1,278 @@
+"""The chat's building blocks (HTML escaping, upload names, option parsing, bind safety) and its
+API endpoint `/ask`, called through gradio_client on the real server."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from gradio_client.exceptions import AuthenticationError
+
+from rag.answer import Answer, Citation
+from rag.assistant import Final, Replace, Sources, Token
+from rag.retrieve import Passage
+from rag.settings import Settings
+from ui import render
+from ui.chat import ChatService, OptionError, parse_date, parse_history
+from ui.safety import UnsafeServe, check_bind, is_local, parse_auth
+from ui.uploads import RejectedUpload, claim_path, safe_name
+
+pytest_plugins = ["tests.ui_server"]
+
+HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1"> [link](http://evil.example/)'
+
+
+def citation(n: int = 1, text: str = "Alpha. The loan was USD 10 billion. Omega.", spans=((7, 35),)) -> Citation:
+    return Citation(n=n, source="corpus/a.txt", title="A <b>title</b>", published="2026-02-04", chunk_id=f"c{n}",
+                    quote="", text=text, score=0.5, publisher="Wire", quote_spans=list(spans))
+
+
+def answer(text: str, **fields) -> Answer:
+    values = {"question": "q", "answer": text, "abstained": False, "citations": [citation()], "backend": "extractive",
+              "timings": {"total_ms": 1500.0}}
+    return Answer(**{**values, **fields})
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def test_answer_escapes_html_and_markdown_and_links_only_known_citations():
+    html = render.link_citations(f"{HOSTILE} [1] [7]", turn=2, known=[1])
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html and "onerror=&quot;" in html
+    assert "[link](http://evil.example/)" in html  # shown as typed, never a link
+    assert html.count("<a ") == 1 and 'href="#source-2-1"' in html
+    assert "[7]" in html
+
+
+def test_highlight_marks_spans_and_escapes_inside_and_outside():
+    text = "<b>x</b> The loan was $10 <i>billion</i>. End"
+    start = text.index("The")
+    html = render.highlight(text, [(start, text.index(". End") + 1), (start + 2, start + 5)])
+    assert html.count("<mark>") == 1
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "<mark>The loan was $10 &lt;i&gt;billion&lt;/i&gt;.</mark>" in html
+
+
+def test_source_card_escapes_titles_and_drops_non_http_urls():
+    entry = render.SourceEntry.from_citation(1, citation())
+    entry.url = "javascript:alert(1)"
+    html = render.source_card(entry, "source-0-1", lambda source: "gradio_api/file=/x/a.txt")
+    assert "A &lt;b&gt;title&lt;/b&gt;" in html
+    assert "javascript:" not in html
+    assert "<mark>The loan was USD 10 billion.</mark>" in html
+    assert 'href="gradio_api/file=/x/a.txt#:~:text=The%20loan%20was%20USD%2010%20billion."' in html
+
+
+def test_abstention_says_not_in_these_articles_and_lists_nearest():
+    abstained = answer("Not in these articles. No article mentions Germany.", abstained=True, citations=[],
+                       nearest=[citation(0)])
+    bubble = render.final_bubble(abstained, turn=0)
+    assert "Not in these articles" in bubble and "No article mentions Germany." in bubble
+    assert 'href="#source-0-1"' in bubble
+    panel = render.answered_section(abstained, [], 0, lambda source: None)
+    assert 'id="source-0-1"' in panel and "nearest" in panel
+
+
+def test_panel_keeps_earlier_questions_folded_and_plain_answer_lists_sources():
+    panel = render.sources_panel([("first <q>", "<p>one</p>"), ("second", "<p>two</p>")])
+    assert panel.index("second") < panel.index("first &lt;q&gt;")
+    assert '<details class="turn earlier">' in panel
+    copied = render.plain_answer(answer("The loan was USD 10 billion. [1]"))
+    assert copied.splitlines()[-1] == "[1] A <b>title</b> (Wire, 2026-02-04)"
+
+
+# -- the chat's turn, with a scripted assistant -----------------------------------------------------
+
+
+class ScriptedAssistant:
+    """Plays back a fixed event stream, as an LLM answer that fails validation would produce."""
+
+    def __init__(self, passage: Passage, final: Answer):
+        self.embedder = object()  # only handed to the uploads' Ingestor, which must not load a model
+        self.retriever = SimpleNamespace(manifest=None)
+        self.passage, self.final, self.calls = passage, final, []
+
+    def stream(self, question, history=None, **options):
+        self.calls.append((question, history))
+        yield Sources([self.passage], question)
+        yield Token("A draft [1] that")
+        yield Token(" cites 99 [1].")
+        yield Replace("The loan was USD 10 billion. [1]", "99 appears in no cited passage")
+        yield Final(self.final)
+
+
+def test_a_turn_streams_sources_then_draft_then_replacement_then_answer(tmp_path):
+    passage = Passage("c1", HOSTILE, "corpus/a.txt", "A title", "Wire", "2026-02-04", "", 0, 10, 0.5)
+    final = answer("The loan was USD 10 billion. [1]", fallback="99 appears in no cited passage", backend="openai")
+    scripted = ScriptedAssistant(passage, final)
+    service = ChatService(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index"), scripted)
+    views = list(service.converse("What was the loan?", [], [], 5, "extractive", "", "", ""))
+    pending, retrieved, *drafts, done = views
+    assert "Searching" in pending.messages[-1]["content"] and not pending.done
+    assert 'id="source-0-1"' in retrieved.panel and "&lt;script&gt;" in retrieved.panel
+    assert "A draft" in drafts[0].messages[-1]["content"]
+    assert "failed the citation check" in drafts[-1].messages[-1]["content"]
+    assert done.done and 'href="#source-0-1"' in done.messages[-1]["content"]
+    assert "<mark>The loan was USD 10 billion.</mark>" in done.panel
+    assert done.copy_text.startswith("The loan was USD 10 billion. [1]")
+    list(service.converse("And in 2025?", done.messages, done.turns, 5, "extractive", "", "", ""))
+    assert scripted.calls[-1] == ("And in 2025?", ["What was the loan?"])
+
+
+def test_a_bad_option_shows_in_the_answer_bubble(tmp_path):
+    service = ChatService(Settings(corpus_dir=tmp_path / "c", index_dir=tmp_path / "i"), ScriptedAssistant(None, None))
+    *_, done = service.converse("Q?", [], [], 5, "extractive", "2025-02-01", "2025-01-01", "")
+    assert done.done and "after the &#x27;to&#x27; date" in done.messages[-1]["content"]
+
+
+# -- uploads, options, safety ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uploaded", "stored"),
+    [
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("/abs/path/Report.MD", "Report.md"),
+        ("C:\\Users\\x\\news.html", "news.html"),
+        (".hidden.md", "hidden.md"),
+        ("..txt", "article.txt"),
+        ("a b<c>?.pdf", "a-b-c.pdf"),
+    ],
+)
+def test_safe_name_cannot_steer_the_location(uploaded, stored):
+    assert safe_name(uploaded) == stored
+
+
+@pytest.mark.parametrize("uploaded", ["run.exe", "noext", "archive.tar.gz", "page.txt.sh"])
+def test_safe_name_rejects_unsupported_types(uploaded):
+    with pytest.raises(RejectedUpload, match="unsupported file type"):
+        safe_name(uploaded)
+
+
+def test_claim_path_never_reuses_a_name(tmp_path: Path):
+    first, second = claim_path(tmp_path, "a.md"), claim_path(tmp_path, "a.md")
+    assert (first.name, second.name) == ("a.md", "a-2.md")
+
+
+def test_options_parsing():
+    assert parse_history('["a", "b"]') == ["a", "b"]
+    assert parse_history([{"role": "user", "content": "a"}, {"role": "assistant", "content": "x"}]) == ["a"]
+    assert parse_history(None) == []
+    assert str(parse_date("2025-01-31 00:00:00", "from")) == "2025-01-31"
+    with pytest.raises(OptionError, match="2025-01-31"):
+        parse_date("31/01/2025", "from")
+    with pytest.raises(OptionError):
+        parse_history("{not json")
+
+
+def test_bind_safety():
+    assert is_local("127.0.0.1") and is_local("localhost") and is_local("::1")
+    assert not is_local("0.0.0.0")
+    check_bind("127.0.0.1", None)
+    check_bind("0.0.0.0", ("u", "p"))
+    with pytest.raises(UnsafeServe, match="RAG_UI_AUTH"):
+        check_bind("0.0.0.0", None)
+    with pytest.raises(UnsafeServe, match="user:password"):
+        parse_auth("no-colon")
+    assert parse_auth("u:p:q") == ("u", "p:q")
+
+
+# -- the API on the real server --------------------------------------------------------------------
+
+CONCURRENT_QUESTIONS = {
+    "Who hosted the 2026 Critical Minerals Ministerial?": r"Rubio",
+    "Which country was given the initial chairmanship of FORGE?": r"Korea",
+    "Who signed the critical minerals MoU with India on behalf of the United States?": r"Raimondo",
+    "Which US institution is leading Project Vault?": r"Export-Import Bank|EXIM",
+    "Which consortium received USD 600 million from the US International Development Finance Corporation?":
+        r"Orion",
+    "How large is the EXIM Direct Loan approved for Project Vault?": r"10 billion",
+    "How much EXIM support was earmarked for lithium in Arkansas?": r"400 million",
+    "How much did the DFC commit for tungsten in Kazakhstan?": r"700 million",
+    "How much did the DFC provide for rare earths in Brazil?": r"565 million",
+    "How large is Germany's national critical-minerals fund?": None,  # not in the articles
+}
+
+
+def test_ten_concurrent_api_questions_get_their_own_answers(ui_server, ui_client):
+    def ask(question: str) -> dict:
+        return ui_client(ui_server.url).predict(question, [], 5, "extractive", "", "", "", api_name="/ask")
+
+    with ThreadPoolExecutor(len(CONCURRENT_QUESTIONS)) as pool:
+        answers = dict(zip(CONCURRENT_QUESTIONS, pool.map(ask, CONCURRENT_QUESTIONS), strict=True))
+    for question, expected in CONCURRENT_QUESTIONS.items():
+        got = answers[question]
+        assert got["question"] == question
+        if expected is None:
+            assert got["abstained"] and got["answer"].startswith("Not in these articles")
+        else:
+            assert not got["abstained"] and re.search(expected, got["answer"]), got["answer"]
+            assert got["citations"] and all(c["chunk_id"] for c in got["citations"])
+
+
+def test_api_streams_sources_then_draft_then_the_answer(ui_server, ui_client, output_dir):
+    job = ui_client(ui_server.url).submit("What did EXIM approve under Project Vault?", api_name="/ask")
+    started, seen, outputs = time.perf_counter(), {}, []
+    for output in job:
+        seen.setdefault(output.get("event", "final"), round(time.perf_counter() - started, 3))
+        outputs.append(output)
+    assert [o.get("event") for o in outputs][:2] == ["sources", "token"]
+    assert "US, India Lead Global Push" in outputs[0]["passages"][0]["title"]
+    final = outputs[-1]
+    assert "event" not in final and "10 billion" in final["answer"] and final["citations"]
+    assert set(final) >= {"question", "answer", "abstained", "citations", "backend", "timings", "searched", "nearest"}
+    (output_dir / "api_stream_seconds.json").write_text(json.dumps(seen, indent=1))
+
+
+def test_api_follow_up_uses_history_and_bad_options_explain_themselves(ui_server, ui_client):
+    api = ui_client(ui_server.url)
+    history = json.dumps(["What did EXIM approve under Project Vault?"])
+    follow_up = api.predict("And how much went to Brazil?", history, api_name="/ask")
+    assert "Brazil" in follow_up["searched"] and "Project Vault" in follow_up["searched"]
+    for arguments, message in [(("", []), "empty"), (("Hi?", [], 5, "openai"), "not available"),
+                               (("Hi?", [], 5, "extractive", "31/01/2025"), "2025-01-31")]:
+        with pytest.raises(Exception, match=message):
+            api.predict(*arguments, api_name="/ask")
+
+
+def test_api_filters_restrict_the_sources(ui_server, ui_client):
+    api = ui_client(ui_server.url)
+    question = "Who signed the critical minerals MoU with India on behalf of the United States?"
+    greenwatch = api.predict(question, [], 5, "extractive", "", "", "Greenwatch", api_name="/ask")
+    assert "Raimondo" in greenwatch["answer"]
+    assert {c["publisher"] for c in greenwatch["citations"]} == {"Greenwatch"}
+    too_late = api.predict(question, [], 5, "extractive", "2025-01-01", "", "Greenwatch", api_name="/ask")
+    assert too_late["abstained"] and not too_late["citations"]
+
+
+# -- serving safely --------------------------------------------------------------------------------
+
+
+def test_serving_beyond_localhost_without_auth_is_refused(launcher, tmp_path):
+    done = launcher.run(tmp_path, "--host", "0.0.0.0", "--port", "7999")
+    assert done.returncode != 0
+    assert "refusing to serve on 0.0.0.0" in done.stderr and "RAG_UI_AUTH" in done.stderr
+
+
+def test_with_auth_set_the_api_requires_the_login(ui_server, ui_client, launcher):
+    server = launcher.serve(ui_server.root, RAG_UI_AUTH="reader:s3cret-pass")
+    question = "Who announced Project Vault?"
+    call = urllib.request.Request(server.url + "gradio_api/call/ask", data=json.dumps({"data": [question]}).encode(),
+                                  headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(call, timeout=30)
+    assert refused.value.code == 401
+    with pytest.raises(AuthenticationError, match="credentials were not provided"):
+        ui_client(server.url).predict(question, api_name="/ask")
+    with pytest.raises(ValueError, match="Could not login"):
+        ui_client(server.url, auth=("reader", "wrong")).predict(question, api_name="/ask")
+    answer = ui_client(server.url, auth=("reader", "s3cret-pass")).predict(question, api_name="/ask")
+    assert "Trump" in answer["answer"]

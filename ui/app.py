@@ -1,0 +1,278 @@
+"""The chat in the browser: `rag serve`, or `serve(settings, host, port)`.
+
+It runs on the same public API as the CLI (`rag.Assistant.stream`, `rag.ingest.Ingestor`).
+
+API endpoint `/ask` (gradio_client):
+
+    from gradio_client import Client
+    answer = Client("http://127.0.0.1:7860/").predict(
+        "What did EXIM approve under Project Vault?",  # question: str
+        [],            # history: the previous questions, oldest first, as a list or its JSON
+                       #   (strings, or {"role": "user", "content": ...} messages)
+        5,             # k: passages to retrieve, 1-50
+        "extractive",  # backend: "extractive", or "openai" / "llamacpp" when configured
+        "",            # date_from: "YYYY-MM-DD" or "" (articles published on or after)
+        "",            # date_to: "YYYY-MM-DD" or "" (on or before)
+        "",            # publisher: a publisher's name (any case), or "" for all
+        api_name="/ask",
+    )
+
+Only the question is required; k defaults to RAG_TOP_K and backend to RAG_LLM.
+
+`predict` returns the `rag ask --json` object (`Answer.to_dict()`): question, answer (with [n]
+markers), abstained, citations (n, source, title, published, publisher, url, chunk_id, quote,
+text, score, start, end, quote_spans), backend, timings, searched (the rewritten follow-up, or
+""), nearest (closest passages when abstaining) and, after a failed LLM answer, fallback. The
+endpoint streams: `Client.submit(...)` yields first {"event": "sources", "searched", "passages"},
+then {"event": "token", "text": the draft so far} as the answer is written, then that object.
+A bad question or option raises an error whose message says what to fix.
+
+With `settings.ui_auth` ("user:password") the page and the API require that login; it is
+mandatory when binding an address other than localhost.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+# Set before Gradio is imported, which reads them at import time.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import gradio as gr  # noqa: E402
+
+from rag.assistant import QuestionError  # noqa: E402
+from rag.documents import SUPPORTED_SUFFIXES  # noqa: E402
+from rag.retrieve import IndexMissing  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from ui import assets, render  # noqa: E402
+from ui.chat import ALL_PUBLISHERS, ChatService, ChatView, OptionError, Turn  # noqa: E402
+from ui.safety import check_bind, parse_auth  # noqa: E402
+from ui.uploads import UploadResult  # noqa: E402
+
+EXAMPLES = [
+    "What did EXIM approve under Project Vault?",
+    "What does the acronym FORGE stand for?",
+    "Who signed the critical minerals MoU with India for the United States?",
+    "What did the US and Japan agree on rare earths?",
+]
+# Answers share two cores: a few at once keeps one slow LLM answer from blocking the rest.
+ANSWER_CONCURRENCY = 4
+LLM_HINT = "Set RAG_OPENAI_BASE_URL and RAG_OPENAI_MODEL, or RAG_GGUF_PATH, to answer with an LLM."
+# Gradio recognises a progress parameter by this default; one instance serves every request.
+PROGRESS = gr.Progress()
+
+
+# -- the page ----------------------------------------------------------------------------------------
+
+
+def build_app(settings: Settings, service: ChatService | None = None) -> gr.Blocks:
+    service = service or ChatService(settings)
+    with gr.Blocks(title="News QA", fill_width=True) as app:
+        turns = gr.State([])
+        controls = _sidebar(service)
+        gr.HTML(
+            '<div class="app-header"><h1>Ask the news</h1><p>Answers come only from the articles in the index, '
+            "and every claim cites the passage it came from.</p></div>",
+            js_on_load=None,
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                chat = _chat_column()
+            with gr.Column(scale=2, min_width=320):
+                gr.Markdown("### Sources")
+                sources = gr.HTML(render.sources_panel([]), elem_id="sources", js_on_load=None)
+        _wire_chat(service, chat, controls, turns, sources)
+        _wire_chat_tools(service, chat, turns, sources)
+        _wire_uploads(service, controls)
+        _wire_api(service, settings)
+        app.load(lambda: _index_updates(service), None, [controls["publisher"], controls["index_info"]],
+                 api_visibility="private")
+    return app
+
+
+def _sidebar(service: ChatService) -> dict:
+    with gr.Sidebar(open=True, width=300):
+        gr.Markdown("### Search")
+        backends = service.backends()
+        controls = {
+            "backend": gr.Radio(backends, value=service.default_backend(), label="Answer with",
+                                info=None if len(backends) > 1 else LLM_HINT),
+            "k": gr.Slider(1, 20, value=service.settings.top_k, step=1, label="Passages to retrieve (k)"),
+            "date_from": gr.DateTime(include_time=False, type="string", label="Published from"),
+            "date_to": gr.DateTime(include_time=False, type="string", label="Published until"),
+            "publisher": gr.Dropdown(_publisher_choices(service), value=ALL_PUBLISHERS, label="Publisher"),
+        }
+        gr.Markdown("### Add articles")
+        controls["files"] = gr.File(
+            file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), label="txt, md, html or pdf",
+            elem_id="upload", height=150,
+        )
+        controls["upload_status"] = gr.HTML("", elem_id="upload-status", js_on_load=None)
+        controls["index_info"] = gr.Markdown(service.index_summary(), elem_id="index-info")
+    return controls
+
+
+def _chat_column() -> dict:
+    chat = {
+        "chatbot": gr.Chatbot(
+            elem_id="chat", height=560, show_label=False, render_markdown=False, sanitize_html=True,
+            allow_tags=False, latex_delimiters=[], buttons=[], layout="bubble",
+            placeholder="Ask about the articles in the index. Citations like [1] open their source on the right.",
+        ),
+        "question": gr.Textbox(
+            show_label=False, placeholder="Ask a question about the articles…", elem_id="question",
+            submit_btn="Ask", stop_btn=False, autofocus=True,
+        ),
+    }
+    with gr.Row(elem_id="toolbar"):
+        chat["copy"] = gr.Button("Copy answer", size="sm", elem_id="copy-answer", scale=0, min_width=0)
+        chat["clear"] = gr.Button("New chat", size="sm", elem_id="new-chat", scale=0, min_width=0)
+    with gr.Row(elem_id="examples"):
+        chat["examples"] = [gr.Button(text, size="sm", variant="secondary", scale=0, min_width=0)
+                            for text in EXAMPLES]
+    chat["copy_text"] = gr.Textbox(visible="hidden", elem_id="copy-text")
+    return chat
+
+
+def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State, sources: gr.HTML) -> None:
+    def respond(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
+        if not (question or "").strip():
+            gr.Warning("Type a question first.")
+            yield (gr.skip(),) * 5
+            return
+        for view in service.converse(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
+            yield _chat_outputs(view)
+
+    inputs = [chat["question"], chat["chatbot"], turns, controls["k"], controls["backend"],
+              controls["date_from"], controls["date_to"], controls["publisher"]]
+    outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"]]
+    answer = {"fn": respond, "inputs": inputs, "outputs": outputs, "show_progress": "hidden",
+              "concurrency_id": "answer", "concurrency_limit": ANSWER_CONCURRENCY, "api_visibility": "private"}
+    running = [chat["question"].submit(**answer)]
+    for button in chat["examples"]:
+        fill = button.click(lambda text=button.value: text, None, chat["question"], queue=False,
+                            api_visibility="private")
+        running.append(fill.then(**answer))
+    chat["question"].stop(lambda: gr.update(submit_btn="Ask", stop_btn=False), None, chat["question"],
+                          cancels=running, queue=False, api_visibility="private")
+
+
+def _wire_chat_tools(service: ChatService, chat: dict, turns: gr.State, sources: gr.HTML) -> None:
+    """Copy, new chat, and the thumbs under each answer."""
+
+    def new_chat():
+        return [], render.sources_panel([]), [], ""
+
+    def record_vote(turns_so_far: list[Turn], data: gr.LikeData) -> None:
+        _record_vote(service, turns_so_far, data)
+
+    chat["copy"].click(None, [chat["copy_text"]], None, js=assets.COPY_JS, api_visibility="private")
+    for trigger in (chat["clear"].click, chat["chatbot"].clear):
+        trigger(new_chat, None, [chat["chatbot"], sources, turns, chat["copy_text"]], queue=False,
+                api_visibility="private")
+    chat["chatbot"].like(record_vote, [turns], None, api_visibility="private")
+
+
+def _chat_outputs(view: ChatView) -> tuple:
+    question = gr.update(submit_btn="Ask", stop_btn=False) if view.done else gr.update(
+        value="", submit_btn=False, stop_btn="Stop")
+    copy_text = view.copy_text if view.done else gr.skip()
+    return view.messages, view.panel, view.turns, copy_text, question
+
+
+def _record_vote(service: ChatService, turns: list[Turn], data: gr.LikeData) -> None:
+    index = data.index[0] if isinstance(data.index, list | tuple) else data.index
+    turn = turns[index // 2] if 0 <= index // 2 < len(turns) else None
+    if turn is None or turn.answer is None:
+        return
+    vote = {True: "up", False: "down"}.get(data.liked, str(data.liked))
+    service.record_feedback(turn, vote)
+    gr.Info("Thanks: feedback saved.")
+
+
+def _wire_uploads(service: ChatService, controls: dict) -> None:
+    def add_articles(files, progress=PROGRESS):
+        if not files:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        progress(0, desc="Saving the upload")
+
+        def report(done: int, total: int, source: str) -> None:
+            progress((done, total), desc=f"Ingesting {Path(source).name}", unit="files")
+
+        try:
+            result = service.library.add([Path(f) for f in files], on_progress=report)
+        except (RuntimeError, OSError) as exc:
+            gr.Warning(render.esc(f"The upload failed: {exc}"))
+            return render.upload_report([], f"The upload failed: {exc}"), gr.skip(), gr.skip(), None
+        _announce(result)
+        outcomes = [(f.name, f.added, f.message) for f in result.files]
+        summary = "Now searchable." if result.added else "Nothing was added."
+        publisher, index_info = _index_updates(service)
+        return render.upload_report(outcomes, summary), publisher, index_info, None
+
+    controls["files"].upload(
+        add_articles, [controls["files"]],
+        [controls["upload_status"], controls["publisher"], controls["index_info"], controls["files"]],
+        concurrency_id="ingest", concurrency_limit=1, api_visibility="private",
+    )
+
+
+def _announce(result: UploadResult) -> None:
+    """A toast as well as the sidebar's list, which may be scrolled out of view. Toasts render
+    HTML, and file names are the user's: escaped."""
+    if result.added:
+        gr.Info(f"Added {result.added} article{'s' if result.added > 1 else ''}: searchable now.")
+    for outcome in result.files:
+        if not outcome.added:
+            gr.Warning(render.esc(f"{outcome.name}: {outcome.message}"))
+
+
+def _wire_api(service: ChatService, settings: Settings) -> None:
+    def ask(question: str, history: list | str | None = None, k: int = settings.top_k,
+            backend: str = service.default_backend(), date_from: str = "", date_to: str = "",
+            publisher: str = "") -> Iterator[dict]:
+        """Answer a question from the indexed articles, with citations (see the module docstring)."""
+        try:
+            yield from service.ask(question, history, k, backend, date_from, date_to, publisher)
+        except (QuestionError, OptionError, IndexMissing) as exc:
+            raise gr.Error(str(exc)) from exc
+
+    gr.api(ask, api_name="ask", concurrency_id="answer", concurrency_limit=ANSWER_CONCURRENCY)
+
+
+def _publisher_choices(service: ChatService) -> list[tuple[str, str]]:
+    return [("All publishers", ALL_PUBLISHERS)] + [(p, p) for p in service.publishers()]
+
+
+def _index_updates(service: ChatService) -> tuple:
+    return gr.update(choices=_publisher_choices(service)), service.index_summary()
+
+
+# -- serving -----------------------------------------------------------------------------------------
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
+    auth = parse_auth(settings.ui_auth)
+    check_bind(host, auth)
+    service = ChatService(settings)
+    app = build_app(settings, service)
+    app.queue(default_concurrency_limit=1)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        auth_message="Log in with the RAG_UI_AUTH user and password." if auth else None,
+        max_file_size=settings.max_file_bytes,
+        # Only the cleaned article texts: never the vector store or anything else in the index.
+        allowed_paths=[str(service.articles_dir())],
+        theme=gr.themes.Soft(primary_hue="indigo", font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "monospace"]),
+        css=assets.CSS,
+        head=assets.HEAD,
+        footer_links=["api"],
+        ssr_mode=False,
+        quiet=False,
+    )

@@ -1,0 +1,292 @@
+"""What the chat and its API do with a question, apart from Gradio's components.
+
+Both go through `Assistant.stream` with the same option parsing. The chat turns the events into
+what the page shows; the API turns them into JSON, ending with `Answer.to_dict()`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from rag.assistant import Assistant, Final, QuestionError, Replace, Sources, Token, clean_question
+from rag.retrieve import Filters, IndexMissing
+from rag.settings import Settings
+from ui import render
+from ui.uploads import Library
+
+log = logging.getLogger(__name__)
+# Streaming every token to the browser costs more than it shows: redraw at most this often.
+REDRAW_SECONDS = 0.05
+ALL_PUBLISHERS = ""
+
+
+class Throttle:
+    """Decides when a streamed change is worth sending: at once when urgent, else at most every
+    REDRAW_SECONDS."""
+
+    def __init__(self):
+        self._last = 0.0
+
+    def due(self, urgent: bool) -> bool:
+        now = time.monotonic()
+        if urgent or now - self._last >= REDRAW_SECONDS:
+            self._last = now
+            return True
+        return False
+
+
+class OptionError(ValueError):
+    """A bad option (a date, a backend); the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class Options:
+    k: int
+    backend: str
+    filters: Filters
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: dict | None = None  # Answer.to_dict(); None when the question failed
+    sources: str = ""  # this question's section of the sources panel
+
+
+@dataclass
+class ChatView:
+    """Everything one step of a chat turn changes on the page."""
+
+    messages: list[dict]
+    panel: str
+    turns: list[Turn]
+    copy_text: str = ""
+    done: bool = False  # the turn is over: the question box can take the next one
+
+
+@dataclass
+class _Draft:
+    """A turn while its answer streams in."""
+
+    index: int
+    question: str
+    passages: list = field(default_factory=list)
+    searched: str = ""
+    text: str = ""
+    note: str = ""
+
+
+def parse_date(value: object, label: str) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).date()
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        raise OptionError(f"The {label} date must look like 2025-01-31, not {str(value)[:40]!r}.") from None
+
+
+def parse_history(value: object) -> list[str]:
+    """Previous questions: a list (or its JSON) of strings or of {"role", "content"} messages."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise OptionError("history must be a JSON list of the previous questions.") from None
+    if not isinstance(value, list):
+        raise OptionError("history must be a list of the previous questions.")
+    questions = []
+    for item in value:
+        if isinstance(item, dict):
+            if item.get("role") == "user":
+                questions.append(str(item.get("content", "")))
+        else:
+            questions.append(str(item))
+    return questions
+
+
+class ChatService:
+    def __init__(self, settings: Settings, assistant: Assistant | None = None):
+        self.settings = settings
+        self.assistant = assistant or Assistant.from_settings(settings)
+        self.library = Library(settings, self.assistant.embedder)
+        self._feedback_lock = threading.Lock()
+
+    # -- options ---------------------------------------------------------------------------------
+
+    def backends(self) -> list[str]:
+        """Extractive always; an LLM only when its settings say where it is."""
+        offered = ["extractive"]
+        if self.settings.openai_base_url and self.settings.openai_model:
+            offered.append("openai")
+        if self.settings.gguf_path:
+            offered.append("llamacpp")
+        return offered
+
+    def default_backend(self) -> str:
+        return self.settings.llm if self.settings.llm in self.backends() else "extractive"
+
+    def options(self, k, backend, date_from, date_to, publisher) -> Options:
+        try:
+            k = int(k) if k not in (None, "") else self.settings.top_k
+        except (TypeError, ValueError):
+            raise OptionError(f"k must be a whole number, not {k!r}.") from None
+        if not 1 <= k <= 50:
+            raise OptionError("k (the number of passages) must be between 1 and 50.")
+        backend = backend or self.default_backend()
+        if backend not in self.backends():
+            raise OptionError(f"The backend {backend!r} is not available here; choose from {self.backends()}.")
+        start, end = parse_date(date_from, "from"), parse_date(date_to, "to")
+        if start and end and start > end:
+            raise OptionError("The 'from' date is after the 'to' date.")
+        return Options(k, backend, Filters(start, end, publisher or None))
+
+    # -- the index -------------------------------------------------------------------------------
+
+    def publishers(self) -> list[str]:
+        try:
+            return self.assistant.retriever.refresh().publishers()
+        except IndexMissing:
+            return []
+
+    def index_summary(self) -> str:
+        try:
+            manifest = self.assistant.retriever.refresh()
+        except IndexMissing:
+            return "The index is empty: add articles below."
+        chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
+        return f"Index: {len(manifest.documents)} articles, {chunks} passages."
+
+    def article_link(self, source: str) -> str | None:
+        """A link to the cleaned article text, served by Gradio from the index's articles folder."""
+        manifest = self.assistant.retriever.manifest
+        entry = manifest.documents.get(source) if manifest else None
+        if entry is None:
+            return None
+        path = (self.settings.index_dir / entry.text_file).resolve()
+        return "gradio_api/file=" + quote(str(path))
+
+    def articles_dir(self) -> Path:
+        return (self.settings.index_dir / "articles").resolve()
+
+    # -- the chat --------------------------------------------------------------------------------
+
+    def converse(self, question, messages, turns, k, backend, date_from, date_to, publisher) -> Iterator[ChatView]:
+        question = (question or "").strip()
+        asked = [*messages, {"role": "user", "content": render.user_bubble(question)}]
+        turns = [*turns, Turn(question)]
+        draft = _Draft(len(turns) - 1, question)
+        yield self._view(asked, render.pending_bubble(), turns)
+        history = [t.question for t in turns[:-1] if t.answer]
+        try:
+            options = self.options(k, backend, date_from, date_to, publisher)
+            events = self.assistant.stream(question, history=history, k=options.k, filters=options.filters,
+                                           backend=options.backend)
+            yield from self._follow(events, draft, asked, turns)
+        except (QuestionError, OptionError, IndexMissing) as exc:
+            yield self._view(asked, render.error_bubble(str(exc)), turns, done=True)
+        except Exception as exc:  # an LLM backend down, say: the page must say so, not hang
+            log.exception("answering %r failed", question)
+            yield self._view(asked, render.error_bubble(f"The answer failed: {exc}"), turns, done=True)
+
+    def _follow(self, events, draft: _Draft, asked: list[dict], turns: list[Turn]) -> Iterator[ChatView]:
+        throttle = Throttle()
+        for event in events:
+            if isinstance(event, Final):
+                yield self._finish(event.answer, draft, asked, turns)
+                return
+            if throttle.due(urgent=self._apply(event, draft, turns)):
+                bubble = render.draft_bubble(draft.text, draft.index, len(draft.passages), draft.searched, draft.note)
+                yield self._view(asked, bubble, turns)
+
+    def _apply(self, event, draft: _Draft, turns: list[Turn]) -> bool:
+        """Take in one event; True when the page should show it at once (the sources, the first
+        token, a replacement) rather than with the next redraw."""
+        if isinstance(event, Sources):
+            draft.passages = event.passages
+            asked = clean_question(draft.question, self.settings.max_question_chars)
+            draft.searched = event.searched if event.searched != asked else ""
+            turns[-1].sources = render.retrieved_section(event.passages, draft.index, self.article_link)
+            return True
+        if isinstance(event, Replace):
+            draft.text, draft.note = event.text, render.replaced_note(event.reason)
+            return True
+        first = not draft.text
+        draft.text += event.text
+        return first
+
+    def _finish(self, answer, draft: _Draft, asked: list[dict], turns: list[Turn]) -> ChatView:
+        turns[-1].answer = answer.to_dict()
+        turns[-1].sources = render.answered_section(answer, draft.passages, draft.index, self.article_link)
+        bubble = render.final_bubble(answer, draft.index)
+        return self._view(asked, bubble, turns, render.plain_answer(answer), done=True)
+
+    @staticmethod
+    def _view(asked: list[dict], bubble: str, turns: list[Turn], copy_text: str = "", done: bool = False) -> ChatView:
+        """The page after one step: the conversation so far plus this turn's answer bubble."""
+        panel = render.sources_panel([(t.question, t.sources) for t in turns if t.sources])
+        return ChatView([*asked, {"role": "assistant", "content": bubble}], panel, turns, copy_text, done)
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def ask(self, question, history, k, backend, date_from, date_to, publisher) -> Iterator[dict]:
+        """Streams {"event": "sources"}, then {"event": "token"} with the draft so far (now and
+        then, not for every token), and ends with the `Answer.to_dict()` object."""
+        options = self.options(k, backend, date_from, date_to, publisher)
+        events = self.assistant.stream(question, history=parse_history(history), k=options.k,
+                                       filters=options.filters, backend=options.backend)
+        draft, throttle = "", Throttle()
+        for event in events:
+            if isinstance(event, Sources):
+                yield {"event": "sources", "searched": event.searched,
+                       "passages": [_passage_dict(p) for p in event.passages]}
+            elif isinstance(event, Token | Replace):
+                urgent = not draft or isinstance(event, Replace)
+                draft = draft + event.text if isinstance(event, Token) else event.text
+                if throttle.due(urgent):
+                    yield {"event": "token", "text": draft}
+            elif isinstance(event, Final):
+                yield event.answer.to_dict()
+
+    # -- feedback --------------------------------------------------------------------------------
+
+    def record_feedback(self, turn: Turn, vote: str) -> None:
+        answer = turn.answer or {}
+        line = {
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "vote": vote,
+            "question": turn.question,
+            "answer": answer.get("answer", ""),
+            "abstained": answer.get("abstained"),
+            "backend": answer.get("backend"),
+            "searched": answer.get("searched", ""),
+            "chunk_ids": [c["chunk_id"] for c in answer.get("citations", [])],
+        }
+        path = self.settings.feedback_file
+        with self._feedback_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def _passage_dict(passage) -> dict:
+    return {
+        "chunk_id": passage.chunk_id,
+        "source": passage.source,
+        "title": passage.title,
+        "publisher": passage.publisher,
+        "published": passage.published,
+        "text": passage.text,
+        "score": round(passage.similarity, 4),
+    }

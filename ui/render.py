@@ -1,0 +1,275 @@
+"""HTML for the chat: answers whose [n] markers link to their sources, and the sources panel.
+
+Article text is untrusted, and so are answers (they quote articles) and questions. Everything
+shown passes through `esc` here, and nothing is rendered as Markdown, so a passage holding
+`<script>`, `<img onerror>` or `[a link](http://...)` shows as the text it is.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlparse
+
+from rag.answer import Answer, Citation
+from rag.citations import CITATION_RE, REFUSAL
+from rag.retrieve import Passage
+
+ArticleLink = Callable[[str], str | None]  # a passage's source -> URL of the whole cleaned article
+
+# A text fragment names the quote by its first and last few words; more only makes it brittle.
+_FRAGMENT_WORDS = 5
+_EARLIER_TURNS_SHOWN = 8
+NEAREST_LABEL = "Closest passages (they do not answer it):"
+
+
+def esc(text: object) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def source_id(turn: int, n: int) -> str:
+    return f"source-{turn}-{n}"
+
+
+@dataclass
+class SourceEntry:
+    """One passage as the panel shows it, whether just retrieved or cited by the answer."""
+
+    n: int
+    title: str
+    publisher: str
+    published: str
+    source: str
+    text: str
+    url: str
+    score: float
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+    @classmethod
+    def from_passage(cls, n: int, passage: Passage) -> SourceEntry:
+        return cls(n, passage.title, passage.publisher, passage.published, passage.source, passage.text,
+                   passage.url, passage.similarity)
+
+    @classmethod
+    def from_citation(cls, n: int, citation: Citation) -> SourceEntry:
+        return cls(n, citation.title, citation.publisher, citation.published, citation.source, citation.text,
+                   citation.url, citation.score, [tuple(s) for s in citation.quote_spans])
+
+
+# -- answers ---------------------------------------------------------------------------------------
+
+
+def link_citations(text: str, turn: int, known: Iterable[int]) -> str:
+    """Escape an answer and turn each [n] naming a known source into a link to its panel entry."""
+    known = set(known)
+
+    def link(match: re.Match) -> str:
+        n = int(match.group(1))
+        return cite_link(turn, n) if n in known else match.group(0)
+
+    return CITATION_RE.sub(link, esc(text))
+
+
+def cite_link(turn: int, n: int) -> str:
+    return f'<a class="cite" href="#{source_id(turn, n)}">[{n}]</a>'
+
+
+def pending_bubble() -> str:
+    return '<div class="answer pending"><span class="spinner"></span> Searching the articles…</div>'
+
+
+def searched_note(searched: str) -> str:
+    if not searched:
+        return ""
+    return f'<div class="searched">Searched as: <q>{esc(searched)}</q></div>'
+
+
+def draft_bubble(draft: str, turn: int, sources: int, searched: str, note: str = "") -> str:
+    """The answer as it streams in; its markers number the retrieved passages in order."""
+    body = link_citations(draft, turn, range(1, sources + 1)) if draft else "Writing the answer…"
+    return (
+        f'<div class="answer streaming">{searched_note(searched)}{note}'
+        f'<div class="answer-text">{body}<span class="cursor"></span></div></div>'
+    )
+
+
+def replaced_note(reason: str) -> str:
+    return (
+        '<div class="replaced">The model\'s draft failed the citation check and was replaced by the '
+        f"extractive answer: {esc(reason)}</div>"
+    )
+
+
+def final_bubble(answer: Answer, turn: int) -> str:
+    note = replaced_note(answer.fallback) if answer.fallback else ""
+    if answer.abstained:
+        body = _abstention(answer, turn)
+        classes = "answer final abstained"
+    else:
+        cited = [c.n for c in answer.citations]
+        body = f'<div class="answer-text">{link_citations(answer.answer, turn, cited)}</div>'
+        classes = "answer final"
+    return f'<div class="{classes}">{searched_note(answer.searched)}{note}{body}{_answer_meta(answer)}</div>'
+
+
+def error_bubble(message: str) -> str:
+    return f'<div class="answer error">{esc(message)}</div>'
+
+
+def user_bubble(question: str) -> str:
+    return f'<div class="question">{esc(question)}</div>'
+
+
+def _abstention(answer: Answer, turn: int) -> str:
+    reason = answer.answer.strip().removeprefix(REFUSAL).strip()
+    nearest = "".join(f"<li>{cite_link(turn, n)} {esc(c.title)}</li>" for n, c in enumerate(answer.nearest, 1))
+    listing = f'<div class="nearest">{NEAREST_LABEL}<ul>{nearest}</ul></div>' if nearest else ""
+    return (
+        f'<div class="abstain-banner">{esc(REFUSAL.rstrip("."))}</div>'
+        f'<div class="answer-text">{esc(reason)}</div>{listing}'
+    )
+
+
+def _answer_meta(answer: Answer) -> str:
+    seconds = answer.timings.get("total_ms", 0) / 1000
+    cited = len(answer.citations)
+    sources = f"{cited} source{'s' if cited != 1 else ''}" if not answer.abstained else "no source"
+    return f'<div class="answer-meta">{esc(answer.backend)} · {sources} · {seconds:.1f} s</div>'
+
+
+def plain_answer(answer: Answer) -> str:
+    """The answer as text to copy: the prose, then the numbered sources it cites."""
+    lines = [answer.answer]
+    listed = answer.citations or answer.nearest
+    if listed:
+        lines += ["", "Sources:" if answer.citations else NEAREST_LABEL]
+    for n, citation in enumerate(listed, 1):
+        details = ", ".join(x for x in (citation.publisher, citation.published) if x)
+        lines.append(f"[{citation.n or n}] {citation.title}" + (f" ({details})" if details else ""))
+    return "\n".join(lines)
+
+
+# -- the sources panel -----------------------------------------------------------------------------
+
+
+def highlight(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """Escape a passage, marking the given character spans (the supporting sentences)."""
+    out, position = [], 0
+    for start, end in _merged(spans, len(text)):
+        out += [esc(text[position:start]), "<mark>", esc(text[start:end]), "</mark>"]
+        position = end
+    out.append(esc(text[position:]))
+    return "".join(out)
+
+
+def _merged(spans: Iterable[tuple[int, int]], length: int) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted((max(0, a), min(length, b)) for a, b in spans):
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def text_fragment(quote_text: str) -> str:
+    """A `#:~:text=` fragment, so the browser scrolls to and highlights the quote in the article."""
+    words = quote_text.split()
+    if not words:
+        return ""
+
+    def encode(part: list[str]) -> str:
+        return quote(" ".join(part), safe="").replace("-", "%2D")
+
+    if len(words) <= 2 * _FRAGMENT_WORDS:
+        return "#:~:text=" + encode(words)
+    return f"#:~:text={encode(words[:_FRAGMENT_WORDS])},{encode(words[-_FRAGMENT_WORDS:])}"
+
+
+def source_card(entry: SourceEntry, element_id: str, article_link: ArticleLink, label: str = "") -> str:
+    details = " · ".join(esc(x) for x in (entry.publisher, entry.published) if x)
+    meta = f'<div class="source-meta">{details}{" · " if details else ""}score {entry.score:.2f}</div>'
+    badge = f'<span class="source-label">{esc(label)}</span>' if label else ""
+    number = entry.n or "•"
+    return (
+        f'<article class="source" id="{element_id}" tabindex="-1">'
+        f'<div class="source-head"><span class="source-n">{number}</span>'
+        f'<span class="source-title">{esc(entry.title) or esc(entry.source)}</span>{badge}</div>{meta}'
+        f'<blockquote class="passage">{highlight(entry.text, entry.spans)}</blockquote>'
+        f"{_source_links(entry, article_link)}</article>"
+    )
+
+
+def _source_links(entry: SourceEntry, article_link: ArticleLink) -> str:
+    links = []
+    whole = article_link(entry.source)
+    if whole:
+        quoted = " ".join(entry.text[a:b] for a, b in _merged(entry.spans, len(entry.text))) or entry.text
+        href = whole + text_fragment(quoted)
+        links.append(f'<a class="open-article" href="{esc(href)}" target="_blank" rel="noopener">'
+                     "Open the whole article ↗</a>")
+    if urlparse(entry.url).scheme in ("http", "https"):
+        links.append(f'<a class="original" href="{esc(entry.url)}" target="_blank" rel="noopener noreferrer">'
+                     "Original page ↗</a>")
+    links.append(f'<span class="source-file">{esc(entry.source)}</span>')
+    return f'<div class="source-links">{" · ".join(links)}</div>'
+
+
+def retrieved_section(passages: list[Passage], turn: int, article_link: ArticleLink) -> str:
+    """Shown as soon as retrieval finishes, while the answer is still being written."""
+    if not passages:
+        return '<p class="panel-note">No passage matched (check the filters).</p>'
+    cards = "".join(source_card(SourceEntry.from_passage(n, p), source_id(turn, n), article_link)
+                    for n, p in enumerate(passages, 1))
+    return f'<p class="panel-note">Retrieved {len(passages)} passages; writing the answer…</p>{cards}'
+
+
+def answered_section(answer: Answer, passages: list[Passage], turn: int, article_link: ArticleLink) -> str:
+    if answer.abstained:
+        note = f'<p class="panel-note">{esc(REFUSAL)} {NEAREST_LABEL}</p>'
+        cards = "".join(source_card(SourceEntry.from_citation(n, c), source_id(turn, n), article_link, "nearest")
+                        for n, c in enumerate(answer.nearest, 1))
+        return note + cards
+    cited = {c.chunk_id for c in answer.citations}
+    cards = "".join(source_card(SourceEntry.from_citation(c.n, c), source_id(turn, c.n), article_link)
+                    for c in answer.citations)
+    others = [p for p in passages if p.chunk_id not in cited]
+    return cards + _uncited(others, turn, article_link)
+
+
+def _uncited(passages: list[Passage], turn: int, article_link: ArticleLink) -> str:
+    if not passages:
+        return ""
+    cards = "".join(source_card(SourceEntry.from_passage(0, p), f"retrieved-{turn}-{i}", article_link, "not cited")
+                    for i, p in enumerate(passages, 1))
+    return f'<details class="uncited"><summary>{len(passages)} more retrieved, not cited</summary>{cards}</details>'
+
+
+def sources_panel(sections: list[tuple[str, str]]) -> str:
+    """The latest question's sources, then earlier questions' sources folded away (their answers
+    still link to them). `sections` holds (question, section HTML), oldest first."""
+    if not sections:
+        return ('<div class="sources-empty">Sources appear here: each passage the answer cites, '
+                "with the supporting sentences highlighted.</div>")
+    *earlier, (question, latest) = sections
+    parts = [f'<div class="turn latest"><div class="turn-question">{esc(question)}</div>{latest}</div>']
+    for question, section in reversed(earlier[-_EARLIER_TURNS_SHOWN:]):
+        parts.append(f'<details class="turn earlier"><summary>{esc(question)}</summary>{section}</details>')
+    return "".join(parts)
+
+
+# -- uploads -----------------------------------------------------------------------------------------
+
+
+def upload_report(outcomes: Iterable[tuple[str, bool, str]], summary: str = "") -> str:
+    """One line per uploaded file, (name, added, message); names are the user's, so escaped."""
+    items = "".join(
+        f'<li class="{"ok" if added else "bad"}">{"✓" if added else "✗"} <b>{esc(name)}</b>: {esc(message)}</li>'
+        for name, added, message in outcomes
+    )
+    note = f"<div>{esc(summary)}</div>" if summary else ""
+    return f"<ul>{items}</ul>{note}"
