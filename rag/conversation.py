@@ -14,6 +14,7 @@ _REFERRING_WORDS = re.compile(
     re.I,
 )
 _MIN_SELF_CONTAINED_TERMS = 2
+_CONTEXT_RE = re.compile(r"^(?P<question>.*?) \(following: (?P<context>.*)\)$", re.S)
 
 
 def is_follow_up(question: str) -> bool:
@@ -32,3 +33,11 @@ def rewrite_follow_up(question: str, history: list[str]) -> str:
     core = _FOLLOW_UP_START.sub("", question).strip()
     core = core[:1].upper() + core[1:]
     return f"{core} (following: {previous.strip().rstrip('?')})"
+
+
+def split_follow_up(searched: str) -> tuple[str, str]:
+    """(the question itself, the earlier question it follows). The earlier question helps find
+    passages, but only the question itself says what the answer must mention: after "What did
+    EXIM approve?", "and how much went to Brazil?" may be answered by another lender."""
+    match = _CONTEXT_RE.match(searched)
+    return (match["question"], match["context"]) if match else (searched, "")

@@ -15,12 +15,14 @@ import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
 from rag import text as textlib
 from rag.chunking import split_sentences
 from rag.citations import REFUSAL, cite
+from rag.conversation import split_follow_up
 from rag.embeddings import Embedder
 from rag.retrieve import Passage, Retrieval
 
@@ -28,9 +30,11 @@ from rag.retrieve import Passage, Retrieval
 W_SIMILARITY, W_OVERLAP, W_KEY_TERMS, W_CUE = 0.45, 0.25, 0.15, 0.15
 MIN_SCORE = 0.42  # below this the best sentence is too weak a match to state as an answer
 MIN_SIMILARITY = 0.30  # cosine of the best sentence, whatever its word overlap
-EXTRA_SENTENCE_RATIO = 0.8
-TYPED_ANSWER_RATIO = 0.7
-PAIR_POOL = 10  # sentences searched for a pair that answers a two-part question  # how far below the best a sentence with the wanted kind of answer may score  # a second sentence must score this close to the best one
+EXTRA_SENTENCE_RATIO = 0.8  # a second sentence must score this close to the best one
+TYPED_ANSWER_RATIO = 0.7  # how far below the best a sentence with the wanted kind of answer may score
+PAIR_POOL = 10  # sentences searched for a pair that answers a two-part question
+LONG_SENTENCE_CHARS = 200  # above this, a numeric answer is cut down to its clause
+_CLAUSE_BREAK = re.compile(r",\s+(?:and\s+|including\s+)?|;\s+")
 MAX_SENTENCES = {"list": 3, "compare": 3}
 DEFAULT_MAX_SENTENCES = 2
 
@@ -114,6 +118,12 @@ def _focus(question: str) -> list[str]:
     return textlib.content_stems(" ".join(_focus_words(question)))
 
 
+@lru_cache(maxsize=256)
+def question_shape(searched: str) -> QuestionShape:
+    """Worked out once per question, though both the ranker and the answerer need it."""
+    return QuestionShape.of(searched)
+
+
 def answer_kind(question: str) -> str:
     for kind, pattern in _ANSWER_KINDS:
         if pattern.search(question):
@@ -143,7 +153,8 @@ class QuestionShape:
     multi_part: bool  # "Which X ..., and which Y ...?": two sentences may answer it between them
 
     @classmethod
-    def of(cls, question: str) -> QuestionShape:
+    def of(cls, searched: str) -> QuestionShape:
+        question, _context = split_follow_up(searched)
         excluded = _EXCLUSION_RE.search(question)
         # "Besides the plan with Mexico, which...": the excluded part is context, not what to match.
         asked = question.replace(excluded.group(0), " ") if excluded else question
@@ -176,6 +187,7 @@ class Sentence:
     key_coverage: float = 0.0
     cue: float = 0.0
     missing: list[str] = field(default_factory=list)
+    claim: str = ""  # what the answer shows, when shorter than the sentence it quotes
 
     @property
     def score(self) -> float:
@@ -215,7 +227,7 @@ class SentenceRanker:
         if not sentences:
             return []
         similarities = vectors @ retrieval.query_vector
-        shape = QuestionShape.of(question)
+        shape = question_shape(question)
         idf = _idf([set(textlib.content_stems(s.text)) for s in sentences])
         for i, sentence in enumerate(sentences):
             window = _window(retrieval.passages[sentence.passage], sentence, sentences, i)
@@ -341,34 +353,38 @@ def _answer_numbers(sentence: str, question_numbers: set[float]) -> set[float]:
 
 class ExtractiveAnswerer:
     def decide(self, question: str, retrieval: Retrieval, ranked: list[Sentence]) -> Decision:
-        shape = QuestionShape.of(question)
+        shape = question_shape(question)
+        chosen, reason = self._choose(shape, retrieval, ranked)
+        if reason:
+            return Decision([], reason, shape.kind)
+        chosen = [_focused(_with_list_items(s, retrieval.passages[s.passage]), shape) for s in chosen]
+        return Decision(chosen, None, shape.kind)
+
+    def _choose(self, shape: QuestionShape, retrieval: Retrieval, ranked: list[Sentence]):
+        """The sentences to answer with, or the reason to abstain."""
         if not ranked:
-            return Decision([], "no passage was retrieved", shape.kind)
+            return [], "no passage was retrieved"
         everything = "\n".join(f"{_about(p)}\n{p.text}" for p in retrieval.passages)
         absent = [t.text for t in shape.terms if not textlib.mentions(everything, t)]
         if absent:
-            return Decision([], f"no article mentions {_join(absent)}", shape.kind)
+            return [], f"no article mentions {_join(absent)}"
         candidates = [s for s in ranked if len(s.missing) <= shape.allowed_missing()]
-        if not candidates and shape.multi_part:
-            pair = _covering_pair(ranked, shape)
-            if pair:
-                return Decision(pair, None, shape.kind)
         if not candidates:
-            return Decision(
-                [], f"no passage mentions {_join([t.text for t in shape.terms], 'and')} together", shape.kind
+            pair = _covering_pair(ranked, shape) if shape.multi_part else None
+            return (
+                (pair, None)
+                if pair
+                else ([], f"no passage mentions {_join([t.text for t in shape.terms], 'and')} together")
             )
         if shape.kind == "number":
             # "How many foreign ministers" is answered by "43 foreign ministers", not by any number.
             candidates = [s for s in candidates if s.cue >= (1.0 if shape.counts else 0.5)]
             if not candidates:
-                return Decision([], "no passage gives the number asked for", shape.kind)
+                return [], "no passage gives the number asked for"
         best = _prefer_typed_answer(candidates)
         if best.score < MIN_SCORE or best.similarity < MIN_SIMILARITY:
-            return Decision([], f"the closest passage is a weak match (score {best.score:.2f})", shape.kind)
-        chosen = self._select(best, ranked, shape)
-        return Decision(
-            [_with_list_items(s, retrieval.passages[s.passage]) for s in chosen], None, shape.kind
-        )
+            return [], f"the closest passage is a weak match (score {best.score:.2f})"
+        return self._select(best, ranked, shape), None
 
     def _select(self, best: Sentence, ranked: list[Sentence], shape: QuestionShape) -> list[Sentence]:
         """Add sentences that are nearly as good and bring question words the answer lacks so
@@ -392,14 +408,16 @@ class ExtractiveAnswerer:
         """The answer text: each chosen sentence, verbatim, followed by its passage's [n]."""
         if decision.abstained:
             return f"{REFUSAL} {decision.abstain_reason[0].upper()}{decision.abstain_reason[1:]}."
-        return " ".join(f"{_as_claim(s.text)} {cite(numbering[s.passage])}" for s in decision.sentences)
+        return " ".join(
+            f"{_as_claim(s.claim or s.text)} {cite(numbering[s.passage])}" for s in decision.sentences
+        )
 
 
 def _as_claim(sentence: str) -> str:
     """A quoted sentence as an answer line: list lines joined with semicolons, one full stop."""
     lines = [line.strip().lstrip("-•* ").strip() for line in sentence.strip().split("\n")]
     claim = lines[0] + " " + "; ".join(lines[1:]) if len(lines) > 1 else lines[0]
-    return claim if claim[-1:] in ".!?\"'”’" else claim + "."
+    return claim if claim[-1:] in ".!?\"'”’…" else claim + "."
 
 
 def _covering_pair(ranked: list[Sentence], shape: QuestionShape) -> list[Sentence] | None:
@@ -430,6 +448,29 @@ def _prefer_typed_answer(candidates: list[Sentence]) -> Sentence:
         and s.similarity >= MIN_SIMILARITY
     ]
     return typed[0] if typed else best
+
+
+def _focused(sentence: Sentence, shape: QuestionShape) -> Sentence:
+    """A long sentence listing several amounts answers "how much went to Brazil?" with its opening
+    clause and the one clause about Brazil, both verbatim, rather than the whole list."""
+    if shape.kind != "number" or len(sentence.text) < LONG_SENTENCE_CHARS:
+        return sentence
+    lead, *clauses = _CLAUSE_BREAK.split(sentence.text)
+    # The clause must carry what the question names that the sentence's opening does not.
+    named_here = [
+        t for t in shape.terms if textlib.mentions(sentence.text, t) and not textlib.mentions(lead, t)
+    ]
+    if not named_here:
+        return sentence
+    wanted = [
+        clause
+        for clause in clauses
+        if _answer_numbers(clause, shape.numbers) and all(textlib.mentions(clause, t) for t in named_here)
+    ]
+    if len(wanted) != 1:
+        return sentence
+    opening = "" if _answer_numbers(lead, shape.numbers) else lead + " "
+    return replace(sentence, claim=f"{opening}… {wanted[0].rstrip('.')} …")
 
 
 def _with_list_items(sentence: Sentence, passage: Passage) -> Sentence:

@@ -140,9 +140,7 @@ def test_follow_up_is_searched_with_the_previous_question(page, output_dir):
     page.screenshot(path=str(output_dir / "follow-up.png"))
     searched = follow_up.locator(".searched").inner_text()
     assert "Brazil" in searched and "Project Vault" in searched
-    if "565 million" not in follow_up.inner_text():
-        # The page did its part (history passed, rewritten query shown); the answer is rag's.
-        pytest.xfail("rag abstains: the rewritten query requires EXIM and Project Vault in the Brazil passage")
+    assert "565 million" in follow_up.inner_text()
 
 
 def test_abstention_says_so_and_shows_the_nearest_passages(page):
