@@ -1,0 +1,551 @@
+"""The human side of `rag eval`: the markdown report, the printed tables and the plots.
+
+Kept apart from the scoring in rag/evaluate.py, which never needs matplotlib.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+from rag.citations import strip_citations
+from rag.evaluate import (
+    DEFINITIONS,
+    RECALL_KS,
+    SEARCH_K,
+    SUPPORT_MIN_OVERLAP,
+    Question,
+    RunResult,
+    Scores,
+    type_order,
+)
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _ms(value) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def _cell(text: str, limit: int = 300) -> str:
+    text = re.sub(r"\s+", " ", text or "").strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text.replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _metric_row(name: str, m: dict) -> list[str]:
+    return [
+        name,
+        str(m["questions"]),
+        _pct(m["answer_accuracy"]),
+        _pct(m["answer_precision"]),
+        _pct(m["abstention_accuracy"]),
+        _pct(m["abstention_precision"]),
+        _pct(m["recall@5"]),
+        _pct(m["hit@5"]),
+        _num(m["mrr"]),
+        _pct(m["citation_precision"]),
+        _pct(m["citation_hit_rate"]),
+        str(m["fabricated_number_answers"]),
+        _ms(m["latency_ms"]["p50"]),
+        _ms(m["latency_ms"]["p95"]),
+    ]
+
+
+METRIC_HEADER = [
+    "",
+    "n",
+    "answer acc",
+    "answer precision",
+    "abstention acc",
+    "abstention precision",
+    "recall@5",
+    "hit@5",
+    "MRR",
+    "citation precision",
+    "citation hit",
+    "fabricated #",
+    "p50 ms",
+    "p95 ms",
+]
+
+
+def expected_text(question: Question) -> str:
+    if question.abstain:
+        return "(abstain)"
+    return " AND ".join("/".join(group) for group in question.answers) or "(not scored)"
+
+
+def got_text(prediction: dict, limit: int = 400) -> str:
+    if prediction.get("error"):
+        return f"(error) {prediction['error']}"
+    answer = strip_citations(prediction.get("answer") or "")
+    return _cell(("(abstained) " if prediction.get("abstained") else "") + answer, limit)
+
+
+def misses(result: RunResult) -> dict[str, list[tuple[Question, dict, Scores]]]:
+    found: dict[str, list] = {}
+    for question, prediction, score in zip(result.questions, result.predictions, result.scores, strict=True):
+        if score.correct is False:
+            found.setdefault(question.type, []).append((question, prediction, score))
+    return dict(sorted(found.items(), key=lambda item: type_order(item[0])))
+
+
+def render_report(result: RunResult, plot: str | None = "metrics.png") -> str:
+    m = result.metrics
+    overall = m["overall"]
+    lines = [f"# Eval report: {result.label}", ""]
+    lines.append(
+        f"{overall['questions']} questions from `{m.get('dataset')}`, {m['created']}, "
+        f"code {m.get('code_version') or 'unknown'}, {m['wall_s']:.0f} s wall time."
+    )
+    lines.append("")
+    lines.append("Settings: " + ", ".join(f"{k}=`{v}`" for k, v in m["settings"].items()))
+    lines.append("")
+    if plot:
+        lines += [f"![metrics]({plot})", ""]
+    lines += ["## Overall", ""]
+    lines += _table(
+        ["metric", "value"],
+        [
+            ["answer accuracy (correct / answerable)", _pct(overall["answer_accuracy"])],
+            ["answer precision, LitQA2 (correct / answered)", _pct(overall["answer_precision"])],
+            ["answer rate (answered / answerable)", _pct(overall["answer_rate"])],
+            [
+                "abstention accuracy = recall (declined / should decline)",
+                _pct(overall["abstention_accuracy"]),
+            ],
+            ["abstention precision (should decline / declined)", _pct(overall["abstention_precision"])],
+            ["overall accuracy (answers and abstentions)", _pct(overall["overall_accuracy"])],
+            *[
+                [f"retrieval recall@{k} (fraction of gold sources)", _pct(overall[f"recall@{k}"])]
+                for k in RECALL_KS
+            ],
+            *[[f"retrieval hit@{k} (any gold source)", _pct(overall[f"hit@{k}"])] for k in RECALL_KS],
+            [f"retrieval MRR (top {SEARCH_K})", _num(overall["mrr"])],
+            ["context recall (gold sources in the passages answered from)", _pct(overall["context_recall"])],
+            ["citation precision", _pct(overall["citation_precision"])],
+            ["citation hit rate", _pct(overall["citation_hit_rate"])],
+            ["answers with a fabricated number", str(overall["fabricated_number_answers"])],
+            ["answers without a citation", str(overall["answers_without_citation"])],
+            ["lexical support of claims (not entailment)", _pct(overall["lexical_support"]["supported"])],
+            [
+                "latency p50 / p95 (ms)",
+                f"{_ms(overall['latency_ms']['p50'])} / {_ms(overall['latency_ms']['p95'])}",
+            ],
+            [
+                "questions: answerable / should abstain / unscored / errors",
+                " / ".join(str(overall[k]) for k in ("answerable", "should_abstain", "unscored", "errors")),
+            ],
+        ],
+    )
+    lines += ["", "## By type", ""]
+    rows = [_metric_row(name, metrics) for name, metrics in m["by_type"].items()]
+    lines += _table(METRIC_HEADER, rows + [_metric_row("**all**", overall)])
+    lines += [
+        "",
+        "Answer metrics apply to answerable types, abstention metrics to `abstain: true` questions; "
+        "– means the type has none.",
+        "",
+    ]
+    lines += _misses_section(result)
+    lines += _retrieval_section(result)
+    lines += _fabricated_section(result)
+    lines += _support_section(result)
+    lines += ["## Definitions", ""]
+    lines += [f"- **{name}**: {text}" for name, text in DEFINITIONS.items()]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _misses_section(result: RunResult) -> list[str]:
+    by_type = misses(result)
+    total = sum(len(v) for v in by_type.values())
+    lines = [f"## Misses ({total})", ""]
+    if not by_type:
+        return lines + ["None.", ""]
+    for name, items in by_type.items():
+        lines += [f"### {name} ({len(items)})", ""]
+        rows = []
+        for question, prediction, score in items:
+            expected = expected_text(question)
+            if score.groups_matched and not all(score.groups_matched):
+                missing = [i + 1 for i, ok in enumerate(score.groups_matched) if not ok]
+                expected += f" (group {', '.join(map(str, missing))} missing)"
+            rows.append(
+                [question.id, _cell(question.question, 200), _cell(expected, 160), got_text(prediction)]
+            )
+        lines += _table(["id", "question", "expected", "got"], rows) + [""]
+    return lines
+
+
+def _short(source: str, width: int = 32) -> str:
+    stem = PurePosixPath(source).stem
+    return stem if len(stem) <= width else stem[: width - 1] + "…"
+
+
+def _ranked_summary(sources: list[str]) -> str:
+    """Distinct sources in rank order, each with the ranks it holds: "ani-… (1, 3), fox-… (2)"."""
+    ranks: dict[str, list[int]] = {}
+    for rank, source in enumerate(sources, 1):
+        ranks.setdefault(source, []).append(rank)
+    return "; ".join(f"{_short(s)} ({', '.join(map(str, r))})" for s, r in ranks.items())
+
+
+def _retrieval_section(result: RunResult) -> list[str]:
+    k = max(RECALL_KS)
+    rows = []
+    for question, score in zip(result.questions, result.scores, strict=True):
+        if score.retrieval_scored and score.recall.get(k, 0.0) < 1.0:
+            found = round(score.recall[k] * len(question.gold_sources))
+            rank = f"{1 / score.reciprocal_rank:.0f}" if score.reciprocal_rank else f">{SEARCH_K}"
+            gold = ", ".join(_short(s) for s in question.gold_sources)
+            rows.append(
+                [
+                    question.id,
+                    question.type,
+                    f"{found} of {len(question.gold_sources)}",
+                    rank,
+                    _cell(gold),
+                    _cell(_ranked_summary(score.ranked_sources[:k]), 400),
+                ]
+            )
+    lines = [
+        f"## Retrieval: questions with a gold source outside the top {k} ({len(rows)})",
+        "",
+        "For single-fact questions listing two sources either one suffices (see hit@k); cross_article "
+        "questions need every source.",
+        "",
+    ]
+    if not rows:
+        return lines + ["None.", ""]
+    header = ["id", "type", f"gold in top {k}", "first gold rank", "gold", f"top {k} sources (ranks)"]
+    return lines + _table(header, rows) + [""]
+
+
+def _fabricated_section(result: RunResult) -> list[str]:
+    rows = [
+        [p["id"], ", ".join(s.fabricated_numbers), got_text(p, 240)]
+        for p, s in zip(result.predictions, result.scores, strict=True)
+        if s.fabricated_numbers
+    ]
+    lines = [f"## Answers with numbers in no cited passage ({len(rows)})", ""]
+    if not rows:
+        return lines + ["None.", ""]
+    return lines + _table(["id", "numbers", "answer"], rows) + [""]
+
+
+def _support_section(result: RunResult) -> list[str]:
+    rows = []
+    for score in result.scores:
+        for claim in score.claims:
+            if not claim.supported:
+                why = [] if claim.cited else ["no citation"]
+                if claim.cited and claim.overlap < SUPPORT_MIN_OVERLAP:
+                    why.append(f"overlap {claim.overlap:.2f}")
+                if not claim.numbers_ok:
+                    why.append("number not in cited passage")
+                rows.append([score.id, _cell(claim.claim, 200), ", ".join(why) or "cites an unknown passage"])
+    lines = [
+        f"## Lexical support (not entailment): weakly supported claims ({len(rows)})",
+        "",
+        "Each answer sentence is compared with the quote it cites: the share of its content words "
+        "found there, and whether its numbers are in the cited passage. This is a lexical check, not "
+        "entailment; a high overlap does not prove the quote supports the claim.",
+        "",
+    ]
+    if not rows:
+        return lines + ["None.", ""]
+    return lines + _table(["id", "claim", "why"], rows) + [""]
+
+
+def summary_table(metrics: dict) -> str:
+    """A plain-text table for the terminal: overall and by type."""
+    header = [
+        "type",
+        "n",
+        "ans acc",
+        "ans prec",
+        "abst acc",
+        "rec@5",
+        "hit@5",
+        "MRR",
+        "cit prec",
+        "fab",
+        "p50 ms",
+    ]
+    rows = []
+    for name, m in [*metrics["by_type"].items(), ("ALL", metrics["overall"])]:
+        rows.append(
+            [
+                name,
+                str(m["questions"]),
+                _pct(m["answer_accuracy"]),
+                _pct(m["answer_precision"]),
+                _pct(m["abstention_accuracy"]),
+                _pct(m["recall@5"]),
+                _pct(m["hit@5"]),
+                _num(m["mrr"], 2),
+                _pct(m["citation_precision"]),
+                str(m["fabricated_number_answers"]),
+                _ms(m["latency_ms"]["p50"]),
+            ]
+        )
+    return _text_table(header, rows)
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+# -- plots -------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metrics(metrics: dict, path: Path) -> None:
+    """Three panels: accuracy by type, retrieval recall@k by type, and the overall numbers."""
+    plt = _pyplot()
+    by_type = metrics["by_type"]
+    types = list(by_type)
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.5), gridspec_kw={"width_ratios": [1.1, 1.2, 1]})
+
+    ax = axes[0]
+    values, colors, labels = [], [], []
+    scored_types = [t for t in types if by_type[t]["answerable"] or by_type[t]["should_abstain"]]
+    for name in scored_types:
+        m = by_type[name]
+        if m["answerable"]:
+            values.append(m["answer_accuracy"])
+            colors.append("#4C72B0")
+        else:
+            values.append(m["abstention_accuracy"] or 0.0)
+            colors.append("#DD8452")
+        labels.append(f"{name} ({m['questions']})")
+    bars = ax.bar(range(len(scored_types)), values, color=colors)
+    _label_bars(ax, bars, values)
+    ax.set_xticks(range(len(scored_types)), labels, rotation=35, ha="right", fontsize=9)
+    ax.set_ylim(0, 1.22)
+    ax.axhline(metrics["overall"]["answer_accuracy"] or 0, color="#4C72B0", linestyle=":", linewidth=1)
+    ax.axhline(metrics["overall"]["abstention_accuracy"] or 0, color="#DD8452", linestyle=":", linewidth=1)
+    ax.set_title("Accuracy by question type (dotted: overall)")
+    ax.set_ylabel("fraction")
+    ax.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color="#4C72B0"), plt.Rectangle((0, 0), 1, 1, color="#DD8452")],
+        labels=["answer accuracy", "abstention accuracy"],
+        loc="upper center",
+        ncols=2,
+        frameon=False,
+        fontsize=8,
+    )
+
+    ax = axes[1]
+    with_gold = [t for t in types if by_type[t]["retrieval_questions"]]
+    width = 0.8 / (len(RECALL_KS) + 1)
+    series = [(f"recall@{k}", f"recall@{k}") for k in RECALL_KS] + [("MRR", "mrr")]
+    for i, (label, key) in enumerate(series):
+        xs = [j + (i - len(series) / 2 + 0.5) * width for j in range(len(with_gold))]
+        ax.bar(xs, [by_type[t][key] or 0.0 for t in with_gold], width, label=label)
+    ax.set_xticks(range(len(with_gold)), with_gold, rotation=35, ha="right", fontsize=9)
+    ax.set_title(f"Retrieval by type: share of gold sources in the top k; MRR@{SEARCH_K}")
+    ax.set_ylim(0, 1.22)
+    ax.legend(fontsize=8, loc="upper center", ncols=len(series), frameon=False)
+
+    ax = axes[2]
+    overall = metrics["overall"]
+    names = [
+        "answer accuracy",
+        "answer precision",
+        "abstention accuracy",
+        "abstention precision",
+        "recall@5",
+        "hit@5",
+        "MRR",
+        "citation precision",
+        "citation hit rate",
+        "lexical support (not entailment)",
+    ]
+    values = [
+        overall["answer_accuracy"],
+        overall["answer_precision"],
+        overall["abstention_accuracy"],
+        overall["abstention_precision"],
+        overall["recall@5"],
+        overall["hit@5"],
+        overall["mrr"],
+        overall["citation_precision"],
+        overall["citation_hit_rate"],
+        overall["lexical_support"]["supported"],
+    ]
+    values = [v or 0.0 for v in values]
+    bars = ax.barh(range(len(names)), values, color="#55A868")
+    for bar, value in zip(bars, values, strict=True):
+        ax.text(
+            min(value, 1.0) + 0.01,
+            bar.get_y() + bar.get_height() / 2,
+            f"{value:.2f}",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_yticks(range(len(names)), names, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.12)
+    latency = overall["latency_ms"]
+    ax.set_title(f"Overall ({overall['questions']} questions)", fontsize=11)
+    fig.suptitle(
+        f"rag eval: {metrics.get('label', '')}  ({_settings_line(metrics['settings'])})  —  "
+        f"latency p50 {_ms(latency['p50'])} ms, p95 {_ms(latency['p95'])} ms  —  "
+        f"answers with a fabricated number: {overall['fabricated_number_answers']}",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _label_bars(ax, bars, values) -> None:
+    for bar, value in zip(bars, values, strict=True):
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            (value or 0) + 0.02,
+            f"{value:.2f}" if value is not None else "–",
+            ha="center",
+            fontsize=8,
+        )
+
+
+def _settings_line(summary: dict) -> str:
+    return (
+        f"{summary['retrieval']}, k={summary['top_k']}, chunks {summary['chunk_chars']} chars, "
+        f"{summary['llm']}"
+    )
+
+
+COMPARE_COLUMNS = [  # (key, header, format, higher is better)
+    ("answer_accuracy", "answer acc", _pct, True),
+    ("answer_precision", "answer precision", _pct, True),
+    ("abstention_accuracy", "abstention acc", _pct, True),
+    ("overall_accuracy", "overall acc", _pct, True),
+    ("recall@5", "recall@5", _pct, True),
+    ("hit@5", "hit@5", _pct, True),
+    ("mrr", "MRR", _num, True),
+    ("context_recall", "context recall", _pct, True),
+    ("citation_precision", "citation precision", _pct, True),
+    ("fabricated_number_answers", "fabricated #", str, False),
+    ("latency_p50_ms", "p50 ms", _ms, False),
+    ("latency_p95_ms", "p95 ms", _ms, False),
+]
+
+
+def render_compare(rows: list[dict], skipped: list[dict], n_questions: int, base: dict) -> str:
+    lines = [
+        "# Preset comparison",
+        "",
+        f"{n_questions} questions per preset. Each preset overrides the base settings "
+        f"({', '.join(f'{k}=`{v}`' for k, v in base.items())}). The best value of each column is in bold.",
+        "",
+        "![compare](compare.png)",
+        "",
+    ]
+    best = {}
+    for key, _, _, higher in COMPARE_COLUMNS:
+        values = [r[key] for r in rows if r[key] is not None]
+        if values:
+            best[key] = max(values) if higher else min(values)
+    table_rows = []
+    for row in rows:
+        cells = [f"`{row['preset']}`", ", ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "(base)"]
+        for key, _, fmt, _ in COMPARE_COLUMNS:
+            text = fmt(row[key]) if row[key] is not None else "–"
+            cells.append(f"**{text}**" if row[key] is not None and row[key] == best.get(key) else text)
+        table_rows.append(cells)
+    lines += _table(["preset", "overrides", *[h for _, h, _, _ in COMPARE_COLUMNS]], table_rows)
+    if skipped:
+        lines += ["", "## Skipped", ""]
+        lines += [f"- `{s['preset']}`: {s['reason']}" for s in skipped]
+    lines += [
+        "",
+        "Metrics are defined in each run's report (`presets/<name>/report.md`) and in `metrics.json`. "
+        "recall@5 and MRR come from `Assistant.search` alone, so the k presets differ from `hybrid` "
+        "only in what the answerer is given: see context recall, the gold sources among the top_k passages.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_compare(rows: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    names = [r["preset"] for r in rows]
+    series = [
+        ("answer accuracy", "answer_accuracy"),
+        ("abstention accuracy", "abstention_accuracy"),
+        ("recall@5", "recall@5"),
+        ("MRR", "mrr"),
+    ]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(15, max(4.0, 0.75 * len(rows) + 1.5)), gridspec_kw={"width_ratios": [2.4, 1]}
+    )
+    height = 0.8 / len(series)
+    for i, (label, key) in enumerate(series):
+        ys = [j + (i - len(series) / 2 + 0.5) * height for j in range(len(rows))]
+        values = [r[key] or 0.0 for r in rows]
+        bars = left.barh(ys, values, height, label=label)
+        for bar, value in zip(bars, values, strict=True):
+            best = value == max(values)
+            text = f"{value:.3f} (best)" if best else f"{value:.3f}"
+            y = bar.get_y() + bar.get_height() / 2
+            left.text(
+                value + 0.005, y, text, va="center", fontsize=7, fontweight="bold" if best else "normal"
+            )
+    left.set_yticks(range(len(rows)), names)
+    left.invert_yaxis()
+    left.set_xlim(0, 1.2)
+    left.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    left.set_title("Quality per preset (higher is better; the best of each metric is marked)")
+    left.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncols=len(series), frameon=False)
+    latencies = [r["latency_p50_ms"] or 0.0 for r in rows]
+    bars = right.barh(range(len(rows)), latencies, color="#8172B3")
+    for bar, value in zip(bars, latencies, strict=True):
+        right.text(value, bar.get_y() + bar.get_height() / 2, f" {value:,.0f}", va="center", fontsize=8)
+    right.set_yticks(range(len(rows)), names)
+    right.invert_yaxis()
+    right.set_xlim(0, max(latencies + [1.0]) * 1.25)
+    right.set_title("p50 latency per question (ms, lower is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def compare_text_table(rows: list[dict]) -> str:
+    header = ["preset", *[h for _, h, _, _ in COMPARE_COLUMNS]]
+    body = [
+        [r["preset"], *[(fmt(r[key]) if r[key] is not None else "–") for key, _, fmt, _ in COMPARE_COLUMNS]]
+        for r in rows
+    ]
+    return _text_table(header, body)
