@@ -21,6 +21,10 @@ from rag.settings import Backend, RetrievalMode, Settings
 
 NEAREST_ON_ABSTAIN = 3
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# A question pasted from a terminal may carry colour codes ("\x1b[31m"): dropping only the ESC would
+# leave "[31m" behind, and its number would be searched for as a key fact of the question.
+# CSI sequences (colours, cursor moves), OSC ones (window titles), then two-character escapes.
+_ANSI_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 
 
 class QuestionError(ValueError):
@@ -55,7 +59,7 @@ Event = Sources | Token | Replace | Final
 
 
 def clean_question(question: str | None, max_chars: int) -> str:
-    question = _CONTROL_CHARS.sub(" ", question or "").strip()
+    question = _CONTROL_CHARS.sub(" ", _ANSI_ESCAPES.sub("", question or "")).strip()
     if not question:
         raise QuestionError("Please type a question: this one is empty.")
     if len(question) > max_chars:
@@ -85,9 +89,16 @@ class Assistant:
                 return event.answer
         raise RuntimeError("the answer stream ended without an answer")
 
-    def search(self, question: str, k: int | None = None, filters: Filters | None = None,
-               mode: RetrievalMode | None = None) -> Retrieval:
-        return self.retriever.search(clean_question(question, self.settings.max_question_chars), k, filters, mode)
+    def search(
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        mode: RetrievalMode | None = None,
+    ) -> Retrieval:
+        return self.retriever.search(
+            clean_question(question, self.settings.max_question_chars), k, filters, mode
+        )
 
     def stream(
         self,
@@ -126,8 +137,14 @@ class Assistant:
             yield Token(word)
         return text, None
 
-    def _llm(self, backend: Backend, question: str, retrieval: Retrieval, ranked: list[Sentence],
-             decision: Decision):
+    def _llm(
+        self,
+        backend: Backend,
+        question: str,
+        retrieval: Retrieval,
+        ranked: list[Sentence],
+        decision: Decision,
+    ):
         from rag import llm
 
         chat = self._chat_backend(backend)

@@ -91,6 +91,7 @@ def is_refusal(text: str) -> bool:
 
 # --- claims and their checks ---------------------------------------------------------------
 
+
 @dataclass
 class Claim:
     """One sentence of an answer, without its markers, and the passage numbers it cites."""
@@ -175,7 +176,9 @@ def unsupported_numbers(claim: str, source: str) -> list[str]:
 
 
 def _quantities(claim: str) -> list[str]:
-    found = [_without_plain_word(m.group().strip()) for m in _FIGURE.finditer(claim) if textlib.numbers(m.group())]
+    found = [
+        _without_plain_word(m.group().strip()) for m in _FIGURE.finditer(claim) if textlib.numbers(m.group())
+    ]
     for match in _WORD_FIGURE.finditer(claim):
         if match.group().lower() not in _NOT_A_COUNT and textlib.numbers(match.group()):
             found.append(match.group())
@@ -183,7 +186,7 @@ def _quantities(claim: str) -> list[str]:
 
 
 def _without_plain_word(figure: str) -> str:
-    """"55 countries" is reported as "55"; "600 million" keeps its scale."""
+    """ "55 countries" is reported as "55"; "600 million" keeps its scale."""
     bare = re.sub(r"\s*-?\s*[A-Za-z]+$", "", figure)
     return bare if bare and max(textlib.numbers(bare)) == max(textlib.numbers(figure)) else figure
 

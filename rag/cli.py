@@ -39,7 +39,9 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description="Question answering over news articles, with citations.")
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Question answering over news articles, with citations."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="add, update and remove articles in the index")
@@ -57,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="score the assistant on a question set")
     evaluate.add_argument("--dataset", type=Path, required=True)
     evaluate.add_argument("--out", type=Path, required=True)
-    evaluate.add_argument("--compare", nargs="*", metavar="PRESET",
-                          help=f"run these presets side by side (default set if none named): {', '.join(PRESETS)}")
+    evaluate.add_argument(
+        "--compare",
+        nargs="*",
+        metavar="PRESET",
+        help=f"run these presets side by side (default set if none named): {', '.join(PRESETS)}",
+    )
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
 
     serve = commands.add_parser("serve", help="start the chat in the browser")
@@ -82,14 +88,34 @@ def main(argv: list[str] | None = None) -> int:
         if _is_user_error(exc):
             print(f"rag {args.command}: {exc}", file=sys.stderr)
             return EXIT_USAGE if exc.__class__.__name__ == "QuestionError" else EXIT_FAILURE
+        if _is_store_error(exc):
+            print(
+                f"rag {args.command}: the vector store failed ({exc}). If an ingest was interrupted, "
+                "`rag ingest --rebuild` rebuilds the index from the corpus.",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
         raise
 
 
 def _is_user_error(exc: Exception) -> bool:
     from pydantic import ValidationError
 
-    names = {"QuestionError", "IndexMissing", "IndexMismatch", "StoreUnavailable", "ModelNotFound", "LLMUnavailable"}
+    names = {
+        "QuestionError",
+        "IndexMissing",
+        "IndexMismatch",
+        "StoreUnavailable",
+        "ModelNotFound",
+        "LLMUnavailable",
+    }
     return exc.__class__.__name__ in names or isinstance(exc, ValidationError | RuntimeError | OSError)
+
+
+def _is_store_error(exc: Exception) -> bool:
+    # Chroma's embedded store can be left unreadable by a process killed while it saved its vector
+    # index (chroma-core/chroma#7510, #7678). The articles are safe in the corpus: say how to rebuild.
+    return type(exc).__module__.startswith("chromadb")
 
 
 def cmd_ingest(args, settings: Settings) -> int:
@@ -101,8 +127,10 @@ def cmd_ingest(args, settings: Settings) -> int:
 
 
 def cmd_search(args, settings: Settings) -> int:
-    from rag.assistant import Assistant
+    from rag.assistant import Assistant, clean_question
 
+    # Checked before the model loads, so a bad query is refused at once, not after seconds.
+    clean_question(args.query, settings.max_question_chars)
     retrieval = Assistant.from_settings(settings).search(args.query)
     for rank, passage in enumerate(retrieval.passages, 1):
         ranks = ", ".join(f"{name} #{r}" for name, r in passage.ranks.items())
@@ -114,8 +142,10 @@ def cmd_search(args, settings: Settings) -> int:
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    from rag.assistant import Assistant, Final, Replace, Token
+    from rag.assistant import Assistant, Final, Replace, Token, clean_question
 
+    # Checked before the model loads, so a bad question is refused at once, not after seconds.
+    clean_question(args.question, settings.max_question_chars)
     assistant = Assistant.from_settings(settings)
     streaming = not args.json and sys.stdout.isatty()
     answer = None
@@ -136,7 +166,9 @@ def cmd_ask(args, settings: Settings) -> int:
 def format_answer(answer, already_printed: bool = False) -> str:
     lines = [] if already_printed else [answer.answer]
     if answer.fallback:
-        lines.append(f"(the {answer.backend} answer failed validation: {answer.fallback}; showing the extractive one)")
+        lines.append(
+            f"(the {answer.backend} answer failed validation: {answer.fallback}; showing the extractive one)"
+        )
     if answer.searched:
         lines.append(f"(searched as: {answer.searched})")
     lines.append("")

@@ -294,7 +294,7 @@ def _load_html(page: str) -> Article:
     except Exception as exc:  # lxml and trafilatura raise a wide range of parse errors
         raise UnreadableFile(f"not a readable HTML page: {_short(exc)}") from exc
     body = (getattr(doc, "text", None) or "") if doc is not None else ""
-    if not _has_words(body):
+    if not _has_prose(body):
         raise UnreadableFile("no article text found")
 
     meta_title = _one_line(getattr(doc, "title", None) or "")
@@ -310,6 +310,15 @@ def _load_html(page: str) -> Article:
         published=_iso_date(getattr(doc, "date", None) or "") or cleaned.published,
         url=getattr(doc, "url", None) or cleaned.url,
     )
+
+
+# Given a page without an article, the extractor falls back to its menus ("Home", "World", "Log in"):
+# an article has at least one line of this many words.
+_MIN_PROSE_WORDS = 5
+
+
+def _has_prose(text: str) -> bool:
+    return any(len(line.split()) >= _MIN_PROSE_WORDS and _has_words(line) for line in text.splitlines())
 
 
 def _one_line(text: str) -> str:

@@ -170,7 +170,11 @@ class Ingestor:
 
     def _scan(self, roots: list[Path], manifest: Manifest, report: IngestReport) -> list[_Candidate]:
         candidates: list[_Candidate] = []
-        seen_contents = {e.content_sha256: s for s, e in manifest.documents.items()}
+        # Only files still on disk count as originals: when a file is renamed, or deleted while a
+        # copy remains, the copy is the article now and must not be skipped as a duplicate.
+        seen_contents = {
+            e.content_sha256: s for s, e in manifest.documents.items() if self._path_of(s).exists()
+        }
         for path in self._files_under(roots, report):
             source = self._source_of(path)
             try:
@@ -197,7 +201,7 @@ class Ingestor:
             elif not root.exists():
                 report.skipped.append((str(root), "no such file or folder"))
             else:
-                yield from _walk_supported(root, report)
+                yield from _walk_supported(root, report, self._source_of)
 
     def _source_of(self, path: Path) -> str:
         absolute = path.absolute()
@@ -248,7 +252,7 @@ class Ingestor:
             raise UnreadableFile("no article text found")
         text_file = f"articles/{doc_id}-{candidate.sha256[:10]}.txt"
         (self.index_dir / "articles").mkdir(exist_ok=True)
-        (self.index_dir / text_file).write_text(article.text)
+        _write_atomically(self.index_dir / text_file, article.text)
         chunk_ids = [f"{doc_id}-{candidate.sha256[:10]}-{c.index:04d}" for c in chunks]
         base = {
             "source": candidate.source,
@@ -344,6 +348,13 @@ class Ingestor:
                 text_file.unlink(missing_ok=True)
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """A kill mid-write must not leave a truncated article that a manifest points to."""
+    staged = path.with_suffix(path.suffix + ".tmp")
+    staged.write_text(text)
+    os.replace(staged, path)
+
+
 def _load_previous_keywords(index_dir: Path) -> dict[str, tuple[str, dict]]:
     manifest = Manifest.load(index_dir)
     if manifest is None or not manifest.keyword_dir:
@@ -351,20 +362,24 @@ def _load_previous_keywords(index_dir: Path) -> dict[str, tuple[str, dict]]:
     return KeywordIndex.load(index_dir / manifest.keyword_dir).entries()
 
 
-def _walk_supported(root: Path, report: IngestReport) -> Iterator[Path]:
+def _walk_supported(root: Path, report: IngestReport, source_of: Callable[[Path], str]) -> Iterator[Path]:
     """Supported files below `root`, sorted, without following symlinked folders (a link loop
-    would never end) and reporting links that lead nowhere."""
+    would never end), reporting those folders and links that lead nowhere. Skips are named like
+    every other source, so the report reads the same whatever form `root` was given in."""
     for folder, subfolders, files in os.walk(root, followlinks=False):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in subfolders:
+            if (Path(folder) / name).is_symlink():
+                report.skipped.append((source_of(Path(folder) / name), "symlinked folder, not followed"))
         for name in sorted(files):
             path = Path(folder) / name
             if name.startswith(".") or name == SIDECAR_NAME:
                 continue
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                report.skipped.append((str(path), f"unsupported file type {path.suffix or '(none)'}"))
+                report.skipped.append((source_of(path), f"unsupported file type {path.suffix or '(none)'}"))
                 continue
             if path.is_symlink() and not path.exists():
-                report.skipped.append((str(path), "broken or looping symlink"))
+                report.skipped.append((source_of(path), "broken or looping symlink"))
                 continue
             yield path
 

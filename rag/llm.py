@@ -42,8 +42,15 @@ EVIDENCE_CHAR_BUDGET = 1100
 N_CTX = 4096  # llama-cpp-python defaults to 512, too small for prompt plus answer
 REACHABILITY_TIMEOUT_S = 5.0
 # GGUFs without a chat template: the format of their family, else ChatML.
-FALLBACK_CHAT_FORMATS = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "llama": "llama-2",
-                         "mistral": "mistral-instruct", "qwen2": "chatml", "phi3": "chatml"}
+FALLBACK_CHAT_FORMATS = {
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "gemma3": "gemma",
+    "llama": "llama-2",
+    "mistral": "mistral-instruct",
+    "qwen2": "chatml",
+    "phi3": "chatml",
+}
 MAX_REWRITE_CHARS = 300
 
 
@@ -60,6 +67,7 @@ class ChatBackend(Protocol):
 
 
 # --- evidence and prompt ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class EvidencePassage:
@@ -94,7 +102,9 @@ def select_evidence(passages: list[Passage], ranked: list[Sentence]) -> list[Evi
         if _INSTRUCTION_RE.search(sentence.text):
             continue
         kept = chosen.get(sentence.passage, [])
-        if len(kept) >= MAX_SENTENCES_PER_PASSAGE or (used and used + len(sentence.text) > EVIDENCE_CHAR_BUDGET):
+        if len(kept) >= MAX_SENTENCES_PER_PASSAGE or (
+            used and used + len(sentence.text) > EVIDENCE_CHAR_BUDGET
+        ):
             continue
         chosen[sentence.passage] = [*kept, sentence]
         used += len(sentence.text)
@@ -149,7 +159,7 @@ def _attribute(value: str) -> str:
 
 
 def _date_words(published: str) -> str:
-    """"2024-10-04" also as "4 October 2024", so a sentence may write the date either way."""
+    """ "2024-10-04" also as "4 October 2024", so a sentence may write the date either way."""
     match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", published or "")
     if not match or not 1 <= int(match.group(2)) <= 12:
         return published or ""
@@ -158,6 +168,7 @@ def _date_words(published: str) -> str:
 
 
 # --- checking the answer ------------------------------------------------------------------
+
 
 @dataclass
 class Checked:
@@ -200,8 +211,10 @@ def rewrite_question(chat_backend: ChatBackend, question: str, history: list[str
     listed = "\n".join(f"- {_defused(h)}" for h in earlier)
     messages = [
         {"role": "system", "content": REWRITE_PROMPT},
-        {"role": "user", "content": f"Earlier questions:\n{listed}\nFollow-up: {_defused(question)}\n"
-                                    "Standalone question:"},
+        {
+            "role": "user",
+            "content": f"Earlier questions:\n{listed}\nFollow-up: {_defused(question)}\nStandalone question:",
+        },
     ]
     rewritten = _first_line("".join(chat_backend.stream(messages)))
     if _usable_rewrite(rewritten, question, earlier[-1]):
@@ -227,6 +240,7 @@ def _usable_rewrite(rewritten: str, question: str, previous: str) -> bool:
 
 # --- backends -----------------------------------------------------------------------------
 
+
 def make_chat_backend(settings: Settings) -> ChatBackend:
     if settings.llm == "openai":
         return OpenAIChat.from_settings(settings)
@@ -239,8 +253,9 @@ class OpenAIChat:
     """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, LM Studio, llama.cpp's server),
     through langchain's ChatOpenAI."""
 
-    def __init__(self, base_url: str, api_key: str | None, model: str | None, max_tokens: int,
-                 timeout_s: float):
+    def __init__(
+        self, base_url: str, api_key: str | None, model: str | None, max_tokens: int, timeout_s: float
+    ):
         from langchain_openai import ChatOpenAI
 
         self.base_url = base_url.rstrip("/")
@@ -270,8 +285,13 @@ class OpenAIChat:
                 "RAG_LLM=openai needs RAG_OPENAI_BASE_URL, e.g. http://127.0.0.1:8080/v1 "
                 "(https://api.openai.com/v1 with RAG_OPENAI_API_KEY for OpenAI itself)"
             )
-        return cls(settings.openai_base_url, settings.openai_api_key, settings.openai_model,
-                   settings.llm_max_tokens, settings.llm_timeout_s)
+        return cls(
+            settings.openai_base_url,
+            settings.openai_api_key,
+            settings.openai_model,
+            settings.llm_max_tokens,
+            settings.llm_timeout_s,
+        )
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         import httpx
@@ -282,14 +302,20 @@ class OpenAIChat:
                 if isinstance(chunk.content, str) and chunk.content:
                     yield chunk.content
         except openai.APITimeoutError as exc:
-            raise LLMUnavailable(f"the model server at {self.base_url} did not answer within "
-                                 f"{self.timeout_s:g} s (RAG_LLM_TIMEOUT_S)") from exc
+            raise LLMUnavailable(
+                f"the model server at {self.base_url} did not answer within "
+                f"{self.timeout_s:g} s (RAG_LLM_TIMEOUT_S)"
+            ) from exc
         except openai.APIStatusError as exc:
-            raise LLMUnavailable(f"the model server at {self.base_url} refused the request: "
-                                 f"{exc.status_code} {_one_line(exc.message)}") from exc
+            raise LLMUnavailable(
+                f"the model server at {self.base_url} refused the request: "
+                f"{exc.status_code} {_one_line(exc.message)}"
+            ) from exc
         except (openai.APIError, httpx.HTTPError, OSError) as exc:
-            raise LLMUnavailable(f"lost the connection to the model server at {self.base_url}: "
-                                 f"{_one_line(str(exc) or type(exc).__name__)}") from exc
+            raise LLMUnavailable(
+                f"lost the connection to the model server at {self.base_url}: "
+                f"{_one_line(str(exc) or type(exc).__name__)}"
+            ) from exc
 
     def _served_models(self) -> list[str]:
         import httpx
@@ -299,21 +325,29 @@ class OpenAIChat:
         try:
             response = httpx.get(url, headers=headers, timeout=min(REACHABILITY_TIMEOUT_S, self.timeout_s))
         except httpx.TimeoutException as exc:
-            raise LLMUnavailable(f"the model server at {self.base_url} did not answer within "
-                                 f"{min(REACHABILITY_TIMEOUT_S, self.timeout_s):g} s") from exc
+            raise LLMUnavailable(
+                f"the model server at {self.base_url} did not answer within "
+                f"{min(REACHABILITY_TIMEOUT_S, self.timeout_s):g} s"
+            ) from exc
         except httpx.HTTPError as exc:
-            raise LLMUnavailable(f"cannot reach the model server at {self.base_url} "
-                                 f"({_one_line(str(exc) or type(exc).__name__)}): is it running? "
-                                 "Check RAG_OPENAI_BASE_URL") from exc
+            raise LLMUnavailable(
+                f"cannot reach the model server at {self.base_url} "
+                f"({_one_line(str(exc) or type(exc).__name__)}): is it running? "
+                "Check RAG_OPENAI_BASE_URL"
+            ) from exc
         if response.status_code in (401, 403):
-            raise LLMUnavailable(f"the model server at {self.base_url} rejected the API key "
-                                 f"({response.status_code}): check RAG_OPENAI_API_KEY")
+            raise LLMUnavailable(
+                f"the model server at {self.base_url} rejected the API key "
+                f"({response.status_code}): check RAG_OPENAI_API_KEY"
+            )
         if response.status_code == 404:
-            raise LLMUnavailable(f"{url} does not exist: RAG_OPENAI_BASE_URL should be the API root, "
-                                 "usually ending in /v1")
+            raise LLMUnavailable(
+                f"{url} does not exist: RAG_OPENAI_BASE_URL should be the API root, usually ending in /v1"
+            )
         if response.status_code >= 400:
-            raise LLMUnavailable(f"the model server at {self.base_url} answered {response.status_code} "
-                                 f"to {url}")
+            raise LLMUnavailable(
+                f"the model server at {self.base_url} answered {response.status_code} to {url}"
+            )
         try:
             return [m["id"] for m in response.json().get("data", []) if isinstance(m, dict) and "id" in m]
         except ValueError:
@@ -354,19 +388,25 @@ class LlamaCppChat:
                     if piece:
                         yield piece
                     if time.monotonic() - started > self.timeout_s:
-                        raise LLMUnavailable(f"the local model {self.path.name} took longer than "
-                                             f"{self.timeout_s:g} s (RAG_LLM_TIMEOUT_S)")
+                        raise LLMUnavailable(
+                            f"the local model {self.path.name} took longer than "
+                            f"{self.timeout_s:g} s (RAG_LLM_TIMEOUT_S)"
+                        )
             except LLMUnavailable:
                 raise
             except (RuntimeError, ValueError) as exc:  # e.g. the prompt does not fit the context
-                raise LLMUnavailable(f"the local model {self.path.name} failed: {_one_line(str(exc))}") from exc
+                raise LLMUnavailable(
+                    f"the local model {self.path.name} failed: {_one_line(str(exc))}"
+                ) from exc
 
 
 def _load_gguf(path: Path):
     try:
         from llama_cpp import Llama
     except ImportError as exc:
-        raise LLMUnavailable("RAG_LLM=llamacpp needs llama-cpp-python: pip install 'rag-news[llamacpp]'") from exc
+        raise LLMUnavailable(
+            "RAG_LLM=llamacpp needs llama-cpp-python: pip install 'rag-news[llamacpp]'"
+        ) from exc
     try:
         llama = Llama(model_path=str(path), n_ctx=N_CTX, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:

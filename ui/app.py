@@ -27,6 +27,15 @@ endpoint streams: `Client.submit(...)` yields first {"event": "sources", "search
 then {"event": "token", "text": the draft so far} as the answer is written, then that object.
 A bad question or option raises an error whose message says what to fix.
 
+API endpoint `/upload` adds articles the way the chat's upload box does (copied into
+`<corpus>/uploads/` under a safe name, ingested at once, searchable by the next question):
+
+    from gradio_client import Client, handle_file
+    result = Client("http://127.0.0.1:7860/").predict([handle_file("article.md")], api_name="/upload")
+
+It returns {"added": the number of articles added, "files": [{"name", "added", "message"}, ...]
+(one per file, with the reason when a file was not added), "index": the index's size}.
+
 With `settings.ui_auth` ("user:password") the page and the API require that login; it is
 mandatory when binding an address other than localhost.
 """
@@ -241,6 +250,22 @@ def _wire_api(service: ChatService, settings: Settings) -> None:
             raise gr.Error(str(exc)) from exc
 
     gr.api(ask, api_name="ask", concurrency_id="answer", concurrency_limit=ANSWER_CONCURRENCY)
+
+    def upload(files: list[gr.FileData]) -> dict:
+        """Add articles (txt, md, html or pdf) to the index (see the module docstring)."""
+        if not files:
+            raise gr.Error("Attach at least one file (txt, md, html or pdf).")
+        # Gradio has already moved each file into its upload cache, under a name it sanitised.
+        paths = [Path(f["path"] if isinstance(f, dict) else f.path) for f in files]
+        try:
+            result = service.library.add(paths)
+        except (RuntimeError, OSError) as exc:
+            raise gr.Error(f"The upload failed: {exc}") from exc
+        outcomes = [{"name": f.name, "added": f.added, "message": f.message} for f in result.files]
+        return {"added": result.added, "files": outcomes, "index": service.index_summary()}
+
+    # One ingest at a time, shared with the upload box: the two queue behind each other.
+    gr.api(upload, api_name="upload", concurrency_id="ingest", concurrency_limit=1)
 
 
 def _publisher_choices(service: ChatService) -> list[tuple[str, str]]:

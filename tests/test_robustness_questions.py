@@ -1,0 +1,159 @@
+"""Bad questions get a clear message or a sensible abstention, never a traceback: through the
+Python API, the command line (in this process and as a real subprocess) and the chat's `/ask` API.
+The browser side is in tests/test_robustness_browser.py."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+pytest.register_assert_rewrite("tests.robustness")
+
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from rag.assistant import QuestionError  # noqa: E402
+from rag.cli import main  # noqa: E402
+from tests.robustness import rag  # noqa: E402
+
+pytest_plugins = ["tests.ui_server", "tests.robustness_server"]
+
+EXIM = "What did EXIM approve under Project Vault?"
+HUGE = "Why? " * 20_480  # 100 KB
+EMPTY_MESSAGE = r"Please type a question: this one is empty\."
+HUGE_MESSAGE = (
+    r"That question is 102,399 characters long; the limit is 2,000\. Ask about one thing at a time\."
+)
+
+REFUSED = {  # question -> the message that says what to fix
+    "empty": ("", EMPTY_MESSAGE),
+    "whitespace": (" \n\t \r\n ", EMPTY_MESSAGE),
+    "only control characters": ("\x00\x1b[31m\x07\x1b[0m", EMPTY_MESSAGE),
+    "100 KB": (HUGE, HUGE_MESSAGE),
+}
+SAME_AS_EXIM = {  # the EXIM question wrapped in noise: must be answered exactly as the clean one
+    "NUL": "What did EXIM\x00 approve under Project Vault?",
+    "terminal colours": "\x1b[31mWhat did EXIM approve under Project Vault?\x1b[0m",
+    "carriage returns": "What did EXIM approve\r under Project Vault?\r\n",
+    "tabs and newlines": "What did EXIM\tapprove\n\nunder Project Vault?",
+}
+ABSTAINED = {  # nothing to answer from: "Not in these articles", no citations
+    "only stopwords": "what is the",
+    "punctuation": "?!?",
+}
+OTHER_LANGUAGES = {  # answered from the EXIM article, or a plain abstention: never an error
+    "Spanish": "¿Qué aprobó el EXIM?",
+    "Chinese": "美国进出口银行在“金库计划”下批准了什么？",
+}
+
+
+def check_sensible(answer: dict) -> None:
+    """Either an abstention that says so and cites nothing, or an answer whose every marker cites."""
+    if answer["abstained"]:
+        assert answer["answer"].startswith("Not in these articles") and not answer["citations"], answer
+    else:
+        numbers = {int(n) for n in re.findall(r"\[(\d+)\]", answer["answer"])}
+        assert numbers and numbers == {c["n"] for c in answer["citations"]}, answer
+        assert "10 billion" in answer["answer"], answer
+
+
+# -- the Python API --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_api_refuses_with_a_message_that_says_what_to_fix(assistant, case):
+    question, message = REFUSED[case]
+    with pytest.raises(QuestionError, match=message):
+        assistant.ask(question)
+    with pytest.raises(QuestionError, match=message):
+        assistant.search(question)
+
+
+def test_api_answers_through_control_characters_and_abstains_on_nothing(assistant):
+    clean = assistant.ask(EXIM).to_dict()
+    assert "10 billion" in clean["answer"]
+    for case, question in SAME_AS_EXIM.items():
+        got = assistant.ask(question).to_dict()
+        assert (got["answer"], got["citations"]) == (clean["answer"], clean["citations"]), case
+        assert got["question"] == EXIM, case
+    for case, question in ABSTAINED.items():
+        got = assistant.ask(question).to_dict()
+        assert got["abstained"] and got["answer"].startswith("Not in these articles"), case
+        assert not got["citations"] and got["nearest"], case
+    for question in OTHER_LANGUAGES.values():
+        check_sensible(assistant.ask(question).to_dict())
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def run_main(capsys, corpus_settings, *args: str) -> tuple[int, str, str]:
+    paths = ["--corpus-dir", str(corpus_settings.corpus_dir), "--index-dir", str(corpus_settings.index_dir)]
+    code = main([*args, *paths])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_refusals_are_one_line_on_stderr_with_exit_code_2(capsys, corpus_settings):
+    for case, (question, message) in REFUSED.items():
+        for command in (["ask", question], ["ask", question, "--json"], ["search", question]):
+            code, out, err = run_main(capsys, corpus_settings, *command)
+            assert code == 2 and out == "", (case, command)
+            assert re.fullmatch(rf"rag {command[0]}: {message}\n", err), (case, err)
+
+
+def test_cli_answers_noisy_and_foreign_questions(capsys, corpus_settings):
+    code, out, _ = run_main(capsys, corpus_settings, "ask", EXIM, "--json")
+    clean = json.loads(out)
+    for case, question in {**SAME_AS_EXIM, **ABSTAINED, **OTHER_LANGUAGES}.items():
+        code, out, err = run_main(capsys, corpus_settings, "ask", question, "--json")
+        assert code == 0 and "Traceback" not in err, (case, err)
+        answer = json.loads(out)
+        if case in SAME_AS_EXIM:
+            assert answer["answer"] == clean["answer"], case
+        elif case in ABSTAINED:
+            assert answer["abstained"], case
+        else:
+            check_sensible(answer)
+        code, out, err = run_main(capsys, corpus_settings, "ask", question)  # the text form
+        assert code == 0 and out.strip(), case
+
+
+def test_cli_as_a_real_process(corpus_settings):
+    """The same through `python -m rag.cli`: what a user's shell runs (a NUL cannot be in argv)."""
+    root = corpus_settings.corpus_dir.parent
+    for case in ("empty", "whitespace", "100 KB"):
+        question, message = REFUSED[case]
+        done = rag(root, "ask", question)
+        assert done.returncode == 2 and done.stdout == "", case
+        assert re.fullmatch(rf"rag ask: {message}\n", done.stderr), (case, done.stderr[-500:])
+    done = rag(
+        root, "ask", SAME_AS_EXIM["terminal colours"] + SAME_AS_EXIM["carriage returns"][-2:], "--json"
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    answer = json.loads(done.stdout)
+    assert answer["question"] == EXIM and "10 billion" in answer["answer"]
+
+
+# -- the chat's API --------------------------------------------------------------------------------
+
+
+def test_chat_api_explains_refusals_and_answers_the_rest(robustness_server, ui_client):
+    api = ui_client(robustness_server.url)
+    for question, message in REFUSED.values():
+        with pytest.raises(AppError, match=message):
+            api.predict(question, [], api_name="/ask")
+        with pytest.raises(AppError, match=message):  # as a follow-up, with history
+            api.predict(question, [EXIM], api_name="/ask")
+    clean = api.predict(EXIM, api_name="/ask")
+    for case, question in SAME_AS_EXIM.items():
+        got = api.predict(question, api_name="/ask")
+        assert got["question"] == EXIM and got["answer"] == clean["answer"], case
+    for case, question in ABSTAINED.items():
+        got = api.predict(question, api_name="/ask")
+        assert got["abstained"] and not got["citations"], case
+    for question in OTHER_LANGUAGES.values():
+        check_sensible(api.predict(question, api_name="/ask"))
+    # A refused question leaves the server serving: the next question is answered.
+    assert api.predict(EXIM, api_name="/ask")["answer"] == clean["answer"]
