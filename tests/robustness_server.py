@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from tests.chroma_server import free_port
 from tests.conftest import make_project
+from tests.processes import free_port
 from tests.ui_server import SERVE_INDEXED, WARM_UP_QUESTION, Server, client, start
 
 

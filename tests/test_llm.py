@@ -36,7 +36,8 @@ from rag.llm import (
 from rag.retrieve import Passage
 from rag.settings import Settings
 from tests.conftest import make_project
-from tests.llm_server import BrokenServer, LlamaServer, free_port, gemma_gguf
+from tests.llm_server import BrokenServer, LlamaServer, gemma_gguf
+from tests.processes import free_port
 
 RAG_CLI = str(Path(sys.executable).with_name("rag"))
 DFC_QUESTION = "How much did the DFC give the Orion consortium?"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chroma_server import free_port
 from tests.conftest import PROJECT_ROOT, make_project
+from tests.processes import free_port, stop_process
 
 START_TIMEOUT_S = 120  # Gradio import ~11 s, model ~5 s, ingest ~5 s, on two busy cores
 WARM_UP_QUESTION = "What did EXIM approve under Project Vault?"
@@ -49,13 +49,7 @@ class Server:
         return self.root / "feedback.jsonl"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=20)
 
 
 def server_env(root: Path, **extra: str) -> dict[str, str]:
@@ -75,8 +69,9 @@ def server_env(root: Path, **extra: str) -> dict[str, str]:
 
 def start(command: list[str], root: Path, log: Path, port: int, **env: str) -> Server:
     with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=root, env=server_env(root, **env), stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=root, env=server_env(root, **env), stdout=out, stderr=subprocess.STDOUT
+        )
     server = Server(f"http://127.0.0.1:{port}/", process, root, log)
     try:
         wait_until_up(server)
@@ -90,7 +85,9 @@ def wait_until_up(server: Server, timeout: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"the server exited ({server.process.returncode}):\n{server.log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"the server exited ({server.process.returncode}):\n{server.log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(server.url + "gradio_api/info", timeout=5):
                 return
@@ -116,12 +113,20 @@ class Launcher:
 
     def run(self, root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
         """`rag serve ARGS` expected to exit by itself."""
-        return subprocess.run([*RAG_SERVE, *args], cwd=root, env=server_env(root, **env), capture_output=True,
-                              text=True, timeout=START_TIMEOUT_S)
+        return subprocess.run(
+            [*RAG_SERVE, *args],
+            cwd=root,
+            env=server_env(root, **env),
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+        )
 
     def serve(self, root: Path, **env: str) -> Server:
         port = free_port()
-        server = start([*RAG_SERVE, "--port", str(port)], root, self.log_dir / f"serve-{port}.log", port, **env)
+        server = start(
+            [*RAG_SERVE, "--port", str(port)], root, self.log_dir / f"serve-{port}.log", port, **env
+        )
         self.started.append(server)
         return server
 
@@ -137,7 +142,9 @@ def ui_server(tmp_path_factory) -> Server:
     root = tmp_path_factory.mktemp("ui-project")
     make_project(root)
     port = free_port()
-    server = start([sys.executable, "-c", SERVE_INDEXED, "127.0.0.1", str(port)], root, root / "server.log", port)
+    server = start(
+        [sys.executable, "-c", SERVE_INDEXED, "127.0.0.1", str(port)], root, root / "server.log", port
+    )
     try:
         client(server.url).predict(WARM_UP_QUESTION, api_name="/ask")
         yield server
