@@ -239,11 +239,12 @@ class SentenceRanker:
         return sorted(sentences, key=lambda s: s.score, reverse=True)
 
     def _sentences(self, passages: list[Passage]) -> tuple[list[Sentence], np.ndarray]:
+        split = self._split_and_embed(passages)
         sentences: list[Sentence] = []
         blocks: list[np.ndarray] = []
         seen: set[str] = set()
         for index, passage in enumerate(passages):
-            spans, vectors = self._split_and_embed(passage)
+            spans, vectors = split[passage.chunk_id]
             for span, vector in zip(spans, vectors, strict=True):
                 text = passage.text[span.start : span.end]
                 if text in seen:  # chunk overlap repeats sentences
@@ -253,19 +254,25 @@ class SentenceRanker:
                 blocks.append(vector)
         return sentences, np.vstack(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
 
-    def _split_and_embed(self, passage: Passage):
-        """Sentence vectors are cached per chunk: most questions revisit the same chunks."""
+    def _split_and_embed(self, passages: list[Passage]) -> dict[str, tuple[list, np.ndarray]]:
+        """Sentence spans and vectors per chunk. They are cached, since most questions revisit the
+        same chunks, and the chunks not seen before are embedded in one batch, which is faster."""
         with self._lock:
-            cached = self._cache.get(passage.chunk_id)
-        if cached is not None:
-            return cached
-        spans = split_sentences(passage.text)
-        vectors = self.embedder.embed([passage.text[s.start : s.end] for s in spans])
+            found = {p.chunk_id: self._cache[p.chunk_id] for p in passages if p.chunk_id in self._cache}
+        fresh = {p.chunk_id: p for p in passages if p.chunk_id not in found}
+        spans = {cid: split_sentences(p.text) for cid, p in fresh.items()}
+        texts = [fresh[cid].text[s.start : s.end] for cid in fresh for s in spans[cid]]
+        vectors = self.embedder.embed(texts)
+        at = 0
+        for cid in fresh:
+            found[cid] = (spans[cid], vectors[at : at + len(spans[cid])])
+            at += len(spans[cid])
         with self._lock:
-            if len(self._cache) >= self._cache_size:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[passage.chunk_id] = (spans, vectors)
-        return spans, vectors
+            for cid in fresh:
+                if len(self._cache) >= self._cache_size:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[cid] = found[cid]
+        return found
 
 
 def _window(passage: Passage, sentence: Sentence, sentences: list[Sentence], i: int) -> str:
