@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import date
 from pathlib import Path
 
@@ -401,8 +402,15 @@ def _sidecar_entry(path: Path) -> dict:
     sidecar = path.parent / SIDECAR_NAME
     if not sidecar.exists():
         return {}
+    return _read_sidecar(sidecar, sidecar.stat().st_mtime_ns).get(path.name, {})
+
+
+@lru_cache(maxsize=64)
+def _read_sidecar(sidecar: Path, modified_ns: int) -> dict:
+    """Parsed once per folder and version, not once per file: a folder of thousands of articles
+    would otherwise parse the same file thousands of times."""
     try:
-        return json.loads(sidecar.read_text()).get(path.name, {})
+        return json.loads(sidecar.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{sidecar} is not valid JSON: {exc}") from exc
 

@@ -1,0 +1,159 @@
+"""Indexes to benchmark against, built once and kept in bench/cache/.
+
+Each index is built by the project's own `Ingestor.run` over synthetic article files, so the
+chunks, ids, metadata, keyword index and manifest are exactly what a user's ingest makes. Only the
+embedding is cached: `CachingEmbedder` looks each chunk text up by its SHA-1 in
+bench/cache/vectors/<model>-seed<seed>/ and encodes only the texts it has not seen. Corpora of one
+seed are prefixes of each other, so the vectors embedded for 100k chunks serve 1k and 10k too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import synthetic
+from bench.common import CACHE, ROOT, log, memory_mb
+
+FLUSH_ROWS = 4096
+
+
+def bench_settings(index_dir: Path, corpus_dir: Path, **overrides):
+    """Project settings pinned to the local store and the offline answerer, whatever RAG_* says."""
+    from rag.settings import Settings
+
+    return Settings(
+        index_dir=index_dir, corpus_dir=corpus_dir, chroma_url=None, llm="extractive", retrieval="hybrid",
+        top_k=5, date_from=None, date_to=None, publisher=None, **overrides,
+    )
+
+
+class CachingEmbedder:
+    """Stands in for rag.embeddings.Embedder in Ingestor and Retriever; the cache is by text."""
+
+    def __init__(self, inner, folder: Path):
+        self.inner = inner
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.folder = folder
+        self.encoded = 0
+        self.encode_seconds = 0.0
+        self._rows: dict[bytes, np.ndarray] = {}
+        self._pending: dict[bytes, np.ndarray] = {}
+        for part in sorted(folder.glob("part-*.npz")):
+            saved = np.load(part)
+            self._rows.update(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
+
+    @property
+    def cached(self) -> int:  # not __len__: an empty cache must not be falsy (`embedder or load_embedder()`)
+        return len(self._rows)
+
+    def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode()).digest() for t in texts]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._rows}
+        if missing:
+            started = time.perf_counter()
+            vectors = self.inner.embed(list(missing.values()))
+            self.encode_seconds += time.perf_counter() - started
+            self.encoded += len(missing)
+            fresh = dict(zip(missing, vectors, strict=True))
+            self._rows.update(fresh)
+            self._pending.update(fresh)
+            if len(self._pending) >= FLUSH_ROWS:
+                self.flush()
+        if not keys:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._rows[k] for k in keys])
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.inner.embed_one(text)  # questions are never cached: their time is measured
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        number = len(list(self.folder.glob("part-*.npz")))
+        staged = self.folder / f"tmp-{number:05d}.npz"
+        np.savez(staged, keys=np.array(list(self._pending), dtype="S20"), vectors=np.stack(list(self._pending.values())))
+        staged.replace(self.folder / f"part-{number:05d}.npz")
+        self._pending = {}
+
+
+def synthetic_index(size: int, seed: int = 1) -> dict:
+    """The index of the first articles of corpus `seed` that make about `size` chunks; built on the
+    first call (embedding what the cache lacks), reused after. Run it in its own process: the
+    build's peak RSS is reported."""
+    from rag.embeddings import load_embedder
+    from rag.ingest import Ingestor
+
+    corpus = CACHE / f"corpus-seed{seed}"
+    count = synthetic.articles_for_chunks(seed, size)
+    probe = bench_settings(CACHE / "unused", corpus)
+    embedder = load_embedder(probe.embed_model, probe.embed_batch_size)
+    index_dir = CACHE / f"index-{embedder.name}-seed{seed}-{size}"
+    done = index_dir / "bench-build.json"
+    if done.exists():
+        return {**json.loads(done.read_text()), "cached": True}
+    started = time.perf_counter()
+    synthetic.write_corpus(corpus, seed, count)
+    files = [corpus / f"part-{i // 1000:03d}" / a.name for i, a in enumerate(synthetic.articles(seed, count))]
+    cached = CachingEmbedder(embedder, CACHE / "vectors" / f"{embedder.name}-seed{seed}")
+    log(f"index {size}: {count} articles, {cached.cached} vectors cached; ingesting into {index_dir}")
+    ingest_started = time.perf_counter()
+
+    def progress(done_files: int, total: int, _source: str) -> None:
+        if done_files % 500 == 0 or done_files == total:
+            rate = cached.encoded / cached.encode_seconds if cached.encode_seconds else 0
+            log(f"index {size}: {done_files}/{total} files, {cached.encoded} chunks encoded ({rate:.0f}/s)")
+
+    try:
+        report = Ingestor(bench_settings(index_dir, corpus), embedder=cached).run(
+            files, show_progress=False, on_progress=progress
+        )
+    finally:
+        cached.flush()
+    seconds = time.perf_counter() - ingest_started
+    stats = {
+        "size": size,
+        "seed": seed,
+        "index_dir": str(index_dir.relative_to(ROOT)),
+        "corpus_dir": str(corpus.relative_to(ROOT)),
+        "model": embedder.name,
+        "articles": report.documents,
+        "chunks": report.chunks,
+        "encoded_now": cached.encoded,
+        "encode_seconds": round(cached.encode_seconds, 1),
+        "ingest_seconds": round(seconds, 1),
+        "ingest_seconds_without_encoding": round(seconds - cached.encode_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "build_peak_rss_mb": round(memory_mb()["peak_rss_mb"], 1),
+    }
+    done.write_text(json.dumps(stats, indent=1))
+    log(f"index {size}: {json.dumps(stats)}")
+    return {**stats, "cached": False}
+
+
+def bundled_index() -> dict:
+    """The index of the bundled corpus (corpus/), kept apart from the project's own index/ so that
+    nobody else's ingest changes it mid-run."""
+    from rag.ingest import Ingestor
+
+    index_dir = CACHE / "index-bundled"
+    report = Ingestor(bench_settings(index_dir, ROOT / "corpus")).run(show_progress=False)
+    return {"index_dir": str(index_dir.relative_to(ROOT)), "corpus_dir": "corpus",
+            "articles": report.documents, "chunks": report.chunks}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build (or check) the cached benchmark indexes.")
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    for wanted in sorted(int(s) for s in args.sizes.split(",")):
+        print(json.dumps(synthetic_index(wanted, args.seed)))
