@@ -7,25 +7,14 @@ UI tests that share `ui_server` count the articles its index holds.
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import make_project
-from tests.processes import free_port
-from tests.ui_server import SERVE_INDEXED, WARM_UP_QUESTION, Server, client, start
+from tests.ui_server import Server, warm_chat
 
 
 @pytest.fixture(scope="session")
-def robustness_server(tmp_path_factory) -> Server:
-    root = tmp_path_factory.mktemp("robustness-ui")
-    make_project(root)
-    port = free_port()
-    server = start(
-        [sys.executable, "-c", SERVE_INDEXED, "127.0.0.1", str(port)], root, root / "server.log", port
-    )
-    try:
-        client(server.url).predict(WARM_UP_QUESTION, api_name="/ask")
+def robustness_server(tmp_path_factory) -> Iterator[Server]:
+    with warm_chat(tmp_path_factory.mktemp("robustness-ui")) as server:
         yield server
-    finally:
-        server.stop()

@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,11 +137,10 @@ class Launcher:
             server.stop()
 
 
-@pytest.fixture(scope="session")
-def ui_server(tmp_path_factory) -> Server:
-    """The chat over its own indexed copy of the bundled corpus (uploads change it), warmed up by
-    one question so that measured times are warm."""
-    root = tmp_path_factory.mktemp("ui-project")
+@contextmanager
+def warm_chat(root: Path) -> Iterator[Server]:
+    """The chat over its own indexed copy of the bundled corpus in `root` (uploads change it),
+    warmed up by one question so that measured times are warm."""
     make_project(root)
     port = free_port()
     server = start(
@@ -150,6 +151,12 @@ def ui_server(tmp_path_factory) -> Server:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory) -> Iterator[Server]:
+    with warm_chat(tmp_path_factory.mktemp("ui-project")) as server:
+        yield server
 
 
 @pytest.fixture
