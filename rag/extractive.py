@@ -228,11 +228,12 @@ class SentenceRanker:
             return []
         similarities = vectors @ retrieval.query_vector
         shape = question_shape(question)
-        idf = _idf([set(textlib.content_stems(s.text)) for s in sentences])
+        stems = [set(textlib.content_stems(s.text)) for s in sentences]
+        idf = _idf(stems)
         for i, sentence in enumerate(sentences):
             window = _window(retrieval.passages[sentence.passage], sentence, sentences, i)
             sentence.similarity = float(similarities[i])
-            sentence.overlap = _weighted_overlap(shape.stems, set(textlib.content_stems(sentence.text)), idf)
+            sentence.overlap = _weighted_overlap(shape.stems, stems[i], idf)
             sentence.missing = [t.text for t in shape.terms if not textlib.mentions(window, t)]
             sentence.key_coverage = 1.0 - len(sentence.missing) / len(shape.terms) if shape.terms else 1.0
             sentence.cue = _cue(shape, sentence.text)

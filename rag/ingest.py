@@ -315,14 +315,18 @@ class Ingestor:
         report.chunks_removed = len(replaced)
         if not (staged or removed or report.orphans_cleared) and manifest.keyword_dir:
             return replaced
+        previous = self._keyword_entries(manifest.keyword_dir)
         manifest.generation += 1
         manifest.keyword_dir = f"keyword-{manifest.generation:06d}"
-        self._build_keyword_index(manifest, staged).save(self.index_dir / manifest.keyword_dir)
+        self._build_keyword_index(manifest, staged, previous).save(self.index_dir / manifest.keyword_dir)
         manifest.save(self.index_dir)
         return replaced
 
-    def _build_keyword_index(self, manifest: Manifest, staged: list[_Staged]) -> KeywordIndex:
-        previous = _load_previous_keywords(self.index_dir)
+    def _keyword_entries(self, keyword_dir: str | None) -> dict[str, tuple[str, dict]]:
+        """The committed keyword index's chunks, carried into the rebuilt one."""
+        return KeywordIndex.load(self.index_dir / keyword_dir).entries() if keyword_dir else {}
+
+    def _build_keyword_index(self, manifest: Manifest, staged: list[_Staged], previous: dict) -> KeywordIndex:
         fresh = {
             cid: (text, meta)
             for s in staged
@@ -354,13 +358,6 @@ def _write_atomically(path: Path, text: str) -> None:
     staged = path.with_suffix(path.suffix + ".tmp")
     staged.write_text(text)
     os.replace(staged, path)
-
-
-def _load_previous_keywords(index_dir: Path) -> dict[str, tuple[str, dict]]:
-    manifest = Manifest.load(index_dir)
-    if manifest is None or not manifest.keyword_dir:
-        return {}
-    return KeywordIndex.load(index_dir / manifest.keyword_dir).entries()
 
 
 def _walk_supported(root: Path, report: IngestReport, source_of: Callable[[Path], str]) -> Iterator[Path]:
