@@ -187,7 +187,7 @@ def sidecar_scan(counts: tuple[int, ...] = (250, 1000, 4000), seed: int = 9) -> 
 
 def keyword_rebuild(index_dir: str) -> dict:
     """What every ingest into this index pays for the keyword index, even for one new article:
-    `Ingestor._commit` loads the previous one, re-tokenizes every chunk, rebuilds and saves it."""
+    `Ingestor._commit` loads the previous one's saved tokens, rebuilds the index and saves it."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -199,13 +199,13 @@ def keyword_rebuild(index_dir: str) -> dict:
     folder = ROOT / index_dir
     manifest = Manifest.load(folder)
     started = time.perf_counter()
-    entries = KeywordIndex.load(folder / manifest.keyword_dir).entries()
+    entries = KeywordIndex.saved_entries(folder / manifest.keyword_dir)
     load_s = time.perf_counter() - started
     ids = list(entries)
-    texts = [entries[cid][0] for cid in ids]
+    tokens = [entries[cid][0] for cid in ids]
     fields = {name: [entries[cid][1][name] for cid in ids] for name in ("published_int", "publisher_key")}
     started = time.perf_counter()
-    rebuilt = KeywordIndex.build(ids, texts, fields)
+    rebuilt = KeywordIndex.build(ids, tokens, fields)
     build_s = time.perf_counter() - started
     scratch = Path(tempfile.mkdtemp(dir=CACHE))
     try:

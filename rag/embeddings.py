@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import numpy_bert
+
 # Set before torch is imported: with the default spin-waiting, OpenMP threads fight for the
 # two cores and encoding runs about 3x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -18,6 +20,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+# Up to this many texts (a question, the sentences of an answer's passages) the numpy encoder is
+# used; above it, torch's two threads are faster and worth their import time.
+SMALL_BATCH = 64
 
 
 class ModelNotFound(RuntimeError):
@@ -45,16 +52,19 @@ def resolve_model_path(name: str | None) -> Path:
 
 
 class Embedder:
-    """Normalised embeddings, so that a dot product is the cosine similarity."""
+    """Normalised embeddings, so that a dot product is the cosine similarity.
+
+    Questions and the answerer's few sentences go through a numpy forward pass when the model
+    allows it (see rag.numpy_bert); sentence-transformers, and with it torch, is imported only
+    for the large batches of an ingest, or for models the numpy path does not cover."""
 
     def __init__(self, model_path: Path, batch_size: int = 64):
-        from sentence_transformers import SentenceTransformer
-
         self.model_path = model_path
         self.name = model_path.name if model_path.name != "model" else model_path.parent.name
         self.batch_size = batch_size
-        self._model = SentenceTransformer(str(model_path), device="cpu")
-        self.dimension = self._model.get_embedding_dimension()
+        self._model = None
+        self._light = numpy_bert.NumpyBertEncoder(model_path) if numpy_bert.supports(model_path) else None
+        self.dimension = self._light.dimension if self._light else self._full_model().get_embedding_dimension()
         # One encode at a time: torch already uses both cores, and concurrent calls only thrash.
         self._lock = threading.Lock()
 
@@ -62,7 +72,9 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
-            vectors = self._model.encode(
+            if self._light and len(texts) <= SMALL_BATCH:
+                return self._light.embed(texts)
+            vectors = self._full_model().encode(
                 texts,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
@@ -73,6 +85,13 @@ class Embedder:
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+    def _full_model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.model_path), device="cpu")
+        return self._model
 
 
 @lru_cache(maxsize=4)

@@ -25,7 +25,7 @@ from pathlib import Path
 from rag.chunking import chunk_text, split_sentences
 from rag.documents import SUPPORTED_SUFFIXES, Article, UnreadableFile, load_article
 from rag.embeddings import Embedder, load_embedder
-from rag.keyword import KeywordIndex
+from rag.keyword import KeywordIndex, tokenize
 from rag.manifest import DocumentEntry, Manifest
 from rag.settings import Settings
 from rag.store import VectorStore, drop_collection, open_vector_store
@@ -322,25 +322,24 @@ class Ingestor:
         manifest.save(self.index_dir)
         return replaced
 
-    def _keyword_entries(self, keyword_dir: str | None) -> dict[str, tuple[str, dict]]:
+    def _keyword_entries(self, keyword_dir: str | None) -> dict[str, tuple[list[str], dict]]:
         """The committed keyword index's chunks, carried into the rebuilt one."""
-        return KeywordIndex.load(self.index_dir / keyword_dir).entries() if keyword_dir else {}
+        return KeywordIndex.saved_entries(self.index_dir / keyword_dir) if keyword_dir else {}
 
     def _build_keyword_index(self, manifest: Manifest, staged: list[_Staged], previous: dict) -> KeywordIndex:
-        fresh = {
-            cid: (text, meta)
-            for s in staged
-            for cid, text, meta in zip(s.entry.chunk_ids, s.texts, s.metadatas, strict=True)
-        }
-        ids, texts, published, publishers = [], [], [], []
+        fresh_ids = [cid for s in staged for cid in s.entry.chunk_ids]
+        fresh_tokens = tokenize([text for s in staged for text in s.texts])
+        fresh_fields = [meta for s in staged for meta in s.metadatas]
+        fresh = dict(zip(fresh_ids, zip(fresh_tokens, fresh_fields, strict=True), strict=True))
+        ids, tokens, published, publishers = [], [], [], []
         for entry in manifest.documents.values():
             for cid in entry.chunk_ids:
-                text, meta = fresh.get(cid) or previous[cid]
+                chunk_tokens, meta = fresh.get(cid) or previous[cid]
                 ids.append(cid)
-                texts.append(text)
+                tokens.append(chunk_tokens)
                 published.append(meta["published_int"])
                 publishers.append(meta["publisher_key"])
-        return KeywordIndex.build(ids, texts, {"published_int": published, "publisher_key": publishers})
+        return KeywordIndex.build(ids, tokens, {"published_int": published, "publisher_key": publishers})
 
     def _clean_up(self, manifest: Manifest, store: VectorStore, replaced: list[str]) -> None:
         store.delete(replaced)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+TOKENS_FILE = "tokens.json"
+
 
 @lru_cache(maxsize=1)
 def _stemmer():
@@ -27,30 +29,33 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
 
 class KeywordIndex:
-    def __init__(self, retriever, ids: list[str], texts: list[str], filter_fields: dict[str, list]):
+    """A searchable BM25 index. One built by an ingest also holds each chunk's tokens, which are
+    saved beside it so the next ingest tokenizes only new chunks; a loaded one (for searching)
+    leaves them on disk."""
+
+    def __init__(self, retriever, ids: list[str], filter_fields: dict[str, list], tokens: list[list[str]] | None = None):
         self._retriever = retriever
         self.ids = ids
-        # Kept so the next ingest can rebuild the index without reading every chunk back from Chroma.
-        self.texts = texts
+        self.tokens = tokens
         self._filter_fields = {name: np.asarray(values) for name, values in filter_fields.items()}
 
     @classmethod
-    def build(cls, ids: list[str], texts: list[str], filter_fields: dict[str, list]) -> KeywordIndex:
+    def build(cls, ids: list[str], tokens: list[list[str]], filter_fields: dict[str, list]) -> KeywordIndex:
         import bm25s
 
         retriever = bm25s.BM25()
-        if texts:
-            retriever.index(tokenize(texts), show_progress=False)
-        return cls(retriever, ids, texts, filter_fields)
+        if ids:
+            retriever.index(tokens, show_progress=False)
+        return cls(retriever, ids, filter_fields, tokens)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if self.ids:
             self._retriever.save(str(folder), show_progress=False)
         fields = {name: values.tolist() for name, values in self._filter_fields.items()}
-        (folder / "chunks.json").write_text(
-            json.dumps({"ids": self.ids, "texts": self.texts, "fields": fields})
-        )
+        (folder / "chunks.json").write_text(json.dumps({"ids": self.ids, "fields": fields}))
+        # Tokens are runs of word characters, so a space joins them unambiguously, in less space.
+        (folder / TOKENS_FILE).write_text(json.dumps([" ".join(tokens) for tokens in self.tokens]))
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:
@@ -58,14 +63,22 @@ class KeywordIndex:
 
         saved = json.loads((folder / "chunks.json").read_text())
         retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False) if saved["ids"] else None
-        return cls(retriever, saved["ids"], saved["texts"], saved["fields"])
+        return cls(retriever, saved["ids"], saved["fields"])
 
-    def entries(self) -> dict[str, tuple[str, dict]]:
-        """chunk id -> (indexed text, filter field values), to carry chunks into a rebuilt index."""
-        fields = {name: values.tolist() for name, values in self._filter_fields.items()}
+    @staticmethod
+    def saved_entries(folder: Path) -> dict[str, tuple[list[str], dict]]:
+        """chunk id -> (tokens, filter field values) of a saved index, to carry into a rebuild."""
+        saved = json.loads((folder / "chunks.json").read_text())
+        tokens_file = folder / TOKENS_FILE
+        # Indexes written before the tokens were saved kept the chunk texts instead.
+        if tokens_file.exists():
+            tokens = [joined.split() for joined in json.loads(tokens_file.read_text())]
+        else:
+            tokens = tokenize(saved["texts"])
+        fields = saved["fields"]
         return {
-            cid: (self.texts[i], {name: values[i] for name, values in fields.items()})
-            for i, cid in enumerate(self.ids)
+            cid: (tokens[i], {name: values[i] for name, values in fields.items()})
+            for i, cid in enumerate(saved["ids"])
         }
 
     def __len__(self) -> int:

@@ -158,12 +158,9 @@ class Retriever:
         timings["embed_ms"] = _ms_since(started)
         candidates = k * CANDIDATES_PER_RANKER
         rankings: dict[str, list[str]] = {}
-        known: dict[str, Passage] = {}
         if mode in ("dense", "hybrid"):
             started = time.perf_counter()
-            for hit in self._dense(query_vector, candidates, filters):
-                known[hit.id] = Passage.from_stored(hit, hit.similarity)
-                rankings.setdefault("dense", []).append(hit.id)
+            rankings["dense"] = self._dense(query_vector, candidates, filters)
             timings["dense_ms"] = _ms_since(started)
         if mode in ("keyword", "hybrid"):
             started = time.perf_counter()
@@ -171,16 +168,15 @@ class Retriever:
             rankings["keyword"] = [cid for cid, _ in hits if cid in self._committed]
             timings["keyword_ms"] = _ms_since(started)
         started = time.perf_counter()
-        passages = self._fuse(rankings, known, query_vector, k)
+        passages = self._fuse(rankings, query_vector, k)
         timings["fuse_ms"] = _ms_since(started)
         return Retrieval(question, query_vector, passages, timings)
 
-    def _dense(self, vector: np.ndarray, n: int, filters: Filters) -> list[StoredChunk]:
+    def _dense(self, vector: np.ndarray, n: int, filters: Filters) -> list[str]:
         n = min(n, max(len(self._committed), 1))
-        hits = self.store.query(vector, n, filters.chroma_where())
-        return [h for h in hits if h.id in self._committed]
+        return [cid for cid, _ in self.store.nearest(vector, n, filters.chroma_where()) if cid in self._committed]
 
-    def _fuse(self, rankings, known: dict[str, Passage], query_vector, k: int) -> list[Passage]:
+    def _fuse(self, rankings: dict[str, list[str]], query_vector, k: int) -> list[Passage]:
         fused: dict[str, float] = {}
         ranks: dict[str, dict[str, int]] = {}
         for ranker, ids in rankings.items():
@@ -188,13 +184,9 @@ class Retriever:
                 fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
                 ranks.setdefault(cid, {})[ranker] = rank
         best = sorted(fused, key=fused.get, reverse=True)[:k]
-        self._fill_missing([cid for cid in best if cid not in known], known, query_vector)
-        passages = []
-        for cid in best:
-            if cid in known:
-                passage = known[cid]
-                passage.fused, passage.ranks = fused[cid], ranks[cid]
-                passages.append(passage)
+        passages = self._passages(best, query_vector)
+        for passage in passages:
+            passage.fused, passage.ranks = fused[passage.chunk_id], ranks[passage.chunk_id]
         return passages
 
     def with_neighbours(self, retrieval: Retrieval, top: int = 3) -> Retrieval:
@@ -210,19 +202,14 @@ class Retriever:
                 present.add(following)
         if not wanted:
             return retrieval
-        known: dict[str, Passage] = {}
-        self._fill_missing(wanted, known, retrieval.query_vector)
-        extra = [known[cid] for cid in wanted if cid in known]
+        extra = self._passages(wanted, retrieval.query_vector)
         return Retrieval(
             retrieval.question, retrieval.query_vector, retrieval.passages + extra, retrieval.timings
         )
 
-    def _fill_missing(self, ids: list[str], known: dict[str, Passage], query_vector) -> None:
-        """Keyword-only hits come without text or similarity: fetch them from the store."""
-        if not ids:
-            return
-        for chunk in self.store.get(ids):
-            known[chunk.id] = Passage.from_stored(chunk, float(chunk.vector @ query_vector))
+    def _passages(self, ids: list[str], query_vector: np.ndarray) -> list[Passage]:
+        """The chunks with these ids from the store, in this order, scored by cosine similarity."""
+        return [Passage.from_stored(chunk, float(chunk.vector @ query_vector)) for chunk in self.store.get(ids)]
 
 
 def _next_chunk_id(chunk_id: str) -> str:

@@ -265,7 +265,7 @@ def chroma_check(settings: Settings) -> dict:
     return {
         "count": store.count(),
         "ids": ids,
-        "query_hits": len(store.query(probe, 10)) if ids else 0,
+        "query_hits": len(store.nearest(probe, 10)) if ids else 0,
         "vectors_ok": all(c.vector is not None and c.vector.shape == (384,) for c in fetched),
     }
 
