@@ -87,71 +87,12 @@ def ingest_ratio(ingest: dict, key: str) -> float:
 def sidecar_section(rows: list[dict]) -> str:
     return "\n\n".join([
         "### Scanning a folder with a metadata.json sidecar",
-        "`Ingestor._scan` over one folder of N article files (no embedding), without a sidecar, with a "
-        "metadata.json that lists every file, and with the sidecar read once per folder "
-        "(`cached_sidecar_entry` in bench/prototypes.py):",
-        table(["files", "sidecar KB", "no sidecar s", "sidecar s (now)", "sidecar read once s", "ms per file now"],
+        "`Ingestor._scan` over one folder of N article files (no embedding), without a sidecar and with a "
+        "metadata.json that lists every file (parsed once per folder):",
+        table(["files", "sidecar KB", "no sidecar s", "sidecar s", "ms per file with sidecar"],
               [[r["files"], r["sidecar_kb"], r["without_sidecar_s"], r["with_sidecar_s"],
-                r["with_sidecar_read_once_s"], r["with_sidecar_s"] / r["files"] * 1000] for r in rows]),
+                r["with_sidecar_s"] / r["files"] * 1000] for r in rows]),
     ])
-
-
-def prototypes_section(found: dict) -> str:
-    cold, ranker = found["cold"], found["ranker"]
-    return "\n\n".join([
-        "## Prototypes of the recommended changes (bench/prototypes.py)",
-        "### A `rag ask` that does not import torch",
-        "Fresh processes answering the same questions, alternating: `current` is what `rag ask` does; "
-        "`numpy` replaces the embedder with `NumpyMiniLM`, the MiniLM forward pass in numpy (tokenizers + "
-        f"safetensors). Its vectors match sentence-transformers' to {cold['agreement']['max_abs_diff']:.1e} "
-        f"(min cosine {cold['agreement']['min_cosine']:.7f} over {cold['agreement']['texts']} texts); "
-        f"the answers were the same in {cold['same_answers']}.",
-        table(["", "wall s p50 / p95", "first answer inside ms p50", "heavy modules loaded"],
-              [[kind, f"{cold['wall_s'][kind]['p50']:.2f} / {cold['wall_s'][kind]['p95']:.2f}",
-                cold["first_answer_ms_inside"][kind]["p50"], ", ".join(cold["heavy_modules_loaded"][kind])]
-               for kind in ("current", "numpy")]),
-        f"### Batched sentence ranking, at {ranker['chunks']:,} chunks",
-        "The same generated questions answered with the current SentenceRanker and with one that embeds "
-        "all its unseen sentences in one call (each with its own sentence cache, alternating which goes "
-        f"first). Answers identical in {ranker['same_answers']}.",
-        table(["ranker", "answer ms p50 / p95", "rank_ms p50 / p95", "embedding inside rank ms p50 / p95",
-               "sentences embedded per answer p50"],
-              [[kind, pq(ranker[kind]["answer_ms"]), pq(ranker[kind]["rank_ms"]),
-                pq(ranker[kind]["embedding_in_rank_ms"]), ranker[kind]["sentences_embedded"]["p50"]]
-               for kind in ("current", "batched")]),
-        *lean_section(found.get("lean")),
-        *window_section(found.get("window")),
-    ])
-
-
-def lean_section(lean: dict | None) -> list[str]:
-    if not lean:
-        return []
-    lat = lean["latency_ms"]
-    return [
-        f"### A lean dense query, at {lean['chunks']:,} chunks",
-        "`LeanRetriever` asks Chroma for the 20 dense candidates' ids and distances only, and fetches texts "
-        "and metadata for the 5 fused winners alone, in the `store.get` that `_fuse` already makes for "
-        "keyword-only hits. Hybrid mode, question vector given, alternating per question; the same "
-        f"passages in the same order for {lean['same_passages']} questions.",
-        table(["", "p50 / p95 ms", "ratio to raw sum p50 / p95"],
-              [[name, pq(lat[name]), ratio(lat[name], lat["raw_sum"])] for name in ("raw_sum", "current", "lean")]),
-    ]
-
-
-def window_section(window: dict | None) -> list[str]:
-    if not window:
-        return []
-    names = list(window["seconds"])
-    return [
-        "### Embedding windows in the ingest",
-        f"Raw encode of {window['texts']} chunk texts ({window['tokens']:,} tokens), batch size "
-        f"{window['batch_size']}, in one call against windows of 256 texts as `Ingestor._stage` hands "
-        "them over (sentence-transformers sorts by length within a call only, so windows pad more):",
-        table(["", "padded tokens", "seconds per round"],
-              [[name, f"{window['padded_tokens'][name]:,}", ", ".join(f"{x:.1f}" for x in window["seconds"][name])]
-               for name in names]),
-    ]
 
 
 def builds_section(sizes: list[dict]) -> str:
@@ -230,7 +171,8 @@ def ask_section(ask: dict) -> str:
     warm = ask["warm"]
     stage_rows = [[name, pq(stats)] for name, stats in warm["stages_ms"].items()]
     cold = ask["cold"]
-    cold_rows = [[name, seconds] for name, seconds in cold["stages_s"].items()]
+    cold_rows = [[name, seconds] for name, seconds in cold["stages_s"]["seconds"].items()]
+    heavy = ", ".join(cold["stages_s"]["heavy_modules_loaded"]) or "none"
     import_rows = [[i["package"], i["seconds"]] for i in cold["imports"]]
     parts = [
         "## Answers on the bundled corpus (offline default, extractive)",
@@ -250,6 +192,8 @@ def ask_section(ask: dict) -> str:
         f"A bare `python -c pass` takes {cold['python_startup_s']:.2f} s.",
         "Step by step, in a fresh process that does what `rag ask` does:",
         table(["step", "seconds"], cold_rows),
+        f"Heavy packages loaded by the end of those two answers (of torch, sentence_transformers, "
+        f"transformers, sklearn, scipy, pandas): {heavy}.",
         "`python -X importtime -m rag.cli ask ...`: each module's own import time, summed by package "
         "(importtime inflates the figures; compare the shares):",
         table(["package", "seconds"], import_rows),
@@ -381,8 +325,6 @@ def markdown(results: dict, plot_name: str) -> str:
         if results.get("sizes"):
             parts.append(serving_section(results["sizes"], results["ask"]["bundled"]))
         parts.append(ask_section(results["ask"]))
-    if "prototypes" in results:
-        parts.append(prototypes_section(results["prototypes"]))
     parts.append("## Step durations\n\n" + table(["step", "seconds"], [[k, v] for k, v in results["steps"].items()]))
     if results.get("notes"):
         parts.append("## Notes\n\n" + results["notes"])

@@ -19,7 +19,7 @@ from pathlib import Path
 from bench import report
 from bench.common import BENCH, CACHE, in_fresh_process, load_average, log, machine
 
-PARTS = ("ingest", "retrieval", "ask", "ui", "prototypes")
+PARTS = ("ingest", "retrieval", "ask", "ui")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,10 +81,8 @@ def run(args: argparse.Namespace) -> dict:
                 "keyword_rebuild": step(f"keyword rebuild {size}", "bench.ingest_bench:keyword_rebuild",
                                         index_dir=build["index_dir"]),
             })
-    if parts & {"ask", "ui", "prototypes"}:
-        bundled = step("bundled index", "bench.indexes:bundled_index")
-        results["bundled"] = {"index_dir": bundled["index_dir"], "corpus_dir": bundled["corpus_dir"]}
     if parts & {"ask", "ui"}:
+        bundled = step("bundled index", "bench.indexes:bundled_index")
         where = {"index_dir": bundled["index_dir"], "corpus_dir": bundled["corpus_dir"]}
         ask = results["ask"] = {"bundled": bundled}
         bundled["serving"] = step("serving bundled", "bench.ask_bench:serving", **where)
@@ -93,39 +91,13 @@ def run(args: argparse.Namespace) -> dict:
         if "ui" in parts:
             try:
                 ask["ui"] = step("chat API", "bench.ask_bench:ui", questions=args.ui_questions, **where)
-            except Exception as exc:  # the chat is someone else's work in progress: report, don't stop
+            except Exception as exc:  # a chat that fails to start is reported; the other figures stand
                 ask["ui"] = {"error": f"{exc.__class__.__name__}: {exc}"}
-    if "prototypes" in parts:
-        results["prototypes"] = prototypes(args, step, results["bundled"])
     results["seconds"] = time.perf_counter() - started
     results["load_end"] = load_average()
     built = [s["size"] for s in results.get("sizes", []) if not s["build"]["cached"]]
     results["timing_note"] = f"built the indexes of {built} in this run" if built else "all indexes cached"
     return results
-
-
-def prototypes(args: argparse.Namespace, step, bundled: dict) -> dict:
-    """The recommended changes, prototyped in bench/prototypes.py, against the current code."""
-    found = {"cold": step("prototype: cold ask without torch", "bench.prototypes:cold_ab",
-                          runs=args.cold_runs, **bundled)}
-    sizes = [s for s in sorted(int(s) for s in args.sizes.split(",")) if s <= 10_000] or [1000]
-    build = step(f"index {sizes[-1]}", "bench.indexes:synthetic_index", size=sizes[-1], seed=args.seed)
-    found["ranker"] = step("prototype: batched sentence ranker", "bench.prototypes:ranker_ab",
-                           index_dir=build["index_dir"], corpus_dir=build["corpus_dir"],
-                           questions=20 if args.quick else 60, seed=args.seed)
-    found["ranker"]["chunks"] = build["chunks"]
-    largest = max(int(s) for s in args.sizes.split(","))
-    build = step(f"index {largest}", "bench.indexes:synthetic_index", size=largest, seed=args.seed)
-    found["lean"] = step("prototype: lean dense query", "bench.prototypes:lean_retriever_ab",
-                         index_dir=build["index_dir"], corpus_dir=build["corpus_dir"], queries=args.queries,
-                         seed=args.seed)
-    found["window"] = step("prototype: embedding windows", "bench.prototypes:window_ab",
-                           index_dir=build["index_dir"] if largest <= 1000 else _index_dir_of(args, 1000))
-    return found
-
-
-def _index_dir_of(args, size: int) -> str:
-    return in_fresh_process("bench.indexes:synthetic_index", size=size, seed=args.seed)["index_dir"]
 
 
 def write(results: dict, out: Path) -> None:

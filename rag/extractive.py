@@ -263,7 +263,7 @@ class SentenceRanker:
         fresh = {p.chunk_id: p for p in passages if p.chunk_id not in found}
         spans = {cid: split_sentences(p.text) for cid, p in fresh.items()}
         texts = [fresh[cid].text[s.start : s.end] for cid in fresh for s in spans[cid]]
-        vectors = self.embedder.embed(texts)
+        vectors = self._embed_once_each(texts)
         at = 0
         for cid in fresh:
             found[cid] = (spans[cid], vectors[at : at + len(spans[cid])])
@@ -274,6 +274,16 @@ class SentenceRanker:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[cid] = found[cid]
         return found
+
+
+    def _embed_once_each(self, texts: list[str]) -> np.ndarray:
+        """Neighbouring chunks overlap by a sentence, so the same text often comes twice."""
+        unique = list(dict.fromkeys(texts))
+        vectors = self.embedder.embed(unique)
+        if len(unique) == len(texts):
+            return vectors
+        row = {text: i for i, text in enumerate(unique)}
+        return vectors[[row[text] for text in texts]]
 
 
 def _window(passage: Passage, sentence: Sentence, sentences: list[Sentence], i: int) -> str:
