@@ -72,7 +72,10 @@ class KeywordIndex:
         tokens_file = folder / TOKENS_FILE
         # Indexes written before the tokens were saved kept the chunk texts instead.
         if tokens_file.exists():
-            tokens = [joined.split() for joined in json.loads(tokens_file.read_text())]
+            # One string object per distinct token: 100k chunks hold millions of tokens but only
+            # tens of thousands of words, and separate copies doubled the rebuild's peak memory.
+            shared: dict[str, str] = {}
+            tokens = [[shared.setdefault(t, t) for t in joined.split()] for joined in json.loads(tokens_file.read_text())]
         else:
             tokens = tokenize(saved["texts"])
         fields = saved["fields"]
