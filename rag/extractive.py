@@ -275,7 +275,6 @@ class SentenceRanker:
                 self._cache[cid] = found[cid]
         return found
 
-
     def _embed_once_each(self, texts: list[str]) -> np.ndarray:
         """Neighbouring chunks overlap by a sentence, so the same text often comes twice."""
         unique = list(dict.fromkeys(texts))

@@ -61,8 +61,8 @@ class NumpyBertEncoder:
         self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(_max_tokens(model_path, config))
-        # OpenBLAS busy-waits its worker threads; on two shared cores that made 32 sentences take
-        # 6 s instead of 0.45 s. These matrices are small, so one thread is also the fastest.
+        # OpenBLAS's worker threads busy-wait: with another process busy on the two cores, a
+        # second thread made 35 sentences 1.5x slower. One thread is slower only on an idle machine.
         self._blas = ThreadpoolController()
 
     def embed(self, texts: list[str]) -> np.ndarray:

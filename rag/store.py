@@ -104,7 +104,7 @@ class VectorStore:
 
     def nearest(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
         """The ids of the k closest chunks with their cosine similarity, best first. Only ids:
-        fetching texts and metadata for every fusion candidate made a query 3x slower at 100k
+        fetching texts and metadata for every fusion candidate made a query 2-3x slower at 100k
         chunks, and the retriever needs them for the few passages it returns."""
         result = self._guard(
             self._collection.query,
