@@ -77,15 +77,7 @@ def assert_index_consistent(settings: Settings) -> dict:
 
 
 def snapshot_in_subprocess(root: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.robustness", "snapshot", str(root / "corpus"), str(root / "index")],
-        cwd=root,
-        env=cli_env(root),
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        check=False,
-    )
+    done = run_in_project(root, sys.executable, "-m", "tests.robustness", "snapshot", str(root / "corpus"), str(root / "index"))
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
@@ -122,8 +114,12 @@ def cli_env(root: Path) -> dict[str, str]:
 
 def rag(root: Path, *args: str) -> subprocess.CompletedProcess:
     """`rag ARGS` in the project folder `root`, as a user would run it."""
+    return run_in_project(root, *RAG, *args)
+
+
+def run_in_project(root: Path, *command: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*RAG, *args],
+        list(command),
         cwd=root,
         env=cli_env(root),
         capture_output=True,
