@@ -1,6 +1,6 @@
 # The two commands a fresh machine needs:
 #   make chat   installs, builds the index over corpus/ and opens the chat on http://127.0.0.1:7860
-#   make test   installs (with chromium and the llama.cpp server) and runs the whole test suite
+#   make test   installs the test tools, chromium and the llama.cpp server, then runs the whole test suite
 VENV := .venv/bin
 
 .PHONY: chat test setup index eval bench lint
@@ -16,7 +16,7 @@ index: setup
 	$(VENV)/rag ingest
 
 test:
-	scripts/setup --browser --llm
+	scripts/setup --test --llm
 	$(VENV)/ruff check .
 	$(VENV)/pytest -q
 

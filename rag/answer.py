@@ -59,6 +59,8 @@ class Answer:
     searched: str = ""  # the question as searched, after a follow-up was rewritten
     fallback: str | None = None  # why an LLM answer was replaced by the extractive one
     nearest: list[Citation] = field(default_factory=list)  # closest passages when abstaining
+    confidence: float | None = None  # the estimated chance that the answer (or the refusal) is right
+    hidden_by_filter: bool = False  # refused because the date or publisher filter hid the articles
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -9,14 +9,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.answer import Answer, Citation, supporting_spans
 from rag.citations import CITATION_RE, cite
+from rag.confidence import MODEL_FILE, ConfidenceModel
 from rag.conversation import rewrite_follow_up
 from rag.embeddings import load_embedder
 from rag.extractive import Decision, ExtractiveAnswerer, Sentence, SentenceRanker
-from rag.retrieve import Filters, Passage, Retrieval, Retriever
+from rag.retrieve import CorpusView, Filters, Passage, Retrieval, Retriever
 from rag.settings import Backend, RetrievalMode, Settings
 
 NEAREST_ON_ABSTAIN = 3
@@ -53,6 +54,7 @@ class Replace:
 @dataclass
 class Final:
     answer: Answer
+    decision: Decision | None = None  # the extractive candidate and its signals (the eval reads them)
 
 
 Event = Sources | Token | Replace | Final
@@ -71,12 +73,15 @@ def clean_question(question: str | None, max_chars: int) -> str:
 
 
 class Assistant:
-    def __init__(self, settings: Settings, retriever: Retriever | None = None):
+    def __init__(
+        self, settings: Settings, retriever: Retriever | None = None, confidence: ConfidenceModel | None = None
+    ):
         self.settings = settings
         self.embedder = load_embedder(settings.embed_model, settings.embed_batch_size)
         self.retriever = retriever or Retriever(settings, self.embedder)
-        self.ranker = SentenceRanker(self.embedder)
+        self.ranker = SentenceRanker(self.embedder, CorpusView(self.retriever, Filters()))
         self.extractive = ExtractiveAnswerer()
+        self.confidence = confidence or ConfidenceModel.load(MODEL_FILE)
         self._chat_backends: dict[str, object] = {}
 
     @classmethod
@@ -119,7 +124,8 @@ class Assistant:
         generating = time.perf_counter()
         retrieval = self.retriever.with_neighbours(retrieval)
         ranked = self.ranker.rank(searched, retrieval)
-        decision = self.extractive.decide(searched, retrieval, ranked)
+        corpus = CorpusView(self.retriever, filters or Filters.from_settings(self.settings))
+        decision = self._judge(self.extractive.decide(searched, retrieval, ranked, corpus))
         timings["rank_ms"] = _ms_since(generating)
         backend = backend or self.settings.llm
         if decision.abstained or backend == "extractive":
@@ -128,7 +134,20 @@ class Assistant:
             text, fallback = yield from self._llm(backend, searched, retrieval, ranked, decision)
         timings["generate_ms"] = _ms_since(generating)
         timings["total_ms"] = _ms_since(started)
-        yield Final(self._finish(question, searched, text, retrieval, decision, backend, timings, fallback))
+        answer = self._finish(question, searched, text, retrieval, decision, backend, timings, fallback)
+        yield Final(answer, decision)
+
+    def _judge(self, decision: Decision) -> Decision:
+        """Weigh the candidate with the confidence model and withhold it below the threshold."""
+        if decision.abstained:
+            return replace(decision, confidence=self.confidence.refusal_confidence)
+        probability = self.confidence.probability(decision.signals)
+        threshold = self.settings.min_confidence
+        if threshold is None:
+            threshold = self.confidence.threshold
+        if probability < threshold:
+            return decision.withhold(probability)
+        return replace(decision, confidence=probability)
 
     def _extractive(self, decision: Decision, retrieval: Retrieval):
         numbering = _number_passages(decision.sentences)
@@ -188,6 +207,8 @@ class Assistant:
             question=question,
             answer=text,
             abstained=refused,
+            confidence=_shown_confidence(decision, refused),
+            hidden_by_filter=decision.hidden_by_filter,
             citations=citations,
             backend=backend,
             timings=timings,
@@ -195,6 +216,14 @@ class Assistant:
             fallback=fallback,
             nearest=nearest,
         )
+
+
+def _shown_confidence(decision: Decision, refused: bool) -> float:
+    """The estimated chance that what is shown is right: the answer's own for an answer; for a
+    refusal of a candidate, the chance that the candidate was wrong."""
+    if decision.hard or not refused:
+        return round(decision.confidence, 3)
+    return round(1.0 - decision.confidence, 3)
 
 
 def _number_passages(sentences: list[Sentence]) -> dict[int, int]:

@@ -31,6 +31,9 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--date-from", help="only articles published on or after YYYY-MM-DD")
     group.add_argument("--date-to", help="only articles published on or before YYYY-MM-DD")
     group.add_argument("--publisher", help="only articles from this publisher")
+    group.add_argument(
+        "--min-confidence", type=float, help="withhold answers below this confidence (default: the fitted one)"
+    )
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -56,8 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
 
-    evaluate = commands.add_parser("eval", help="score the assistant on a question set")
-    evaluate.add_argument("--dataset", type=Path, required=True)
+    evaluate = commands.add_parser("eval", help="score the assistant on a question set or on eval suites")
+    which = evaluate.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--dataset", type=Path, help="a JSON-lines question set over the configured corpus, or SQuAD v2 JSON"
+    )
+    which.add_argument(
+        "--suite",
+        nargs="+",
+        metavar="NAME",
+        help="suites from evals/suites.json (bundled, bbc, squad, or all), each with its own corpus and index",
+    )
     evaluate.add_argument("--out", type=Path, required=True)
     evaluate.add_argument(
         "--compare",
@@ -67,11 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
 
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the answer confidence on the eval suites (writes rag/confidence.json)"
+    )
+    calibrate.add_argument("--suite", nargs="+", default=["all"], metavar="NAME", help="suites to fit on")
+    calibrate.add_argument(
+        "--target-precision", type=float, help="pooled precision the threshold keeps (default 0.62)"
+    )
+    calibrate.add_argument("--out", type=Path, default=Path("evals/runs/calibration"), help="where the runs go")
+
     serve = commands.add_parser("serve", help="start the chat in the browser")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
 
-    for sub in (ingest, search, ask, evaluate, serve):
+    for sub in (ingest, search, ask, evaluate, calibrate, serve):
         _settings_flags(sub)
     return parser
 
@@ -108,6 +129,8 @@ def _is_user_error(exc: Exception) -> bool:
         "StoreUnavailable",
         "ModelNotFound",
         "LLMUnavailable",
+        "SuiteError",
+        "DatasetError",
     }
     return exc.__class__.__name__ in names or isinstance(exc, ValidationError | RuntimeError | OSError)
 
@@ -181,14 +204,25 @@ def format_answer(answer, already_printed: bool = False) -> str:
         lines.append("Nearest passages (they do not answer the question):")
         for citation in answer.nearest:
             lines.append(f"  - {citation.title} — {citation.source}: {citation.text[:160]}…")
-    lines.append(f"({answer.timings['total_ms']:.0f} ms, {answer.backend})")
+    confidence = "" if answer.confidence is None else f", confidence {answer.confidence:.0%}"
+    lines.append(f"({answer.timings['total_ms']:.0f} ms, {answer.backend}{confidence})")
     return "\n".join(lines)
 
 
 def cmd_eval(args, settings: Settings) -> int:
-    from rag.evaluate import run_eval
+    from rag.evaluate import run_eval, run_suites
 
+    if args.suite:
+        return run_suites(settings, args.suite, args.out, compare=args.compare, limit=args.limit)
     return run_eval(settings, args.dataset, args.out, compare=args.compare, limit=args.limit)
+
+
+def cmd_calibrate(args, settings: Settings) -> int:
+    from rag.calibrate import DEFAULT_TARGET_PRECISION, MODEL_FILE, calibrate, print_summary
+
+    fitted = calibrate(settings, args.suite, args.out, args.target_precision or DEFAULT_TARGET_PRECISION)
+    print_summary(fitted, MODEL_FILE)
+    return 0
 
 
 def cmd_serve(args, settings: Settings) -> int:
@@ -198,7 +232,14 @@ def cmd_serve(args, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve}
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "search": cmd_search,
+    "ask": cmd_ask,
+    "eval": cmd_eval,
+    "calibrate": cmd_calibrate,
+    "serve": cmd_serve,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

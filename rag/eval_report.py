@@ -549,3 +549,88 @@ def compare_text_table(rows: list[dict]) -> str:
         for r in rows
     ]
     return _text_table(header, body)
+
+
+# -- suites side by side -----------------------------------------------------------------------
+
+SUITE_ROWS = (
+    ("questions", "questions", str),
+    ("answer accuracy (right / answerable)", "answer_accuracy", _pct),
+    ("abstention accuracy (declined / unanswerable)", "abstention_accuracy", _pct),
+    ("answered precision (right / answered)", "answered_precision", _pct),
+    ("coverage (answered / scored)", "coverage", _pct),
+    ("citation hit rate", "citation_hit_rate", _pct),
+    ("recall@5", "recall@5", _pct),
+    ("answers with a number in no cited passage", "fabricated_number_answers", str),
+    ("latency p50 (ms)", None, None),
+)
+
+
+def _suite_cell(metrics: dict, key: str | None, fmt) -> str:
+    if key is None:
+        return _ms(metrics["latency_ms"]["p50"])
+    value = metrics.get(key)
+    return "–" if value is None else fmt(value)
+
+
+def render_suites(summary: dict[str, dict]) -> str:
+    names = list(summary)
+    lines = ["# Eval suites side by side", "", "![suites](suites.png)", ""]
+    rows = [[label, *(_suite_cell(summary[n], key, fmt) for n in names)] for label, key, fmt in SUITE_ROWS]
+    lines += _table(["metric", *names], rows)
+    lines += ["", "Datasets: " + "; ".join(f"{n}: `{summary[n]['dataset']}`" for n in names), ""]
+    lines += [
+        "Each suite's folder holds its report (misses by type), predictions and metrics. The "
+        "risk–coverage curve answers only the candidates at or above a confidence: how precise the "
+        "answers stay as more questions are answered.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def suites_text_table(summary: dict[str, dict]) -> str:
+    names = list(summary)
+    rows = [[label, *(_suite_cell(summary[n], key, fmt) for n in names)] for label, key, fmt in SUITE_ROWS]
+    return _text_table(["metric", *names], rows)
+
+
+def plot_suites(summary: dict[str, dict], path: Path) -> None:
+    """Left: the headline metrics per suite; right: each suite's risk–coverage curve."""
+    plt = _pyplot()
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1.3, 1]})
+    keys = [
+        ("answer acc", "answer_accuracy"),
+        ("abstention acc", "abstention_accuracy"),
+        ("answered precision", "answered_precision"),
+        ("citation hit", "citation_hit_rate"),
+        ("recall@5", "recall@5"),
+    ]
+    names = list(summary)
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        values = [summary[name].get(key) or 0.0 for _, key in keys]
+        positions = [j + i * width for j in range(len(keys))]
+        drawn = bars.bar(positions, values, width, label=name)
+        _label_bars(bars, drawn, values)
+    bars.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(keys))], [label for label, _ in keys])
+    bars.set_ylim(0, 1.12)
+    bars.set_title("Per suite")
+    bars.legend(loc="lower right")
+    for name in names:
+        curve = summary[name].get("risk_coverage") or []
+        if curve:
+            curves.plot([c for c, _, _ in curve], [p for _, p, _ in curve], marker=".", label=name)
+            answered = summary[name].get("coverage")
+            precision = summary[name].get("answered_precision")
+            if answered is not None and precision is not None:
+                curves.scatter([answered], [precision], s=80, edgecolor="black", zorder=3)
+    curves.set_xlim(0, 1)
+    curves.set_ylim(0, 1.02)
+    curves.set_xlabel("coverage (share of questions answered)")
+    curves.set_ylabel("precision of the answers given")
+    curves.set_title("Risk–coverage (dot: the fitted threshold)")
+    curves.grid(alpha=0.3)
+    curves.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from rag import squad
 from rag import text as textlib
 from rag.citations import CITATION_RE, strip_citations
 from rag.settings import INDEX_SHAPING_FIELDS, PRESETS, Settings, preset
@@ -64,11 +65,12 @@ class Question:
     answers: list[list[str]] = field(default_factory=list)
     gold_sources: list[str] = field(default_factory=list)
     abstain: bool = False
+    spans: list[str] = field(default_factory=list)  # SQuAD-style: the answer must contain one of these
 
     @property
     def answerable(self) -> bool:
         """Scored on its answer text."""
-        return bool(self.answers)
+        return bool(self.answers or self.spans)
 
     @property
     def scored(self) -> bool:
@@ -114,8 +116,11 @@ def parse_question(data: dict) -> Question:
             raise ValueError("'answers' must be a list of non-empty lists of regex strings")
         for alternative in group:
             re.compile(alternative)
+    spans = data.get("spans") or []
+    if not all(isinstance(span, str) for span in spans):
+        raise ValueError("'spans' must be a list of strings")
     abstain = bool(data.get("abstain", False))
-    if abstain and answers:
+    if abstain and (answers or spans):
         raise ValueError("a question with 'abstain': true cannot also list answers")
     return Question(
         id=data["id"],
@@ -124,6 +129,7 @@ def parse_question(data: dict) -> Question:
         answers=answers,
         gold_sources=[str(s) for s in data.get("gold_sources") or []],
         abstain=abstain,
+        spans=spans,
     )
 
 
@@ -163,6 +169,8 @@ class Scores:
     fabricated_numbers: list[str] = field(default_factory=list)
     claims: list[ClaimSupport] = field(default_factory=list)
     error: str | None = None
+    confidence: float | None = None  # the model's chance that the best candidate is right
+    candidate_right: bool | None = None  # that candidate, shown or withheld, would have been right
 
     @property
     def answered(self) -> bool:
@@ -185,6 +193,8 @@ def group_matches(groups: list[list[str]], answer: str) -> list[bool]:
 def is_correct(question: Question, answer: str, abstained: bool) -> tuple[bool | None, list[bool]]:
     if question.answerable:
         matched = group_matches(question.answers, answer)
+        if question.spans:
+            matched.append(squad.contains_span(strip_citations(answer), question.spans))
         return (not abstained and all(matched)), matched
     if question.abstain:
         return abstained, []
@@ -192,8 +202,12 @@ def is_correct(question: Question, answer: str, abstained: bool) -> tuple[bool |
 
 
 def same_source(a: str, b: str) -> bool:
-    """Sources are compared by file name, so that a corpus copied under another folder still scores."""
-    return PurePosixPath(a.replace("\\", "/")).name == PurePosixPath(b.replace("\\", "/")).name
+    """Sources are compared by their path below the corpus folder, so that a corpus copied under
+    another folder still scores, while business/001.txt and sport/001.txt stay apart."""
+    a_parts = PurePosixPath(a.replace("\\", "/")).parts
+    b_parts = PurePosixPath(b.replace("\\", "/")).parts
+    depth = max(1, min(len(a_parts), len(b_parts)) - 1)
+    return a_parts[-depth:] == b_parts[-depth:]
 
 
 def is_gold(source: str, gold: Iterable[str]) -> bool:
@@ -256,7 +270,8 @@ def score_prediction(
     context_sources: list[str] | None = None,
 ) -> Scores:
     """Score one `ask --json` object. `ranked_sources` are the sources of the searched passages, best
-    first; `context_sources` those of the passages the answer was written from."""
+    first; `context_sources` those of the passages the answer was written from. A prediction may
+    carry `candidate`: the extractive answer's best candidate and its confidence, shown or not."""
     answer = prediction.get("answer") or ""
     abstained = bool(prediction.get("abstained"))
     error = prediction.get("error")
@@ -285,6 +300,10 @@ def score_prediction(
         if context_sources is not None:
             found = [g for g in question.gold_sources if is_gold(g, context_sources)]
             scores.context_recall = len(found) / len(question.gold_sources)
+    candidate = prediction.get("candidate")
+    if candidate and question.scored:
+        scores.confidence = candidate["confidence"]
+        scores.candidate_right = bool(is_correct(question, candidate["text"], False)[0])
     if scores.answered:
         scores.citations = len(citations)
         scores.gold_citations = sum(is_gold(c.get("source", ""), question.gold_sources) for c in citations)
@@ -328,6 +347,7 @@ def aggregate(scores: list[Scores]) -> dict:
     claims = [c for s in all_answered for c in s.claims]
     latencies = [s.total_ms for s in scores if s.total_ms is not None]
     scored = answerable + declinable
+    answered_scored = [s for s in scored if s.answered]
     metrics = {
         "questions": len(scores),
         "answerable": len(answerable),
@@ -337,6 +357,8 @@ def aggregate(scores: list[Scores]) -> dict:
         "answer_accuracy": _ratio(len(correct), len(answerable)),
         "answer_precision": _ratio(len(correct), len(answered)),
         "answer_rate": _ratio(len(answered), len(answerable)),
+        "answered_precision": _ratio(sum(bool(s.correct) for s in answered_scored), len(answered_scored)),
+        "coverage": _ratio(len(answered_scored), len(scored)),
         "abstention_accuracy": _ratio(sum(s.abstained for s in declinable), len(declinable)),
         "abstention_precision": _ratio(sum(s.should_abstain for s in abstentions), len(abstentions)),
         "abstention_recall": _ratio(sum(s.abstained for s in declinable), len(declinable)),
@@ -363,6 +385,7 @@ def aggregate(scores: list[Scores]) -> dict:
             "mean_overlap": _mean([c.overlap for c in claims]),
             "numbers_in_cited_passage": _ratio(sum(c.numbers_ok for c in claims), len(claims)),
         },
+        "risk_coverage": risk_coverage(scored),
         "latency_ms": {
             "p50": _round(percentile(latencies, 50)),
             "p95": _round(percentile(latencies, 95)),
@@ -371,6 +394,23 @@ def aggregate(scores: list[Scores]) -> dict:
         },
     }
     return metrics
+
+
+def risk_coverage(scored: list[Scores], points: int = 40) -> list[list[float]]:
+    """[coverage, precision, confidence] as the confidence cut falls: answering only the candidates
+    at or above each confidence, what share of the questions is answered, and how many of those
+    answers are right. Questions refused before any candidate (nothing in the index) never count
+    as answered."""
+    ranked = sorted((s for s in scored if s.confidence is not None), key=lambda s: -s.confidence)
+    if not ranked or not scored:
+        return []
+    step = max(1, len(ranked) // points)
+    curve, right = [], 0
+    for kept, score in enumerate(ranked, 1):
+        right += bool(score.candidate_right)
+        if kept % step == 0 or kept == len(ranked):
+            curve.append([round(kept / len(scored), 4), round(right / kept, 4), round(score.confidence, 4)])
+    return curve
 
 
 def _round(value: float | None) -> float | None:
@@ -425,6 +465,7 @@ def predict(assistant, question: Question) -> tuple[dict, list[str] | None, list
                 context = [p.source for p in event.passages]
             elif isinstance(event, Final):
                 prediction = event.answer.to_dict()
+                prediction["candidate"] = candidate_record(event.decision)
         if prediction is None:
             raise RuntimeError("the answer stream ended without an answer")
     except Exception as exc:  # one bad question must not end the run; it is scored as wrong
@@ -443,6 +484,18 @@ def predict(assistant, question: Question) -> tuple[dict, list[str] | None, list
         except Exception:  # the answer already recorded the error, if any
             ranked = []
     return prediction, ranked, context
+
+
+def candidate_record(decision) -> dict | None:
+    """The extractive candidate behind an answer, shown or withheld, with its confidence and the
+    signals it was computed from (what `rag calibrate` fits on)."""
+    if decision is None or decision.hard or not decision.sentences:
+        return None
+    return {
+        "text": " ".join(s.claim or s.text for s in decision.sentences),
+        "confidence": round(decision.confidence, 4),
+        "signals": {k: round(v, 4) for k, v in decision.signals.items()},
+    }
 
 
 def evaluate(
@@ -501,6 +554,11 @@ DEFINITIONS = {
     "answer_precision": "LitQA2 precision: answerable questions answered correctly / answerable questions "
     "answered (not abstained)",
     "answer_rate": "answerable questions answered (not abstained) / all answerable questions",
+    "answered_precision": "answers that were right / all answers given to scored questions (an answer to an "
+    "unanswerable question is wrong): the precision of what a user is shown",
+    "coverage": "scored questions answered (not abstained) / all scored questions",
+    "risk_coverage": "[coverage, precision, confidence] points: answering only the candidates whose "
+    "confidence is at least the third value",
     "abstention_accuracy": "questions marked abstain:true that the system declined / all of them "
     "(= abstention recall)",
     "abstention_precision": "abstentions on abstain:true questions / all abstentions on scored questions",
@@ -666,21 +724,19 @@ def backend_unavailable(settings: Settings) -> str | None:
     return None
 
 
-def build_preset_index(settings: Settings) -> None:
-    """An index of the same corpus cut differently, under the eval's output folder."""
+def build_index(settings: Settings, show_progress: bool = False) -> None:
+    """Bring an eval's own index (a cache under evals/ or the eval's output folder) up to date."""
     from rag.ingest import Ingestor
 
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     ignore = settings.index_dir.parent / ".gitignore"
     if not ignore.exists():
-        ignore.write_text(
-            "# indexes built by rag eval --compare: a cache, not a result\n*\n", encoding="utf-8"
-        )
+        ignore.write_text("# indexes built by rag eval: a cache, not a result\n*\n", encoding="utf-8")
     try:
-        report = Ingestor(settings).run(show_progress=False)
+        report = Ingestor(settings).run(show_progress=show_progress)
     except RuntimeError as exc:  # built with other settings: it is our cache, start it afresh
         print(f"rebuilding {settings.index_dir}: {exc}", file=sys.stderr)
-        report = Ingestor(settings).run(rebuild=True, show_progress=False)
+        report = Ingestor(settings).run(rebuild=True, show_progress=show_progress)
     print(
         f"index {settings.index_dir}: {report.documents} documents, {report.chunks} chunks", file=sys.stderr
     )
@@ -732,7 +788,7 @@ def run_compare(
             )
         else:
             if plan.needs_index:
-                build_preset_index(plan.settings)
+                build_index(plan.settings)
             result = evaluate(plan.settings, questions, plan.name)
         write_run(out / "presets" / plan.name, result, dataset, plot=False, compact=True)
         if result.metrics["overall"]["errors"] == len(questions):
@@ -763,8 +819,16 @@ def run_eval(
 ) -> int:
     """`rag eval`: the exit code is 0 when the run finished (quality floors are a test, not this)."""
     from rag.eval_report import compare_text_table, summary_table
+    from rag.suites import Suite
 
-    questions = load_dataset(dataset, limit)
+    if squad.is_squad(dataset):
+        # A SQuAD file brings its own articles: they and their index go beside the results.
+        suite = Suite.for_dataset(Path(dataset).stem, Path(dataset), None, Path(out) / "squad-index")
+        settings = suite.settings(settings)
+        suite.prepare(settings)
+        questions = suite.questions(limit)
+    else:
+        questions = load_dataset(dataset, limit)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -785,4 +849,37 @@ def run_eval(
             f"\ncompared {len(rows)} presets in {time.perf_counter() - started:.0f} s; "
             f"wrote {out}/compare.md, compare.json, compare.png"
         )
+    return 0
+
+
+def run_suites(
+    settings: Settings,
+    names: list[str],
+    out: Path,
+    compare: list[str] | None = None,
+    limit: int | None = None,
+    suites_file: Path | None = None,
+) -> int:
+    """`rag eval --suite ...`: each suite against its own index, reported side by side in
+    `suites.md`, `suites.json` and `suites.png`, and each in a folder of its own."""
+    from rag.eval_report import plot_suites, render_suites, suites_text_table
+    from rag.suites import SUITES_FILE, pick_suites
+
+    out = Path(out)
+    results = {}
+    for suite in pick_suites(names, suites_file or SUITES_FILE):
+        suite_settings = suite.settings(settings)
+        suite.prepare(suite_settings)
+        questions = suite.questions(limit)
+        result = evaluate(suite_settings, questions, suite.name)
+        write_run(out / suite.name, result, suite.dataset)
+        if compare is not None:
+            run_compare(result, list(compare) or list(DEFAULT_COMPARE), questions, out / suite.name, suite.dataset)
+        results[suite.name] = result
+    summary = {name: {"dataset": str(r.metrics["dataset"]), **r.metrics["overall"]} for name, r in results.items()}
+    write_json(out / "suites.json", summary)
+    (out / "suites.md").write_text(render_suites(summary), encoding="utf-8")
+    plot_suites(summary, out / "suites.png")
+    print(suites_text_table(summary))
+    print(f"\nwrote {out}/suites.md, suites.json, suites.png and a folder per suite")
     return 0

@@ -16,9 +16,11 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 
+from rag import entities
 from rag import text as textlib
 from rag.chunking import split_sentences
 from rag.citations import REFUSAL, cite
@@ -31,8 +33,10 @@ W_SIMILARITY, W_OVERLAP, W_KEY_TERMS, W_CUE = 0.45, 0.25, 0.15, 0.15
 MIN_SCORE = 0.42  # below this the best sentence is too weak a match to state as an answer
 MIN_SIMILARITY = 0.30  # cosine of the best sentence, whatever its word overlap
 EXTRA_SENTENCE_RATIO = 0.8  # a second sentence must score this close to the best one
+NEXT_SENTENCE_RATIO = 0.6  # ... or this close, when it is the sentence right after the best one
 TYPED_ANSWER_RATIO = 0.7  # how far below the best a sentence with the wanted kind of answer may score
 PAIR_POOL = 10  # sentences searched for a pair that answers a two-part question
+ENTITY_POOL = 12  # leading sentences tagged for named entities
 LONG_SENTENCE_CHARS = 200  # above this, a numeric answer is cut down to its clause
 _CLAUSE_BREAK = re.compile(r",\s+(?:and\s+|including\s+)?|;\s+")
 MAX_SENTENCES = {"list": 3, "compare": 3}
@@ -73,6 +77,14 @@ _ANSWER_KINDS = [
             re.I,
         ),
     ),
+    (
+        "organisation",
+        re.compile(
+            r"\b(which|what) (company|firm|organisation|organization|group|bank|team|club|band|agency|"
+            r"body|party|newspaper|airline|carmaker|network|broadcaster|retailer|label|studio|channel)\b",
+            re.I,
+        ),
+    ),
     ("list", re.compile(r"\bname (the|all|some|three|two)\b|^\s*list\b", re.I)),
     ("definition", re.compile(r"\b(stand|stands|short) for\b|\bwhat is the full (name|form)\b", re.I)),
 ]
@@ -90,7 +102,7 @@ _MONEY_RE = re.compile(
     re.I,
 )
 _FOCUS_RE = re.compile(
-    r"\bhow many ((?:[a-z\-]+\s*){1,2})|\b(?:which|what)\s+(?:(?:kinds?|sorts?|types?) of\s+)?((?:[a-z\-]+\s*){1,2})",
+    r"\bhow (?:many|much) ((?:[a-z\-]+\s*){1,2})|\b(?:which|what)\s+(?:(?:kinds?|sorts?|types?) of\s+)?((?:[a-z\-]+\s*){1,2})",
     re.I,
 )
 _MULTI_PART_RE = re.compile(
@@ -116,6 +128,23 @@ def _focus_words(question: str) -> list[str]:
 
 def _focus(question: str) -> list[str]:
     return textlib.content_stems(" ".join(_focus_words(question)))
+
+
+_ASKED_RE = re.compile(r"\b(?:what|which)\s+(?:is|was|are|were)\s+(?:the|a|an)\s+((?:[a-z\-]+\s*){1,2})", re.I)
+
+
+def _asked_for(question: str) -> list[str]:
+    """Stems of the thing the question asks for: the "top speed" of "What is the top speed of...",
+    the "sentence" of "What prison sentence was...". An answer should name it, or its kind."""
+    match = _ASKED_RE.search(question)
+    if match:
+        words = []
+        for word in match.group(1).split():
+            if word.lower() in textlib.STOPWORDS:
+                break
+            words.append(word)
+        return textlib.content_stems(" ".join(words))
+    return _focus(question)
 
 
 @lru_cache(maxsize=256)
@@ -148,9 +177,11 @@ class QuestionShape:
     stems: set[str]
     numbers: set[float]
     focus: list[str]  # stems of the thing counted in "how many X"
+    asked_for: list[str]  # stems of the thing asked for: "what is the *top speed*"
     wants_money: bool
     counts: bool  # "how many X": the answer is a number of X
     multi_part: bool  # "Which X ..., and which Y ...?": two sentences may answer it between them
+    negated: bool  # "What is *not* ...": an answer that says the opposite does not answer it
 
     @classmethod
     def of(cls, searched: str) -> QuestionShape:
@@ -164,7 +195,9 @@ class QuestionShape:
             stems=set(textlib.content_stems(asked)),
             numbers=textlib.numbers(question),
             focus=_focus(question),
+            asked_for=_asked_for(question),
             multi_part=bool(_MULTI_PART_RE.search(question)),
+            negated=_negated(question),
             counts=bool(re.search(r"\bhow many\b", question, re.I)) and bool(_focus(question)),
             wants_money=bool(
                 re.search(r"\bhow much\b|\bwhat amount\b|\bsum\b|\bmoney\b|\bfund", question, re.I)
@@ -206,18 +239,41 @@ class Decision:
     sentences: list[Sentence]
     abstain_reason: str | None = None
     kind: str = "other"
+    hard: bool = False  # refused before any candidate was weighed (nothing in the index to quote)
+    hidden_by_filter: bool = False  # ... because the filters hid the articles that mention the question's names
+    signals: dict[str, float] = field(default_factory=dict)  # what the confidence model reads
+    concerns: list[str] = field(default_factory=list)  # what speaks against the candidate
+    confidence: float | None = None
 
     @property
     def abstained(self) -> bool:
         return self.abstain_reason is not None
+
+    def withhold(self, confidence: float) -> Decision:
+        """The same candidate, refused for low confidence, with the first concern as the reason."""
+        reason = self.concerns[0] if self.concerns else "the closest passages do not clearly answer it"
+        return replace(self, abstain_reason=reason, confidence=confidence)
+
+
+class Corpus(Protocol):
+    """What the answerer may ask of the whole index, beyond the passages retrieved."""
+
+    def mentions(self, term: textlib.KeyTerm, filtered: bool) -> bool: ...
+
+    def idf(self, stems: set[str]) -> dict[str, float]: ...
+
+    def filter_description(self) -> str: ...
 
 
 class SentenceRanker:
     """Scores the sentences of retrieved passages against a question. Both answer paths use it:
     the extractive answerer quotes the best sentences, and the LLM path is shown only them."""
 
-    def __init__(self, embedder: Embedder, cache_size: int = 20000):
+    def __init__(self, embedder: Embedder, corpus: Corpus | None = None, cache_size: int = 20000):
         self.embedder = embedder
+        # Word rarity comes from the whole corpus when there is one, so that which sentence wins
+        # does not depend on which other passages happened to be retrieved beside it.
+        self.corpus = corpus
         self._cache: dict[str, tuple[list, np.ndarray]] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -229,7 +285,7 @@ class SentenceRanker:
         similarities = vectors @ retrieval.query_vector
         shape = question_shape(question)
         stems = [set(textlib.content_stems(s.text)) for s in sentences]
-        idf = _idf(stems)
+        idf = self.corpus.idf(shape.stems) if self.corpus else _idf(stems)
         for i, sentence in enumerate(sentences):
             window = _window(retrieval.passages[sentence.passage], sentence, sentences, i)
             sentence.similarity = float(similarities[i])
@@ -237,7 +293,10 @@ class SentenceRanker:
             sentence.missing = [t.text for t in shape.terms if not textlib.mentions(window, t)]
             sentence.key_coverage = 1.0 - len(sentence.missing) / len(shape.terms) if shape.terms else 1.0
             sentence.cue = _cue(shape, sentence.text)
-        return sorted(sentences, key=lambda s: s.score, reverse=True)
+        ranked = sorted(sentences, key=lambda s: s.score, reverse=True)
+        if shape.kind in entities.LABELS_FOR_KIND:
+            ranked = _with_entity_cues(ranked, shape.kind, split_follow_up(question)[0])
+        return ranked
 
     def _sentences(self, passages: list[Passage]) -> tuple[list[Sentence], np.ndarray]:
         split = self._split_and_embed(passages)
@@ -285,6 +344,17 @@ class SentenceRanker:
         return vectors[[row[text] for text in texts]]
 
 
+def _with_entity_cues(ranked: list[Sentence], kind: str, question: str) -> list[Sentence]:
+    """For "who", "where", "which company" and "when" questions, the cue of the leading sentences
+    is whether a named-entity tagger finds a person (place, organisation, date) in them that the
+    question does not already name. Only the leading ones are tagged, to keep answers fast."""
+    for sentence in ranked[:ENTITY_POOL]:
+        sentence.cue = 1.0 if entities.answers_kind(sentence.text, kind, question) else 0.0
+    for sentence in ranked[ENTITY_POOL:]:
+        sentence.cue = 0.0
+    return sorted(ranked, key=lambda s: s.score, reverse=True)
+
+
 def _window(passage: Passage, sentence: Sentence, sentences: list[Sentence], i: int) -> str:
     """What a sentence is read with: its article's title and publisher, and the sentence before it
     (which often names who "it" or "the bank" is)."""
@@ -293,7 +363,8 @@ def _window(passage: Passage, sentence: Sentence, sentences: list[Sentence], i: 
 
 
 def _about(passage: Passage) -> str:
-    return f"{passage.title}\n{passage.publisher}\n{passage.lede}"
+    """What the article says of itself: a question's year may be only in its date."""
+    return f"{passage.title}\n{passage.publisher}\n{passage.published}\n{passage.lede}"
 
 
 def _idf(documents: list[set[str]]) -> dict[str, float]:
@@ -344,20 +415,25 @@ def _list_cue(shape: QuestionShape, sentence: str) -> float:
 def _number_cue(shape: QuestionShape, sentence: str) -> float:
     if not _answer_numbers(sentence, shape.numbers):
         return 0.0
-    if shape.focus and _number_before_focus(sentence, shape.focus):
-        return 1.0  # "43 foreign ministers" for "how many foreign ministers"
-    if shape.wants_money and _MONEY_RE.search(sentence):
+    # "43 foreign ministers" for "how many foreign ministers"; "profits jumped 76% to $1.13bn"
+    # for "how much profit", where "sales rose to $11.1bn" has an amount but not the one asked for.
+    if shape.focus and _number_near_focus(sentence, shape.focus, after=not shape.counts):
         return 1.0
+    if shape.wants_money and _MONEY_RE.search(sentence):
+        return 0.75
     return 0.5
 
 
-def _number_before_focus(sentence: str, focus: list[str]) -> bool:
+def _number_near_focus(sentence: str, focus: list[str], after: bool) -> bool:
+    """A number just before the thing asked about ("43 ministers"), or, when `after`, a few words
+    after it ("profits ... jumped 76% to $1.13bn")."""
     lowered = [t.lower() for t in re.findall(r"\d[\d,.]*|[A-Za-z]+", sentence)]
     focus_stems = set(focus)
     for i, token in enumerate(lowered):
         if token[0].isdigit() or token in textlib.NUMBER_WORDS:
-            following = textlib.content_stems(" ".join(lowered[i + 1 : i + 4]))
-            if focus_stems & set(following):
+            if focus_stems & set(textlib.content_stems(" ".join(lowered[i + 1 : i + 4]))):
+                return True
+            if after and focus_stems & set(textlib.content_stems(" ".join(lowered[max(0, i - 8) : i]))):
                 return True
     return False
 
@@ -369,50 +445,64 @@ def _answer_numbers(sentence: str, question_numbers: set[float]) -> set[float]:
 
 
 class ExtractiveAnswerer:
-    def decide(self, question: str, retrieval: Retrieval, ranked: list[Sentence]) -> Decision:
-        shape = question_shape(question)
-        chosen, reason = self._choose(shape, retrieval, ranked)
-        if reason:
-            return Decision([], reason, shape.kind)
-        chosen = [_focused(_with_list_items(s, retrieval.passages[s.passage]), shape) for s in chosen]
-        return Decision(chosen, None, shape.kind)
+    """Finds the best candidate answer and the signals that say how far to trust it. Only a name,
+    acronym or number that no article in the whole index mentions ends the search early: that
+    refusal is true of the corpus. Everything softer is left to the confidence model."""
 
-    def _choose(self, shape: QuestionShape, retrieval: Retrieval, ranked: list[Sentence]):
-        """The sentences to answer with, or the reason to abstain."""
+    def decide(
+        self, question: str, retrieval: Retrieval, ranked: list[Sentence], corpus: Corpus | None = None
+    ) -> Decision:
+        shape = question_shape(question)
         if not ranked:
-            return [], "no passage was retrieved"
+            return Decision([], "no passage was retrieved", shape.kind, hard=True)
         everything = "\n".join(f"{_about(p)}\n{p.text}" for p in retrieval.passages)
-        absent = [t.text for t in shape.terms if not textlib.mentions(everything, t)]
-        if absent:
-            return [], f"no article mentions {_join(absent)}"
+        absent_here = [t for t in shape.terms if not textlib.mentions(everything, t)]
+        refusal, hidden_by_filter = _absence_refusal(absent_here, corpus)
+        if refusal:
+            return Decision([], refusal, shape.kind, hard=True, hidden_by_filter=hidden_by_filter)
+        best, chosen, concerns = self._candidate(shape, ranked)
+        if absent_here:
+            concerns.insert(0, f"the articles mention {_join([t.text for t in absent_here], 'and')}, "
+                            "but the passages that match the question do not")
+        signals = _signals(shape, retrieval, best, ranked, absent_here, concerns, corpus)
+        chosen = [_focused(_with_list_items(s, retrieval.passages[s.passage]), shape) for s in chosen]
+        return Decision(chosen, None, shape.kind, signals=signals, concerns=concerns)
+
+    def _candidate(self, shape: QuestionShape, ranked: list[Sentence]):
+        """The best sentence, the sentences to answer with, and what speaks against them."""
+        concerns: list[str] = []
         candidates = [s for s in ranked if len(s.missing) <= shape.allowed_missing()]
         if not candidates:
             pair = _covering_pair(ranked, shape) if shape.multi_part else None
-            return (
-                (pair, None)
-                if pair
-                else ([], f"no passage mentions {_join([t.text for t in shape.terms], 'and')} together")
-            )
+            if pair:
+                return pair[0], pair, concerns
+            concerns.append(f"no passage mentions {_join([t.text for t in shape.terms], 'and')} together")
+            candidates = ranked
         if shape.kind == "number":
             # "How many foreign ministers" is answered by "43 foreign ministers", not by any number.
-            candidates = [s for s in candidates if s.cue >= (1.0 if shape.counts else 0.5)]
-            if not candidates:
-                return [], "no passage gives the number asked for"
+            typed = [s for s in candidates if s.cue >= (1.0 if shape.counts else 0.5)]
+            if typed:
+                candidates = typed
+            else:
+                concerns.append("no passage gives the number asked for")
         best = _prefer_typed_answer(candidates)
         if best.score < MIN_SCORE or best.similarity < MIN_SIMILARITY:
-            return [], f"the closest passage is a weak match (score {best.score:.2f})"
-        return self._select(best, ranked, shape), None
+            concerns.append(f"the closest passage is a weak match (score {best.score:.2f})")
+        return best, self._select(best, ranked, shape), concerns
 
     def _select(self, best: Sentence, ranked: list[Sentence], shape: QuestionShape) -> list[Sentence]:
         """Add sentences that are nearly as good and bring question words the answer lacks so
-        far: the second half of a two-part question, the other article of a comparison."""
+        far: the second half of a two-part question, the other article of a comparison. The
+        sentence right after the best one may score lower: it often completes it ("Project Vault
+        was announced... The EXIM Board approved a loan of USD 10 billion")."""
         chosen = [best]
         limit = MAX_SENTENCES.get(shape.kind, DEFAULT_MAX_SENTENCES)
         covered = shape.stems & set(textlib.content_stems(best.text))
         for candidate in ranked:
-            if len(chosen) >= limit or candidate.score < EXTRA_SENTENCE_RATIO * best.score:
+            if len(chosen) >= limit or candidate.score < NEXT_SENTENCE_RATIO * best.score:
                 break
-            if candidate is best:
+            follows = candidate.passage == best.passage and 0 <= candidate.start - best.end <= 3
+            if candidate is best or (candidate.score < EXTRA_SENTENCE_RATIO * best.score and not follows):
                 continue
             adds = (shape.stems & set(textlib.content_stems(candidate.text))) - covered
             listing = shape.kind in ("list", "compare") and candidate.cue >= 1.0
@@ -428,6 +518,75 @@ class ExtractiveAnswerer:
         return " ".join(
             f"{_as_claim(s.claim or s.text)} {cite(numbering[s.passage])}" for s in decision.sentences
         )
+
+
+_NEGATION_RE = re.compile(r"\b(?:not|never|no|none|neither|nor|without)\b|n't\b", re.I)
+
+
+def _negated(text: str) -> bool:
+    return _NEGATION_RE.search(text) is not None
+
+
+def _share_named(stems: list[str], sentence: str) -> float:
+    if not stems:
+        return 1.0
+    return len(set(stems) & set(textlib.content_stems(sentence))) / len(set(stems))
+
+
+def _absence_refusal(absent_here: list[textlib.KeyTerm], corpus: Corpus | None) -> tuple[str | None, bool]:
+    """ "No article mentions X", said only when it is true of the whole index, or of what the
+    filters let through (then the reason says so, and the second value is True)."""
+    if not absent_here:
+        return None, False
+    if corpus is None:
+        return f"no article mentions {_join([t.text for t in absent_here])}", False
+    nowhere = [t.text for t in absent_here if not corpus.mentions(t, filtered=False)]
+    if nowhere:
+        return f"no article mentions {_join(nowhere)}", False
+    hidden = [t.text for t in absent_here if not corpus.mentions(t, filtered=True)]
+    if hidden:
+        reason = (
+            f"no article within the {corpus.filter_description()} mentions {_join(hidden)}, "
+            "though other articles in the index do: ask again without the filter"
+        )
+        return reason, True
+    return None, False
+
+
+def _signals(
+    shape: QuestionShape,
+    retrieval: Retrieval,
+    best: Sentence,
+    ranked: list[Sentence],
+    absent_here: list,
+    concerns: list[str],
+    corpus: Corpus | None,
+) -> dict[str, float]:
+    """What the confidence model reads about a candidate (rag/confidence.py names each one)."""
+    passage = retrieval.passages[best.passage]
+    passage_stems = set(textlib.content_stems(f"{_about(passage)}\n{passage.text}"))
+    idf = corpus.idf(shape.stems) if corpus else _idf([passage_stems])
+    ceiling = max(idf.values(), default=1.0) or 1.0
+    missing = shape.stems - passage_stems
+    missing_here = shape.stems - set(textlib.content_stems(best.text))
+    typed = shape.kind in ("number", "date", "person", "place", "organisation", "definition")
+    return {
+        "score": best.score,
+        "similarity": best.similarity,
+        "overlap": best.overlap,
+        "passage_overlap": _weighted_overlap(shape.stems, passage_stems, idf),
+        "rarest_missing": max((idf.get(w, ceiling) for w in missing), default=0.0) / ceiling,
+        "rarest_missing_sentence": max((idf.get(w, ceiling) for w in missing_here), default=0.0) / ceiling,
+        "key_coverage": best.key_coverage,
+        "cue": best.cue,
+        "asked_for_named": _share_named(shape.asked_for, best.text),
+        "negation_mismatch": float(shape.negated != _negated(best.text)),
+        "typed": float(typed),
+        "typed_without_cue": float(typed and best.cue == 0),
+        "top_similarity": max(p.similarity for p in retrieval.passages),
+        "absent_here": float(bool(absent_here)),
+        "apart": float(any(c.startswith("no passage mentions") for c in concerns)),
+    }
 
 
 def _as_claim(sentence: str) -> str:

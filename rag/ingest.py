@@ -205,7 +205,7 @@ class Ingestor:
                 yield from _walk_supported(root, report, self._source_of)
 
     def _source_of(self, path: Path) -> str:
-        absolute = path.absolute()
+        absolute = Path(os.path.abspath(path))
         try:
             return absolute.relative_to(self.settings.project_root).as_posix()
         except ValueError:

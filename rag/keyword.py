@@ -87,6 +87,17 @@ class KeywordIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def document_frequencies(self, stems: set[str]) -> dict[str, int]:
+        """How many chunks hold each stemmed word (0 for a word the index has never seen)."""
+        if self._retriever is None:
+            return dict.fromkeys(stems, 0)
+        vocab, indptr = self._retriever.vocab_dict, self._retriever.scores["indptr"]
+        return {w: int(indptr[vocab[w] + 1] - indptr[vocab[w]]) if w in vocab else 0 for w in stems}
+
+    def field_values(self, name: str) -> np.ndarray:
+        """One filter field's value for every chunk (for example its publication day)."""
+        return self._filter_fields[name]
+
     def search(self, query: str, k: int, allowed: dict | None = None) -> list[tuple[str, float]]:
         """The best `k` chunk ids with their BM25 scores, among chunks that pass `allowed`
         (field name -> predicate over a numpy array of that field's values)."""

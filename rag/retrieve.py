@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -9,14 +10,17 @@ from datetime import date
 
 import numpy as np
 
+from rag import text as textlib
 from rag.embeddings import Embedder
 from rag.keyword import KeywordIndex
 from rag.manifest import Manifest, manifest_stamp
 from rag.settings import RetrievalMode, Settings
 from rag.store import StoredChunk, VectorStore, open_vector_store
+from rag.text import KeyTerm
 
 RRF_K = 60  # the usual reciprocal-rank constant: damps the difference between ranks 1 and 2
 CANDIDATES_PER_RANKER = 4  # each ranker proposes this many times top_k before fusion
+MENTION_PROBE = 20  # chunks read to tell whether any article mentions a term
 
 
 class IndexMissing(RuntimeError):
@@ -39,7 +43,8 @@ class Filters:
             clauses.append({"published_int": {"$gte": _day_number(self.date_from)}})
         if self.date_to:
             clauses.append({"published_int": {"$lte": _day_number(self.date_to)}})
-        if self.date_from and not self.date_to:
+        if self.date_to and not self.date_from:
+            # An undated article (0) is not "before" a date: the keyword side leaves it out too.
             clauses.append({"published_int": {"$gt": 0}})
         if self.publisher:
             clauses.append({"publisher_key": {"$eq": self.publisher.casefold()}})
@@ -210,6 +215,64 @@ class Retriever:
     def _passages(self, ids: list[str], query_vector: np.ndarray) -> list[Passage]:
         """The chunks with these ids from the store, in this order, scored by cosine similarity."""
         return [Passage.from_stored(chunk, float(chunk.vector @ query_vector)) for chunk in self.store.get(ids)]
+
+
+class CorpusView:
+    """The whole index as the answerer may consult it beyond the retrieved passages: does any
+    article mention a name, how rare is a word. It answers for one question's filters."""
+
+    def __init__(self, retriever: Retriever, filters: Filters):
+        self.retriever = retriever
+        self.filters = filters
+
+    def mentions(self, term: KeyTerm, filtered: bool) -> bool:
+        allowed = self.filters.keyword_allowed() if filtered else None
+        if filtered and allowed is None:
+            return self.mentions(term, filtered=False)
+        if _year(term) and self._published_in(_year(term), allowed):
+            return True
+        # The chunks that BM25 ranks best for the term hold it if any chunk does; the text check
+        # then allows the forms news writing uses ("Mr Blair" for Tony Blair, "UK" for Britain).
+        retriever = self.retriever
+        retriever.refresh()
+        hits = retriever._keywords.search(term.text, MENTION_PROBE, allowed)
+        ids = [cid for cid, _ in hits if cid in retriever._committed]
+        for chunk in retriever.store.get(ids):
+            meta = chunk.metadata
+            about = f"{meta.get('title', '')}\n{meta.get('publisher', '')}\n{meta.get('lede', '')}"
+            if textlib.mentions(f"{about}\n{chunk.text}", term):
+                return True
+        return False
+
+    def _published_in(self, year: int, allowed: dict | None) -> bool:
+        days = self.retriever._keywords.field_values("published_int")
+        mask = (days // 10000) == year
+        for name, predicate in (allowed or {}).items():
+            mask &= predicate(self.retriever._keywords.field_values(name))
+        return bool(mask.any())
+
+    def idf(self, stems: set[str]) -> dict[str, float]:
+        keywords = self.retriever._keywords
+        n = len(keywords)
+        return {w: math.log(1 + n / (1 + df)) for w, df in keywords.document_frequencies(stems).items()}
+
+    def filter_description(self) -> str:
+        """The filters in words: "filter (published on or before 2024-12-31, from Reuters)"."""
+        low, high = self.filters.date_from, self.filters.date_to
+        parts = []
+        if low and high:
+            parts.append(f"published {low} to {high}")
+        elif low or high:
+            parts.append(f"published on or {'after' if low else 'before'} {low or high}")
+        if self.filters.publisher:
+            parts.append(f"from {self.filters.publisher}")
+        return "filter (" + ", ".join(parts) + ")"
+
+
+def _year(term: KeyTerm) -> int | None:
+    values = textlib.numbers(term.text) if term.kind == "number" else set()
+    years = [int(v) for v in values if v == int(v) and 1900 <= v <= 2100]
+    return years[0] if len(years) == 1 and len(values) == 1 else None
 
 
 def _next_chunk_id(chunk_id: str) -> str:

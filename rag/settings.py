@@ -6,6 +6,7 @@ Named presets are small sets of overrides, used by `rag eval --compare`.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     date_from: date | None = None
     date_to: date | None = None
     publisher: str | None = None
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="withhold answers below this confidence; unset = the fitted threshold"
+    )
 
     llm: Backend = "extractive"
     openai_base_url: str | None = None
@@ -56,8 +60,9 @@ class Settings(BaseSettings):
 
     @property
     def project_root(self) -> Path:
-        """The folder `source` paths are relative to: the corpus folder's parent."""
-        return self.corpus_dir.resolve().parent
+        """The folder `source` paths are relative to: the corpus folder's parent. Made absolute
+        without following links, so "../shared/corpora/bbc" gives sources like "bbc/sport/001.txt"."""
+        return Path(os.path.abspath(self.corpus_dir)).parent
 
 
 PRESETS: dict[str, dict] = {

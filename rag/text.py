@@ -98,13 +98,15 @@ _QUESTION_FRAME = frozenset(
     name list according tell give in on at the a an under during for to of by as per and or if has have
     had will after before between since please""".split()
 )
-# Common short forms in news text whose long form has other initials.
-_ALIASES = {
-    "us": ("united states", "u.s.", "america", "american", "washington"),
-    "usa": ("united states", "u.s.", "america"),
-    "uk": ("united kingdom", "u.k.", "britain", "british"),
-    "eu": ("european union",),
-}
+# Names news text uses for the same country or union; any one mentions the others.
+_ALIAS_GROUPS = (
+    ("us", "usa", "united states", "u.s.", "u.s.a.", "america", "american"),
+    ("uk", "united kingdom", "u.k.", "britain", "great britain", "british"),
+    ("eu", "european union"),
+)
+_ALIASES = {name: tuple(n for n in group if n != name) for group in _ALIAS_GROUPS for name in group}
+# How news text refers to a person named before: "Mr Blair", "Ms Rice", "Sir Alex".
+_PERSONAL_TITLES = "mr|mrs|ms|miss|dr|sir|lord|lady|dame|president|minister|chancellor|senator|governor"
 # News text names a country by its capital ("Washington said", "talks with Tokyo").
 _CAPITALS = {
     "washington": ("united states", "u.s.", "us", "america"),
@@ -262,10 +264,22 @@ def mentions(text: str, term: KeyTerm, text_numbers: set[float] | None = None) -
     text_words = {w.lower() for w in words(text)}
     if " " in needle:
         # "Secretary Rubio" for "Secretary of State Marco Rubio": every word, if not the phrase.
-        return _abbreviated(needle, text) or all(
-            _same_word_family(part, text_words) for part in needle.split() if part not in _CONNECTORS
+        return (
+            _abbreviated(needle, text)
+            or all(_same_word_family(part, text_words) for part in needle.split() if part not in _CONNECTORS)
+            or _titled_surname(needle, lowered)
         )
     return _same_word_family(needle, text_words)
+
+
+def _titled_surname(name: str, lowered_text: str) -> bool:
+    """ "Mr Blair" mentions Tony Blair: news text gives a person's full name once, then the title
+    and surname."""
+    parts = name.split()
+    if not 2 <= len(parts) <= 3 or any(p in _CONNECTORS for p in parts):
+        return False
+    pattern = rf"\b(?:{_PERSONAL_TITLES})\.?\s+{re.escape(parts[-1])}(?![a-z])"
+    return re.search(pattern, lowered_text) is not None
 
 
 def _abbreviated(phrase: str, text: str) -> bool:

@@ -112,7 +112,7 @@ def test_markdown_link_and_image_in_an_answer_stay_text(browser, robustness_serv
         page.set_input_files("#upload input[type=file]", str(article))
         playwright.expect(page.locator("#upload-status")).to_contain_text("Now searchable")
 
-        bubble = submit(page, "Where can visitors click for the Zephyr tour timetable?")
+        bubble = submit(page, "What can visitors click for the Zephyr tour timetable?")
         shown = bubble.inner_text()
         assert "[click](javascript:alert(1))" in shown and "![x](http://evil.example/x.png)" in shown
         passage = page.locator("#sources .turn.latest .passage").first.inner_text()

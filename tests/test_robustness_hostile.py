@@ -50,7 +50,7 @@ BUNDLED_QUESTIONS = [
 ABOUT_THE_HOSTILE = {  # question -> what the answer must quote, as text
     "How many evaporation ponds does the Zephyr pilot plant have?": "12 evaporation ponds",
     "How many tonnes of carbonate will the Zephyr plant produce?": "<script>alert(document.cookie)</script>",
-    "Where can visitors click for the Zephyr tour timetable?": "[click](javascript:alert(1))",
+    "What can visitors click for the Zephyr tour timetable?": "[click](javascript:alert(1))",
     "How many workers does the Zephyr tin mine employ?": "450 workers",
 }
 

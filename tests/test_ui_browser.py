@@ -151,6 +151,21 @@ def test_abstention_says_so_and_shows_the_nearest_passages(page):
     assert nearest.count() >= 1 and "nearest" in nearest.first.inner_text().lower()
 
 
+def test_a_filter_that_hides_the_answer_offers_to_ask_again_without_it(page, output_dir):
+    page.fill("#date-to input", "2024-12-31")
+    page.press("#date-to input", "Tab")
+    bubble = ask(page, SAMPLE, turn=0)
+    assert "No article within the filter (published on or before 2024-12-31)" in bubble.inner_text()
+    retry = page.locator("#ask-unfiltered")
+    playwright.expect(retry).to_be_visible()
+    page.screenshot(path=str(output_dir / "filter-refusal.png"))
+    retry.click()
+    page.wait_for_function("document.querySelectorAll('#chat .answer.final').length >= 2")
+    assert "10 billion" in page.locator("#chat .answer.final").nth(1).inner_text()
+    assert page.input_value("#date-to input") == ""
+    playwright.expect(retry).to_be_hidden()
+
+
 def article_count(page) -> int:
     return int(re.search(r"(\d+) articles", page.locator("#index-info").inner_text()).group(1))
 

@@ -110,8 +110,10 @@ def _sidebar(service: ChatService) -> dict:
             "backend": gr.Radio(backends, value=service.default_backend(), label="Answer with",
                                 info=None if len(backends) > 1 else LLM_HINT),
             "k": gr.Slider(1, 20, value=service.settings.top_k, step=1, label="Passages to retrieve (k)"),
-            "date_from": gr.DateTime(include_time=False, type="string", label="Published from"),
-            "date_to": gr.DateTime(include_time=False, type="string", label="Published until"),
+            "date_from": gr.DateTime(include_time=False, type="string", label="Published from",
+                                     elem_id="date-from"),
+            "date_to": gr.DateTime(include_time=False, type="string", label="Published until",
+                                   elem_id="date-to"),
             "publisher": gr.Dropdown(_publisher_choices(service), value=ALL_PUBLISHERS, label="Publisher"),
         }
         gr.Markdown("### Add articles")
@@ -139,6 +141,8 @@ def _chat_column() -> dict:
     with gr.Row(elem_id="toolbar"):
         chat["copy"] = gr.Button("Copy answer", size="sm", elem_id="copy-answer", scale=0, min_width=0)
         chat["clear"] = gr.Button("New chat", size="sm", elem_id="new-chat", scale=0, min_width=0)
+        chat["unfiltered"] = gr.Button("Ask again without the filters", size="sm", variant="primary",
+                                       elem_id="ask-unfiltered", visible=False, scale=0, min_width=0)
     with gr.Row(elem_id="examples"):
         chat["examples"] = [gr.Button(text, size="sm", variant="secondary", scale=0, min_width=0)
                             for text in EXAMPLES]
@@ -150,14 +154,14 @@ def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State
     def respond(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
         if not (question or "").strip():
             gr.Warning("Type a question first.")
-            yield (gr.skip(),) * 5
+            yield (gr.skip(),) * 6
             return
         for view in service.converse(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
             yield _chat_outputs(view)
 
     inputs = [chat["question"], chat["chatbot"], turns, controls["k"], controls["backend"],
               controls["date_from"], controls["date_to"], controls["publisher"]]
-    outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"]]
+    outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"], chat["unfiltered"]]
     answer = {"fn": respond, "inputs": inputs, "outputs": outputs, "show_progress": "hidden",
               "concurrency_id": "answer", "concurrency_limit": ANSWER_CONCURRENCY, "api_visibility": "private"}
     running = [chat["question"].submit(**answer)]
@@ -165,6 +169,13 @@ def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State
         fill = button.click(lambda text=button.value: text, None, chat["question"], queue=False,
                             api_visibility="private")
         running.append(fill.then(**answer))
+    # A refusal because the filters hid every article naming the question's subject offers the
+    # same question again over the whole index.
+    clear_filters = chat["unfiltered"].click(
+        lambda turns_so_far: (None, None, ALL_PUBLISHERS, turns_so_far[-1].question if turns_so_far else ""),
+        [turns], [controls["date_from"], controls["date_to"], controls["publisher"], chat["question"]],
+        queue=False, api_visibility="private")
+    running.append(clear_filters.then(**answer))
     chat["question"].stop(lambda: gr.update(submit_btn="Ask", stop_btn=False), None, chat["question"],
                           cancels=running, queue=False, api_visibility="private")
 
@@ -189,7 +200,8 @@ def _chat_outputs(view: ChatView) -> tuple:
     question = gr.update(submit_btn="Ask", stop_btn=False) if view.done else gr.update(
         value="", submit_btn=False, stop_btn="Stop")
     copy_text = view.copy_text if view.done else gr.skip()
-    return view.messages, view.panel, view.turns, copy_text, question
+    unfiltered = gr.update(visible=view.hidden_by_filter) if view.done else gr.skip()
+    return view.messages, view.panel, view.turns, copy_text, question, unfiltered
 
 
 def _record_vote(service: ChatService, turns: list[Turn], data: gr.LikeData) -> None:

@@ -70,6 +70,7 @@ class ChatView:
     turns: list[Turn]
     copy_text: str = ""
     done: bool = False  # the turn is over: the question box can take the next one
+    hidden_by_filter: bool = False  # the answer was refused because the filters hid the articles
 
 
 @dataclass
@@ -230,7 +231,9 @@ class ChatService:
         turns[-1].answer = answer.to_dict()
         turns[-1].sources = render.answered_section(answer, draft.passages, draft.index, self.article_link)
         bubble = render.final_bubble(answer, draft.index)
-        return self._view(asked, bubble, turns, render.plain_answer(answer), done=True)
+        view = self._view(asked, bubble, turns, render.plain_answer(answer), done=True)
+        view.hidden_by_filter = answer.hidden_by_filter
+        return view
 
     @staticmethod
     def _view(asked: list[dict], bubble: str, turns: list[Turn], copy_text: str = "", done: bool = False) -> ChatView:

@@ -136,7 +136,20 @@ def _answer_meta(answer: Answer) -> str:
     seconds = answer.timings.get("total_ms", 0) / 1000
     cited = len(answer.citations)
     sources = f"{cited} source{'s' if cited != 1 else ''}" if not answer.abstained else "no source"
-    return f'<div class="answer-meta">{esc(answer.backend)} · {sources} · {seconds:.1f} s</div>'
+    return (
+        f'<div class="answer-meta">{esc(answer.backend)} · {sources} · {confidence_label(answer)} · '
+        f"{seconds:.1f} s</div>"
+    )
+
+
+def confidence_label(answer: Answer) -> str:
+    """What the confidence means, in words a reader can check against the eval."""
+    if answer.confidence is None:
+        return "confidence unknown"
+    percent = round(100 * answer.confidence)
+    if answer.abstained:
+        return f'<span class="confidence" title="estimated chance that the articles do not answer this">{percent}% sure it is not there</span>'
+    return f'<span class="confidence" title="estimated chance that this answer is right, from the eval suites">{percent}% likely right</span>'
 
 
 def plain_answer(answer: Answer) -> str:

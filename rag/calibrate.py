@@ -1,0 +1,86 @@
+"""`rag calibrate`: fit the confidence model on every eval suite and write `rag/confidence.json`.
+
+Each suite is answered with nothing withheld (minimum confidence 0), so that every question
+that has a candidate answer gives one example: its signals, and whether that candidate was right.
+The model is fitted on all suites pooled; the threshold is the lowest confidence at which the
+answers kept reach the target precision, pooled too. The output records, beside the weights,
+what each suite scores when the model is fitted on the other suites only, and the command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rag.confidence import MODEL_FILE, ConfidenceModel, fit
+from rag.settings import Settings
+
+# The pooled precision the threshold keeps. Higher targets leave the SQuAD suite, where the
+# signals barely tell answerable from unanswerable, with almost no answers at all.
+DEFAULT_TARGET_PRECISION = 0.62
+
+def examples(predictions: list[dict], suite: str) -> tuple[list[dict], list[bool]]:
+    """(candidate examples, whether each refusal made before any candidate was right)."""
+    rows, refusals = [], []
+    for prediction in predictions:
+        scores = prediction.get("eval") or {}
+        if prediction.get("correct") is None:  # not scored
+            continue
+        candidate = prediction.get("candidate")
+        if candidate:
+            rows.append({"signals": candidate["signals"], "right": bool(scores.get("candidate_right")), "suite": suite})
+        elif prediction.get("abstained"):
+            refusals.append(bool(scores.get("should_abstain")))
+    return rows, refusals
+
+
+def calibrate(
+    settings: Settings,
+    names: list[str],
+    out: Path,
+    target_precision: float,
+    model_file: Path = MODEL_FILE,
+    suites_file: Path | None = None,
+) -> dict:
+    from rag.assistant import Assistant
+    from rag.evaluate import evaluate, write_run
+    from rag.suites import SUITES_FILE, pick_suites
+
+    open_settings = settings.with_overrides(min_confidence=0.0)
+    rows: list[dict] = []
+    refusals: list[bool] = []
+    for suite in pick_suites(names, suites_file or SUITES_FILE):
+        suite_settings = suite.settings(open_settings)
+        suite.prepare(suite_settings)
+        # The model being refitted is not read: every candidate is kept and its signals recorded.
+        assistant = Assistant(suite_settings, confidence=ConfidenceModel.unfitted())
+        result = evaluate(suite_settings, suite.questions(), suite.name, assistant)
+        write_run(Path(out) / suite.name, result, suite.dataset, plot=False, compact=True)
+        suite_rows, suite_refusals = examples(result.predictions, suite.name)
+        rows += suite_rows
+        refusals += suite_refusals
+    fitted = fit(rows, target_precision)
+    fitted["refusal_confidence"] = round(sum(refusals) / len(refusals), 4) if refusals else 0.5
+    fitted["refusals"] = len(refusals)
+    fitted["command"] = "rag calibrate --suite " + " ".join(names) + f" --target-precision {target_precision}"
+    fitted["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+    model_file.write_text(json.dumps(fitted, indent=2) + "\n", encoding="utf-8")
+    return fitted
+
+
+def print_summary(fitted: dict, model_file: Path) -> None:
+    inside = fitted["in_sample"]
+    print(
+        f"fitted on {fitted['examples']} candidates {fitted['examples_by_suite']}; threshold "
+        f"{fitted['threshold']:.3f} for precision {fitted['target_precision']}: answers {inside['answered']} of "
+        f"{inside['of']} at precision {inside['precision']}"
+    )
+    for suite, held in fitted["leave_one_suite_out"].items():
+        print(
+            f"  {suite}, fitted without it: answers {held['answered']} of {held['of']} "
+            f"at precision {held['precision']}"
+        )
+    print(f"refusals before any candidate were right {fitted['refusal_confidence']:.0%} of {fitted['refusals']}")
+    print(f"wrote {model_file}", file=sys.stderr)

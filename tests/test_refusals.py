@@ -1,0 +1,90 @@
+"""Refusals that tell the truth about the whole index, and answers that do not depend on which
+unrelated articles share the index."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from rag.assistant import Assistant
+from rag.citations import REFUSAL
+from rag.ingest import Ingestor
+from rag.retrieve import CorpusView, Filters
+from rag.text import KeyTerm, mentions
+from tests.conftest import PROJECT_ROOT, make_project
+
+EXIM_QUESTION = "What did EXIM approve under Project Vault?"
+BLAIR_ARTICLE = (
+    "Blair defends identity card plans\n\n"
+    "Prime Minister Tony Blair has opened a debate on the future of public services in a speech in Leeds.\n\n"
+    "Later, Mr Blair told MPs that identity cards would help to fight organised crime and illegal working. "
+    "The Home Office says the cards will cost 93 pounds each.\n\n"
+    "Mr Blair said the scheme would be voluntary at first and compulsory after 2010.\n"
+)
+UNRELATED = {
+    "harbour-ferry-strike.txt": "Ferry workers strike over pay\n\nFerry crews at the harbour walked out on "
+    "Monday after talks on a 4% pay rise failed. The operator approved a plan to run a reduced timetable.",
+    "cup-final-report.txt": "Rovers win the cup\n\nRovers beat United 3-1 in the cup final on Saturday, "
+    "their first trophy in 12 years. The board approved a bonus of 10,000 pounds per player.",
+}
+
+
+@pytest.fixture(scope="module")
+def news_project(tmp_path_factory):
+    """The bundled corpus plus an article that calls Tony Blair "Mr Blair" after his first mention,
+    a few unrelated articles, and the HTML page with a prompt injection from the fixtures."""
+    root = tmp_path_factory.mktemp("news")
+    settings = make_project(root)
+    (settings.corpus_dir / "blair-id-cards.txt").write_text(BLAIR_ARTICLE)
+    for name, text in UNRELATED.items():
+        (settings.corpus_dir / name).write_text(text)
+    fixture = PROJECT_ROOT / "tests" / "fixtures" / "documents" / "harbour-wind-farm.html"
+    (settings.corpus_dir / fixture.name).write_bytes(fixture.read_bytes())
+    Ingestor(settings).run(show_progress=False)
+    return Assistant.from_settings(settings)
+
+
+def test_a_name_the_index_holds_is_never_said_to_be_absent(news_project):
+    answer = news_project.ask("What did Tony Blair tell MPs about identity cards?")
+    assert "no article mentions" not in answer.answer.lower()
+    if not answer.abstained:
+        assert "Mr Blair" in answer.answer
+
+
+def test_a_name_no_article_holds_is_said_to_be_absent(news_project):
+    answer = news_project.ask("What did Gordon Zorblax say about identity cards?")
+    assert answer.abstained and answer.answer == f"{REFUSAL} No article mentions Gordon Zorblax."
+    assert answer.nearest, "the closest passages are shown"
+
+
+def test_the_index_is_asked_whether_any_article_mentions_a_term(news_project):
+    corpus = CorpusView(news_project.retriever, Filters())
+    assert corpus.mentions(KeyTerm("Tony Blair", "name"), filtered=False)
+    assert not corpus.mentions(KeyTerm("Zorblax", "name"), filtered=False)
+    # A year that only an article's date gives: the Greenwatch article is dated 2024-10-04.
+    assert corpus.mentions(KeyTerm("2024", "number"), filtered=False)
+    assert not corpus.mentions(KeyTerm("1987", "number"), filtered=False)
+
+
+def test_a_filter_that_hides_the_answer_says_so(news_project):
+    answer = news_project.ask(EXIM_QUESTION, filters=Filters(date_to=date(2024, 12, 31)))
+    assert answer.abstained
+    assert "No article within the filter (published on or before 2024-12-31) mentions EXIM" in answer.answer
+    assert "ask again without the filter" in answer.answer
+    unfiltered = news_project.ask(EXIM_QUESTION)
+    assert not unfiltered.abstained
+
+
+def test_the_sample_answer_keeps_its_amount_whatever_unrelated_articles_join(news_project):
+    answer = news_project.ask(EXIM_QUESTION)
+    assert not answer.abstained and "10 billion" in answer.answer
+
+
+def test_full_names_titles_and_aliases_mention_each_other():
+    assert mentions("Later, Mr Blair told MPs", KeyTerm("Tony Blair", "name"))
+    assert not mentions("Later, Blairgowrie council said", KeyTerm("Tony Blair", "name"))
+    assert mentions("The UK economy grew", KeyTerm("Britain", "name"))
+    assert mentions("Britain's economy grew", KeyTerm("UK", "acronym"))
+    assert mentions("the United States and Japan", KeyTerm("US", "acronym"))
+    assert mentions("American officials", KeyTerm("United States", "name"))
