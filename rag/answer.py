@@ -61,6 +61,8 @@ class Answer:
     nearest: list[Citation] = field(default_factory=list)  # closest passages when abstaining
     confidence: float | None = None  # the estimated chance that the answer (or the refusal) is right
     hidden_by_filter: bool = False  # refused because the date or publisher filter hid the articles
+    attributed: list[str] = field(default_factory=list)  # LLM sentences written uncited, cited after the fact
+    dropped: list[str] = field(default_factory=list)  # LLM sentences no passage supports, left out
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -68,6 +70,9 @@ class Answer:
             citation["quote_spans"] = [list(span) for span in citation["quote_spans"]]
         if self.fallback is None:
             del data["fallback"]
+        for key in ("attributed", "dropped"):
+            if not data[key]:
+                del data[key]
         return data
 
 

@@ -128,13 +128,15 @@ class Assistant:
         decision = self._judge(self.extractive.decide(searched, retrieval, ranked, corpus))
         timings["rank_ms"] = _ms_since(generating)
         backend = backend or self.settings.llm
+        attribution = ([], [])
         if decision.abstained or backend == "extractive":
             text, fallback = yield from self._extractive(decision, retrieval)
         else:
-            text, fallback = yield from self._llm(backend, searched, retrieval, ranked, decision)
+            text, fallback, attribution = yield from self._llm(backend, searched, retrieval, ranked, decision)
         timings["generate_ms"] = _ms_since(generating)
         timings["total_ms"] = _ms_since(started)
         answer = self._finish(question, searched, text, retrieval, decision, backend, timings, fallback)
+        answer.attributed, answer.dropped = attribution
         yield Final(answer, decision)
 
     def _judge(self, decision: Decision) -> Decision:
@@ -174,10 +176,10 @@ class Assistant:
             yield Token(piece)
         checked = llm.check_answer(draft, evidence)
         if checked.problem is None:
-            return checked.text, None
+            return checked.text, None, (checked.attributed, checked.dropped)
         fallback_text, _ = _silently(self._extractive(decision, retrieval))
         yield Replace(fallback_text, checked.problem)
-        return fallback_text, checked.problem
+        return fallback_text, checked.problem, ([], [])
 
     def _rewrite(self, question: str, history: list[str], backend: Backend) -> str:
         """An LLM backend rewrites follow-ups itself; the extractive one keeps the rule-based rewrite."""

@@ -3,7 +3,8 @@ the extractive answerer and the tests.
 
 Below them, the parser and validator of an LLM's answer: markers are normalised to [n], the
 answer is split into claim sentences with the passages each cites, and every claim must cite a
-passage it was given and state no number, date or name that its passages do not.
+passage it was given and state no number, date or name that its passages do not. A claim written
+without a marker can be attributed after the fact to the passage that supports it.
 """
 
 from __future__ import annotations
@@ -129,13 +130,14 @@ def check_claims(claims: list[Claim], sources: list[str]) -> str | None:
     if not claims:
         return "the model wrote no answer"
     for i, claim in enumerate(claims, 1):
-        problem = _check_claim(i, claim, sources)
+        problem = check_claim(i, claim, sources)
         if problem:
             return problem
     return None
 
 
-def _check_claim(i: int, claim: Claim, sources: list[str]) -> str | None:
+def check_claim(i: int, claim: Claim, sources: list[str]) -> str | None:
+    """Why claim number `i` cannot be shown citing its passages, or None when it can."""
     if not claim.cited:
         return f"sentence {i} cites nothing"
     for n in claim.cited:
@@ -154,6 +156,31 @@ def _check_claim(i: int, claim: Claim, sources: list[str]) -> str | None:
     if not set(textlib.content_stems(claim.text)) & set(textlib.content_stems(cited)):
         return f"sentence {i} shares no words with the passages it cites"
     return None
+
+
+# The share of an uncited sentence's distinct content stems that a passage must also have to be
+# credited with it (on top of stating every number, date and name of the sentence).
+MIN_SHARED_STEMS = 0.5
+
+
+def supporting_passage(claim: str, sources: list[str]) -> int | None:
+    """The passage number [n] an uncited claim can be attributed to after the fact, or None.
+
+    A passage supports the claim when the claim, citing it alone, passes `check_claim` (all its
+    numbers, dates and names are in the passage) and the passage has at least MIN_SHARED_STEMS of
+    the claim's content stems. Of several, the one sharing the most stems wins; a tie goes to the
+    lower number, the stronger evidence. A refusal sentence is nobody's claim."""
+    stems = set(textlib.content_stems(claim))
+    if not stems or is_refusal(claim):
+        return None
+    best, best_shared = None, 0
+    for n, source in enumerate(sources, 1):
+        shared = len(stems & set(textlib.content_stems(source)))
+        if shared < MIN_SHARED_STEMS * len(stems) or shared <= best_shared:
+            continue
+        if check_claim(1, Claim(claim, [n]), sources) is None:
+            best, best_shared = n, shared
+    return best
 
 
 # A figure with the word after it, which may be its scale ("600 million", "$10bn", "1,00,000 tons").

@@ -182,7 +182,11 @@ def cmd_ask(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
-        print(format_answer(answer, already_printed=streaming))
+        # The streamed draft is not what was kept when sentences were cited or left out afterwards.
+        rewritten = bool(answer.dropped or answer.attributed)
+        if streaming and rewritten:
+            print("\n")
+        print(format_answer(answer, already_printed=streaming and not rewritten))
     return 0
 
 
@@ -192,6 +196,8 @@ def format_answer(answer, already_printed: bool = False) -> str:
         lines.append(
             f"(the {answer.backend} answer failed validation: {answer.fallback}; showing the extractive one)"
         )
+    if answer.dropped:
+        lines.append("(left out, no passage supports it: " + " ".join(answer.dropped) + ")")
     if answer.searched:
         lines.append(f"(searched as: {answer.searched})")
     lines.append("")

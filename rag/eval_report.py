@@ -584,8 +584,19 @@ def render_suites(summary: dict[str, dict]) -> str:
         "risk–coverage curve answers only the candidates at or above a confidence: how precise the "
         "answers stay as more questions are answered.",
         "",
+        "## Does the confidence mean the chance of being right?",
+        "",
+        "Every question's best candidate answer (shown or withheld), grouped by its confidence: the "
+        "group's mean confidence beside the share of those candidates that were right.",
+        "",
     ]
-    return "\n".join(lines)
+    rows = [
+        [name, f"{g['from']:.1f}–{g['to']:.1f}", str(g["n"]), f"{g['mean_confidence']:.2f}", f"{g['right']:.2f}"]
+        for name in names
+        for g in summary[name].get("calibration") or []
+    ]
+    lines += _table(["suite", "confidence", "candidates", "mean confidence", "share right"], rows)
+    return "\n".join(lines) + "\n"
 
 
 def suites_text_table(summary: dict[str, dict]) -> str:
@@ -613,9 +624,9 @@ def plot_suites(summary: dict[str, dict], path: Path) -> None:
         drawn = bars.bar(positions, values, width, label=name)
         _label_bars(bars, drawn, values)
     bars.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(keys))], [label for label, _ in keys])
-    bars.set_ylim(0, 1.12)
+    bars.set_ylim(0, 1.22)
     bars.set_title("Per suite")
-    bars.legend(loc="lower right")
+    bars.legend(loc="upper center", ncol=len(names))
     for name in names:
         curve = summary[name].get("risk_coverage") or []
         if curve:

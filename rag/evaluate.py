@@ -27,6 +27,7 @@ Definitions (repeated in the report):
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -386,6 +387,7 @@ def aggregate(scores: list[Scores]) -> dict:
             "numbers_in_cited_passage": _ratio(sum(c.numbers_ok for c in claims), len(claims)),
         },
         "risk_coverage": risk_coverage(scored),
+        "calibration": calibration(scored),
         "latency_ms": {
             "p50": _round(percentile(latencies, 50)),
             "p95": _round(percentile(latencies, 95)),
@@ -411,6 +413,27 @@ def risk_coverage(scored: list[Scores], points: int = 40) -> list[list[float]]:
         if kept % step == 0 or kept == len(ranked):
             curve.append([round(kept / len(scored), 4), round(right / kept, 4), round(score.confidence, 4)])
     return curve
+
+
+def calibration(scored: list[Scores], edges=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> list[dict]:
+    """Whether a confidence means the chance of being right: the candidates grouped by confidence,
+    each group's mean confidence beside the share that was right."""
+    groups = []
+    for low, high in zip(edges, edges[1:], strict=False):
+        members = [
+            s for s in scored if s.confidence is not None and low <= s.confidence < high + (high == edges[-1])
+        ]
+        if members:
+            groups.append(
+                {
+                    "from": low,
+                    "to": high,
+                    "n": len(members),
+                    "mean_confidence": round(sum(s.confidence for s in members) / len(members), 3),
+                    "right": round(sum(bool(s.candidate_right) for s in members) / len(members), 3),
+                }
+            )
+    return groups
 
 
 def _round(value: float | None) -> float | None:
@@ -559,6 +582,7 @@ DEFINITIONS = {
     "coverage": "scored questions answered (not abstained) / all scored questions",
     "risk_coverage": "[coverage, precision, confidence] points: answering only the candidates whose "
     "confidence is at least the third value",
+    "calibration": "candidates grouped by confidence: the group's mean confidence beside the share right",
     "abstention_accuracy": "questions marked abstain:true that the system declined / all of them "
     "(= abstention recall)",
     "abstention_precision": "abstentions on abstain:true questions / all abstentions on scored questions",
@@ -867,14 +891,17 @@ def run_suites(
 
     out = Path(out)
     results = {}
-    for suite in pick_suites(names, suites_file or SUITES_FILE):
+    suites_file = suites_file or SUITES_FILE
+    for suite in pick_suites(names, suites_file):
         suite_settings = suite.settings(settings)
         suite.prepare(suite_settings)
         questions = suite.questions(limit)
         result = evaluate(suite_settings, questions, suite.name)
-        write_run(out / suite.name, result, suite.dataset)
+        # Named as in the suites file, relative to the project, so the report reads the same anywhere.
+        shown = Path(os.path.relpath(suite.dataset, suites_file.resolve().parent.parent))
+        write_run(out / suite.name, result, shown)
         if compare is not None:
-            run_compare(result, list(compare) or list(DEFAULT_COMPARE), questions, out / suite.name, suite.dataset)
+            run_compare(result, list(compare) or list(DEFAULT_COMPARE), questions, out / suite.name, shown)
         results[suite.name] = result
     summary = {name: {"dataset": str(r.metrics["dataset"]), **r.metrics["overall"]} for name, r in results.items()}
     write_json(out / "suites.json", summary)

@@ -439,9 +439,16 @@ def _number_near_focus(sentence: str, focus: list[str], after: bool) -> bool:
 
 
 def _answer_numbers(sentence: str, question_numbers: set[float]) -> set[float]:
-    """Numbers in the sentence that could answer: not ones the question already gave, not years."""
-    values = textlib.numbers(sentence) - question_numbers
+    """Numbers in the sentence that could answer: not ones the question already gave, not years,
+    not number words inside names ("the Six Nations", "Channel Five")."""
+    values = textlib.numbers(_NAMED_NUMBER_RE.sub(" ", sentence)) - question_numbers
     return {v for v in values if not (1900 <= v <= 2100 and v == int(v))}
+
+
+_NAMED_NUMBER_RE = re.compile(
+    r"(?<=[\w,;] )(?:" + "|".join(w.capitalize() for w in textlib.NUMBER_WORDS) + r")\b"
+    r"|\b(?:" + "|".join(w.capitalize() for w in textlib.NUMBER_WORDS) + r")(?= [A-Z])"
+)
 
 
 class ExtractiveAnswerer:

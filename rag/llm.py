@@ -4,8 +4,9 @@ what it writes.
 A backend implements one method, `stream(messages)`, yielding the answer's text as it is
 written; the same for an OpenAI-compatible server and a local GGUF file. The model is shown only
 the few sentences the retriever and the sentence ranker rank highest, numbered [1]..[n] and fenced
-as quoted data; its answer is shown as final only when every sentence cites a passage it was given
-and states no number, date or name that those passages do not.
+as quoted data; its answer is shown as final only when every sentence it keeps cites a passage it
+was given and states no number, date or name that those passages do not. A sentence written
+without a marker is attributed to the passage that supports it, or left out when none does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -23,11 +24,12 @@ from rag.citations import (
     CITATION_RE,
     REFUSAL,
     Claim,
-    check_claims,
+    check_claim,
     cite,
     is_refusal,
     normalise_markers,
     split_claims,
+    supporting_passage,
 )
 from rag.conversation import rewrite_follow_up
 from rag.extractive import Sentence
@@ -174,20 +176,54 @@ def _date_words(published: str) -> str:
 class Checked:
     text: str  # markers as [passage_index + 1], the numbering `rag.assistant` renumbers from
     problem: str | None  # why the answer cannot be shown as final
+    # Only for an answer shown as final (problem is None), each sentence as the model wrote it,
+    # without markers: those it left uncited that were attributed to a passage after the fact
+    # (they are in `text`, citing it), and those no passage supports (left out of `text`).
+    attributed: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+NO_SUPPORTED_SENTENCE = "no sentence of the answer is supported by the passages"
 
 
 def check_answer(draft: str, evidence: list[EvidencePassage]) -> Checked:
+    """The model's answer as it may be shown, or why it may not.
+
+    A sentence with markers is checked against the passages it cites, and one failing sentence
+    rejects the whole answer. A sentence without markers is attributed to the passage that
+    supports it (`supporting_passage`), or dropped when none does; only when nothing is left is
+    the answer rejected. A refusal, leading or among otherwise unsupported sentences, stays one."""
     text = normalise_markers(draft, max_n=len(evidence))
     if not text:
         return Checked(text, "the model wrote no answer")
     if is_refusal(text):
         return Checked(REFUSAL, None)
     claims = split_claims(text)
-    problem = check_claims(claims, [e.source_text() for e in evidence])
-    if problem:
-        return Checked(text, problem)
+    if not claims:
+        return Checked(text, "the model wrote no answer")
+    sources = [e.source_text() for e in evidence]
+    kept: list[Claim] = []
+    attributed: list[str] = []
+    dropped: list[str] = []
+    for i, claim in enumerate(claims, 1):
+        if claim.cited:
+            problem = check_claim(i, claim, sources)
+            if problem:
+                return Checked(text, problem)
+            kept.append(claim)
+            continue
+        n = supporting_passage(claim.text, sources)
+        if n is None:
+            dropped.append(claim.text)
+        else:
+            kept.append(Claim(claim.text, [n]))
+            attributed.append(claim.text)
+    if not kept:
+        if any(is_refusal(sentence) for sentence in dropped):
+            return Checked(REFUSAL, None)
+        return Checked(text, NO_SUPPORTED_SENTENCE)
     # Rewritten as the extractive answer is, "Claim. [n]", so each claim quotes its own support.
-    return Checked(" ".join(_cited_claim(c, evidence) for c in claims), None)
+    return Checked(" ".join(_cited_claim(c, evidence) for c in kept), None, attributed, dropped)
 
 
 def _cited_claim(claim: Claim, evidence: list[EvidencePassage]) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from rag import text as textlib
 from rag.embeddings import Embedder
-from rag.keyword import KeywordIndex
+from rag.keyword import KeywordIndex, tokenize
 from rag.manifest import Manifest, manifest_stamp
 from rag.settings import RetrievalMode, Settings
 from rag.store import StoredChunk, VectorStore, open_vector_store
@@ -235,6 +235,8 @@ class CorpusView:
         # then allows the forms news writing uses ("Mr Blair" for Tony Blair, "UK" for Britain).
         retriever = self.retriever
         retriever.refresh()
+        if not tokenize([term.text])[0]:
+            return True  # nothing the keyword index can look up ("L", "X"): absence is unproven
         hits = retriever._keywords.search(term.text, MENTION_PROBE, allowed)
         ids = [cid for cid, _ in hits if cid in retriever._committed]
         for chunk in retriever.store.get(ids):

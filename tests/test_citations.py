@@ -7,6 +7,7 @@ import pytest
 
 from rag.citations import (
     CITATION_RE,
+    MIN_SHARED_STEMS,
     REFUSAL,
     Claim,
     check_claims,
@@ -14,6 +15,7 @@ from rag.citations import (
     is_refusal,
     normalise_markers,
     split_claims,
+    supporting_passage,
     unsupported_numbers,
 )
 
@@ -149,3 +151,71 @@ def test_an_answer_is_not_a_refusal():
 
 def test_the_citation_format_is_the_one_the_regex_reads():
     assert CITATION_RE.fullmatch(cite(12)).group(1) == "12"
+
+
+# --- attributing an uncited claim after the fact ----------------------------------------------
+
+def test_an_uncited_claim_is_attributed_to_the_passage_that_states_it():
+    assert supporting_passage("Orion received USD 600 million.", [VAULT, DFC, MOU]) == 2
+    assert supporting_passage("Raimondo and Goyal signed the MoU on 4 October 2024.", [VAULT, DFC, MOU]) == 3
+
+
+def test_a_claim_with_a_number_in_no_passage_has_no_support():
+    assert supporting_passage("Orion received USD 600 million and USD 70 million.", [VAULT, DFC, MOU]) is None
+
+
+def test_a_claim_with_a_number_from_another_passage_has_no_support():
+    # 600 million is in DFC, the stockpile in VAULT: no one passage states the whole sentence
+    assert supporting_passage("Project Vault is a USD 600 million stockpile.", [VAULT, DFC]) is None
+
+
+def test_a_claim_with_a_date_in_no_passage_has_no_support():
+    assert supporting_passage("Raimondo and Goyal signed the MoU in March.", [MOU]) is None
+    assert supporting_passage("Raimondo and Goyal signed the MoU on 4 October 2023.", [MOU]) is None
+
+
+def test_a_claim_with_a_name_in_no_passage_has_no_support():
+    assert supporting_passage("Antony Blinken and Goyal signed the MoU in Washington.", [MOU, VAULT]) is None
+
+
+def test_a_claim_needs_at_least_half_of_its_content_words_in_the_passage():
+    assert MIN_SHARED_STEMS == 0.5
+    assert supporting_passage("The stockpile changes.", [VAULT]) == 1  # 1 of 2 stems
+    assert supporting_passage("The stockpile changes markets.", [VAULT]) is None  # 1 of 3
+    assert supporting_passage("Project Vault will transform the global economy.", [VAULT]) is None
+
+
+def test_a_claim_of_stopwords_only_has_no_support():
+    assert supporting_passage("It is.", [VAULT]) is None
+
+
+def test_of_two_supporting_passages_the_one_sharing_more_words_wins():
+    short = "Project Vault is a USD 10 billion stockpile."
+    claim = "Project Vault is a USD 10 billion stockpile led by the bank."
+    assert supporting_passage(claim, [short]) == 1  # 5 of its 7 stems: it would do on its own
+    assert supporting_passage(claim, [short, VAULT]) == 2  # all 7
+    assert supporting_passage(claim, [VAULT, short]) == 1
+
+
+def test_a_tie_goes_to_the_stronger_passage():
+    assert supporting_passage("Trump announced Project Vault.", [VAULT, VAULT]) == 1
+
+
+def test_a_refusal_is_never_attributed():
+    assert supporting_passage(REFUSAL, ["Not in these articles, the editors said."]) is None
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "Orion received USD 600 million.",
+        "The DFC invested $600m in Orion.",
+        "Raimondo and Goyal signed the MoU in Washington.",
+        "President Trump announced a USD 10 billion stockpile.",
+    ],
+)
+def test_an_attributed_claim_passes_the_check_of_a_cited_one(claim):
+    sources = [VAULT, DFC, MOU]
+    n = supporting_passage(claim, sources)
+    assert n is not None
+    assert check_claims([Claim(claim, [n])], sources) is None

@@ -23,6 +23,7 @@ from rag.conversation import rewrite_follow_up
 from rag.extractive import Sentence
 from rag.llm import (
     EVIDENCE_CHAR_BUDGET,
+    NO_SUPPORTED_SENTENCE,
     SYSTEM_PROMPT,
     Checked,
     EvidencePassage,
@@ -182,6 +183,106 @@ def test_a_refusal_is_an_answer_that_abstains():
     assert checked == Checked(REFUSAL, None) and _is_refusal(checked.text)
 
 
+
+# --- attributing uncited sentences after the fact -------------------------------------------
+
+SOURCES = [
+    EvidencePassage(1, 2, "Orion", "2026-02-04", [
+        "The US International Development Finance Corporation invested USD 600 million in the Orion "
+        "Critical Minerals Consortium."]),
+    EvidencePassage(2, 5, "Vault", "", ["Trump announced Project Vault, a USD 10 billion stockpile."]),
+    EvidencePassage(3, 0, "MoU", "2024-10-04", ["Raimondo and Goyal signed the MoU."]),
+]
+ORION = "The DFC invested USD 600 million in the Orion Critical Minerals Consortium."
+VAULT = "Trump announced Project Vault, a USD 10 billion stockpile."
+
+
+def test_uncited_supported_sentences_get_their_passages_markers():
+    checked = check_answer(f"{VAULT} Raimondo and Goyal signed the MoU on 4 October 2024.", SOURCES)
+    assert checked == Checked(
+        f"{VAULT} [6] Raimondo and Goyal signed the MoU on 4 October 2024. [1]", None,
+        attributed=[VAULT, "Raimondo and Goyal signed the MoU on 4 October 2024."], dropped=[],
+    )
+
+
+def test_a_cited_sentence_is_kept_as_cited_and_only_the_uncited_one_is_attributed():
+    checked = check_answer(f"{ORION} [1] {VAULT}", SOURCES)
+    assert checked.problem is None
+    assert checked.text == f"{ORION} [3] {VAULT} [6]"
+    assert checked.attributed == [VAULT] and checked.dropped == []
+
+
+def test_an_unsupported_sentence_is_dropped_and_the_answer_kept():
+    checked = check_answer(f"{ORION} It will transform the global economy.", SOURCES)
+    assert checked == Checked(
+        f"{ORION} [3]", None, attributed=[ORION], dropped=["It will transform the global economy."]
+    )
+
+
+def test_an_unsupported_sentence_after_a_cited_one_is_dropped():
+    checked = check_answer("Trump announced Project Vault [2]. I hope this helps!", SOURCES)
+    assert checked == Checked("Trump announced Project Vault. [6]", None, attributed=[], dropped=["I hope this helps!"])
+
+
+def test_an_answer_with_no_supported_sentence_falls_back():
+    checked = check_answer("Bananas are yellow. The market will recover next year.", SOURCES)
+    assert checked.problem == NO_SUPPORTED_SENTENCE == "no sentence of the answer is supported by the passages"
+    assert checked.attributed == [] and checked.dropped == []
+
+
+def test_a_sentence_with_a_number_in_no_passage_is_dropped():
+    partly = "The DFC invested USD 600 million and USD 70 million in the Orion Critical Minerals Consortium."
+    checked = check_answer(f"{partly} {VAULT}", SOURCES)
+    assert checked.text == f"{VAULT} [6]" and checked.dropped == [partly] and "70" not in checked.text
+    assert check_answer(partly, SOURCES).problem == NO_SUPPORTED_SENTENCE
+
+
+def test_a_sentence_combining_two_passages_numbers_is_dropped():
+    # each number is in some passage, but no one passage states the sentence
+    assert check_answer("Project Vault is worth USD 600 million.", SOURCES).problem == NO_SUPPORTED_SENTENCE
+
+
+def test_a_sentence_with_a_name_in_no_passage_is_dropped():
+    checked = check_answer(f"Antony Blinken signed the MoU. {VAULT}", SOURCES)
+    assert checked.text == f"{VAULT} [6]" and checked.dropped == ["Antony Blinken signed the MoU."]
+
+
+def test_a_cited_sentence_with_a_wrong_number_still_rejects_the_answer():
+    checked = check_answer(f"Project Vault holds USD 12 billion [2]. {ORION}", SOURCES)
+    assert checked.problem == "the number 12 billion in sentence 1 is in none of the passages it cites"
+    assert checked.attributed == [] and checked.dropped == []
+
+
+def test_a_cited_sentence_citing_the_wrong_passage_is_not_reattributed():
+    checked = check_answer(f"{VAULT} The DFC invested USD 600 million [3].", SOURCES)
+    assert checked.problem == "the number 600 million in sentence 2 is in none of the passages it cites"
+
+
+def test_a_cited_sentence_out_of_range_still_rejects_the_answer():
+    assert check_answer(f"{VAULT} [7] {ORION}", SOURCES).problem == "it cites [7] but only 3 passages were given"
+
+
+def test_of_two_supporting_passages_the_one_sharing_more_words_is_cited():
+    evidence = [
+        EvidencePassage(1, 0, "Stockpile", "", ["Project Vault is a USD 10 billion stockpile."]),
+        EvidencePassage(2, 7, "Minerals", "", ["Project Vault is a USD 10 billion stockpile of critical minerals."]),
+    ]
+    sentence = "Project Vault is a USD 10 billion stockpile of critical minerals for industry."
+    assert check_answer(sentence, evidence[:1]).text == f"{sentence} [1]"  # it would do on its own
+    checked = check_answer(sentence, evidence)
+    assert checked.text == f"{sentence} [8]" and checked.attributed == [sentence]
+
+
+def test_a_refusal_among_unsupported_sentences_stays_a_refusal():
+    checked = check_answer(f"The passages do not say. {REFUSAL}", SOURCES)
+    assert checked == Checked(REFUSAL, None) and _is_refusal(checked.text)
+
+
+def test_a_refusal_after_a_supported_sentence_is_dropped():
+    checked = check_answer(f"{VAULT} {REFUSAL}", SOURCES)
+    assert checked == Checked(f"{VAULT} [6]", None, attributed=[VAULT], dropped=[REFUSAL])
+
+
 # --- configuration errors -----------------------------------------------------------------
 
 def test_openai_without_a_base_url_is_one_clear_error():
@@ -288,6 +389,25 @@ def test_a_checked_answer_is_shown_with_its_citations(assistant, scripted):
     prompt = sum(len(m["content"]) for m in backend.seen[0])
     whole_chunks = sum(len(p.text) for p in next(e for e in events if isinstance(e, Sources)).passages)
     assert prompt < len(SYSTEM_PROMPT) + whole_chunks  # evidence sentences, not whole chunks
+
+
+def test_an_uncited_answer_is_attributed_and_shown(assistant, scripted):
+    scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million. I hope this helps!"))
+    answer = assistant.ask(DFC_QUESTION, backend="openai")
+    assert answer.fallback is None and not answer.abstained
+    assert answer.answer == "The DFC gave the Orion Critical Minerals Consortium USD 600 million. [1]"
+    assert "USD 600 million" in answer.citations[0].text
+    data = answer.to_dict()
+    assert data["attributed"] == ["The DFC gave the Orion Critical Minerals Consortium USD 600 million."]
+    assert data["dropped"] == ["I hope this helps!"]
+    _assert_checked(data)
+
+
+def test_an_uncited_answer_with_no_support_falls_back(assistant, scripted):
+    scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 650 million."))
+    answer = assistant.ask(DFC_QUESTION, backend="openai")
+    assert answer.fallback == NO_SUPPORTED_SENTENCE and "650" not in answer.answer
+    assert answer.answer == assistant.ask(DFC_QUESTION, backend="extractive").answer
 
 
 def test_a_model_refusal_abstains(assistant, scripted):
