@@ -22,7 +22,8 @@ Only the question is required; k defaults to RAG_TOP_K and backend to RAG_LLM.
 `predict` returns the `rag ask --json` object (`Answer.to_dict()`): question, answer (with [n]
 markers), abstained, citations (n, source, title, published, publisher, url, chunk_id, quote,
 text, score, start, end, quote_spans), backend, timings, searched (the rewritten follow-up, or
-""), nearest (closest passages when abstaining) and, after a failed LLM answer, fallback. The
+""), nearest (closest passages when abstaining), confidence (the estimated chance that the answer,
+or the refusal, is right), hidden_by_filter and, after a failed LLM answer, fallback. The
 endpoint streams: `Client.submit(...)` yields first {"event": "sources", "searched", "passages"},
 then {"event": "token", "text": the draft so far} as the answer is written, then that object.
 A bad question or option raises an error whose message says what to fix.
