@@ -129,7 +129,9 @@ class Assistant:
         timings["rank_ms"] = _ms_since(generating)
         backend = backend or self.settings.llm
         attribution = ([], [])
-        if decision.abstained or backend == "extractive":
+        # Only a refusal true of the whole index ("no article mentions X") keeps the question from
+        # a model: a candidate the confidence withheld may still be read by the model, which may refuse.
+        if decision.hard or backend == "extractive":
             text, fallback = yield from self._extractive(decision, retrieval)
         else:
             text, fallback, attribution = yield from self._llm(backend, searched, retrieval, ranked, decision)
@@ -199,7 +201,7 @@ class Assistant:
         return self._chat_backends[backend]
 
     def _finish(self, question, searched, text, retrieval, decision, backend, timings, fallback) -> Answer:
-        refused = decision.abstained or _is_refusal(text)
+        refused = _is_refusal(text)
         text, citations = _renumber(text, retrieval.passages)
         nearest = []
         if refused:
@@ -222,7 +224,8 @@ class Assistant:
 
 def _shown_confidence(decision: Decision, refused: bool) -> float:
     """The estimated chance that what is shown is right: the answer's own for an answer; for a
-    refusal of a candidate, the chance that the candidate was wrong."""
+    refusal of a candidate, the chance that the candidate was wrong. An LLM's answer is given the
+    confidence of the extractive candidate from the same passages: the model's wording is not fitted."""
     if decision.hard or not refused:
         return round(decision.confidence, 3)
     return round(1.0 - decision.confidence, 3)

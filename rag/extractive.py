@@ -471,7 +471,7 @@ class ExtractiveAnswerer:
         if absent_here:
             concerns.insert(0, f"the articles mention {_join([t.text for t in absent_here], 'and')}, "
                             "but the passages that match the question do not")
-        signals = _signals(shape, retrieval, best, ranked, absent_here, concerns, corpus)
+        signals = _signals(shape, retrieval, best, ranked, absent_here, corpus)
         chosen = [_focused(_with_list_items(s, retrieval.passages[s.passage]), shape) for s in chosen]
         return Decision(chosen, None, shape.kind, signals=signals, concerns=concerns)
 
@@ -566,7 +566,6 @@ def _signals(
     best: Sentence,
     ranked: list[Sentence],
     absent_here: list,
-    concerns: list[str],
     corpus: Corpus | None,
 ) -> dict[str, float]:
     """What the confidence model reads about a candidate (rag/confidence.py names each one)."""
@@ -592,7 +591,7 @@ def _signals(
         "typed_without_cue": float(typed and best.cue == 0),
         "top_similarity": max(p.similarity for p in retrieval.passages),
         "absent_here": float(bool(absent_here)),
-        "apart": float(any(c.startswith("no passage mentions") for c in concerns)),
+        "apart": float(not any(len(s.missing) <= shape.allowed_missing() for s in ranked)),
     }
 
 
