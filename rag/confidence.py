@@ -20,6 +20,7 @@ FEATURES = (
     "score",  # the best sentence's combined score
     "similarity",  # its cosine similarity to the question
     "overlap",  # the share of the question's words (weighted by rarity) it repeats
+    "answer_overlap",  # the same over all the sentences the answer quotes
     "passage_overlap",  # the same over its whole passage
     "rarest_missing",  # how rare the rarest question word missing from its passage is, 0..1
     "rarest_missing_sentence",  # ... missing from the sentence itself

@@ -471,8 +471,8 @@ class ExtractiveAnswerer:
         if absent_here:
             concerns.insert(0, f"the articles mention {_join([t.text for t in absent_here], 'and')}, "
                             "but the passages that match the question do not")
-        signals = _signals(shape, retrieval, best, ranked, absent_here, corpus)
         chosen = [_focused(_with_list_items(s, retrieval.passages[s.passage]), shape) for s in chosen]
+        signals = _signals(shape, retrieval, best, chosen, ranked, absent_here, corpus)
         return Decision(chosen, None, shape.kind, signals=signals, concerns=concerns)
 
     def _candidate(self, shape: QuestionShape, ranked: list[Sentence]):
@@ -564,6 +564,7 @@ def _signals(
     shape: QuestionShape,
     retrieval: Retrieval,
     best: Sentence,
+    chosen: list[Sentence],
     ranked: list[Sentence],
     absent_here: list,
     corpus: Corpus | None,
@@ -580,6 +581,9 @@ def _signals(
         "score": best.score,
         "similarity": best.similarity,
         "overlap": best.overlap,
+        "answer_overlap": _weighted_overlap(
+            shape.stems, set(textlib.content_stems(" ".join(s.text for s in chosen))), idf
+        ),
         "passage_overlap": _weighted_overlap(shape.stems, passage_stems, idf),
         "rarest_missing": max((idf.get(w, ceiling) for w in missing), default=0.0) / ceiling,
         "rarest_missing_sentence": max((idf.get(w, ceiling) for w in missing_here), default=0.0) / ceiling,
