@@ -18,7 +18,7 @@ from rag.suites import load_suites
 # Measured 2026-12-03 (evals/runs/committed/suites.md): floors about two points below.
 FLOORS = {
     "bundled": {"answer_accuracy": 0.72, "abstention_accuracy": 0.85, "recall@5": 0.95},
-    "bbc": {"answer_accuracy": 0.58, "abstention_accuracy": 0.42, "recall@5": 0.89},
+    "bbc": {"answer_accuracy": 0.58, "abstention_accuracy": 0.40, "recall@5": 0.89},
     "squad": {"answer_accuracy": 0.59, "abstention_accuracy": 0.50, "recall@5": 0.99},
 }
 
