@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from rag.settings import PRESETS, Settings
 
 EXIT_USAGE, EXIT_FAILURE = 2, 1
@@ -101,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings_from(args)
+    except ValidationError as exc:
+        print(f"rag {args.command}: {_settings_problem(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         return COMMANDS[args.command](args, settings) or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -117,6 +123,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             return EXIT_FAILURE
         raise
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    """A bad flag or RAG_ variable in one line per field: "--date-from (RAG_DATE_FROM) '2024-13-01':
+    month value is outside expected range of 1-12"."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        flag = "--" + field.replace("_", "-")
+        value = f" {str(error.get('input'))[:60]!r}" if "input" in error else ""
+        message = error["msg"].replace("Input should", "should").removeprefix("Value error, ")
+        problems.append(f"{flag} (RAG_{field.upper()}){value}: {message}")
+    return "; ".join(problems)
 
 
 def _is_user_error(exc: Exception) -> bool:

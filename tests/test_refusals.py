@@ -3,6 +3,8 @@ unrelated articles share the index."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -88,3 +90,13 @@ def test_full_names_titles_and_aliases_mention_each_other():
     assert mentions("Britain's economy grew", KeyTerm("UK", "acronym"))
     assert mentions("the United States and Japan", KeyTerm("US", "acronym"))
     assert mentions("American officials", KeyTerm("United States", "name"))
+
+
+def test_an_invalid_date_is_an_error_in_one_line_not_ignored(corpus_settings):
+    command = [sys.executable, "-m", "rag.cli", "ask", EXIM_QUESTION, "--date-from", "2024-13-01"]
+    result = subprocess.run(command + ["--index-dir", str(corpus_settings.index_dir)], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "rag ask: --date-from (RAG_DATE_FROM) '2024-13-01': should be a valid date or datetime, "
+        "month value is outside expected range of 1-12"
+    ]
