@@ -420,9 +420,8 @@ def calibration(scored: list[Scores], edges=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> l
     each group's mean confidence beside the share that was right."""
     groups = []
     for low, high in zip(edges, edges[1:], strict=False):
-        members = [
-            s for s in scored if s.confidence is not None and low <= s.confidence < high + (high == edges[-1])
-        ]
+        top = high + (high == edges[-1])  # the last group holds a confidence of exactly 1 too
+        members = [s for s in scored if s.confidence is not None and low <= s.confidence < top]
         if members:
             groups.append(
                 {

@@ -229,7 +229,8 @@ class CorpusView:
         allowed = self.filters.keyword_allowed() if filtered else None
         if filtered and allowed is None:
             return self.mentions(term, filtered=False)
-        if _year(term) and self._published_in(_year(term), allowed):
+        year = _year(term)
+        if year and self._published_in(year, allowed):
             return True
         # The chunks that BM25 ranks best for the term hold it if any chunk does; the text check
         # then allows the forms news writing uses ("Mr Blair" for Tony Blair, "UK" for Britain).
