@@ -61,6 +61,8 @@ class Answer:
     nearest: list[Citation] = field(default_factory=list)  # closest passages when abstaining
     confidence: float | None = None  # the estimated chance that the answer (or the refusal) is right
     hidden_by_filter: bool = False  # refused because the date or publisher filter hid the articles
+    model: str = ""  # the language model that wrote the answer ("" for the extractive answerer)
+    backend_reason: str = ""  # with RAG_LLM=auto: why this backend answered
     attributed: list[str] = field(default_factory=list)  # LLM sentences written uncited, cited after the fact
     dropped: list[str] = field(default_factory=list)  # LLM sentences no passage supports, left out
 

@@ -83,6 +83,7 @@ class Assistant:
         self.extractive = ExtractiveAnswerer()
         self.confidence = confidence or ConfidenceModel.load(MODEL_FILE)
         self._chat_backends: dict[str, object] = {}
+        self._auto: tuple[Backend, str] | None = None  # what RAG_LLM=auto resolved to, and why
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
@@ -116,7 +117,8 @@ class Assistant:
     ) -> Iterator[Event]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-        searched = self._rewrite(question, history or [], backend or self.settings.llm)
+        backend, backend_reason = self._resolve(backend or self.settings.llm)
+        searched = self._rewrite(question, history or [], backend)
         retrieval = self.retriever.search(searched, k, filters, mode)
         timings = {"retrieve_ms": _ms_since(started), **retrieval.timings}
         yield Sources(retrieval.passages, searched)
@@ -127,7 +129,6 @@ class Assistant:
         corpus = CorpusView(self.retriever, filters or Filters.from_settings(self.settings))
         decision = self._judge(self.extractive.decide(searched, retrieval, ranked, corpus))
         timings["rank_ms"] = _ms_since(generating)
-        backend = backend or self.settings.llm
         attribution = ([], [])
         # Only a refusal true of the whole index ("no article mentions X") keeps the question from
         # a model: a candidate the confidence withheld may still be read by the model, which may refuse.
@@ -139,7 +140,26 @@ class Assistant:
         timings["total_ms"] = _ms_since(started)
         answer = self._finish(question, searched, text, retrieval, decision, backend, timings, fallback)
         answer.attributed, answer.dropped = attribution
+        answer.backend_reason = backend_reason
+        if backend != "extractive" and not decision.hard:
+            answer.model = self._chat_backend(backend).name
         yield Final(answer, decision)
+
+    def _resolve(self, backend: Backend) -> tuple[Backend, str]:
+        """The backend to answer with. `auto` is resolved once per assistant: a configured model,
+        else a model server on this machine, else the extractive answerer."""
+        if backend != "auto":
+            return backend, ""
+        if self._auto is None:
+            from rag import llm
+
+            settings, reason = llm.resolve_auto(self.settings)
+            if settings is None:
+                self._auto = ("extractive", reason)
+            else:
+                self._chat_backends[settings.llm] = llm.make_chat_backend(settings)
+                self._auto = (settings.llm, reason)
+        return self._auto
 
     def _judge(self, decision: Decision) -> Decision:
         """Weigh the candidate with the confidence model and withhold it below the threshold."""

@@ -26,7 +26,11 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--embed-model", help="a local sentence-transformers folder")
     group.add_argument("-k", "--top-k", type=int, help="passages retrieved")
     group.add_argument("--retrieval", choices=["hybrid", "dense", "keyword"])
-    group.add_argument("--llm", choices=["extractive", "openai", "llamacpp"], help="answer backend")
+    group.add_argument(
+        "--llm",
+        choices=["extractive", "openai", "llamacpp", "auto"],
+        help="answer backend (auto: a configured model, else a model server on this machine, else extractive)",
+    )
     group.add_argument("--openai-base-url")
     group.add_argument("--openai-model")
     group.add_argument("--gguf-path", type=Path)

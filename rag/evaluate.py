@@ -731,7 +731,7 @@ def backend_unavailable(settings: Settings) -> str | None:
     """Why this configuration's answer backend cannot run here, or None."""
     import importlib.util
 
-    if settings.llm == "extractive":
+    if settings.llm in ("extractive", "auto"):
         return None
     if settings.llm == "openai" and not (settings.openai_base_url and settings.openai_model):
         return "not configured: set RAG_OPENAI_BASE_URL and RAG_OPENAI_MODEL (or the flags)"

@@ -277,6 +277,39 @@ def _usable_rewrite(rewritten: str, question: str, previous: str) -> bool:
 # --- backends -----------------------------------------------------------------------------
 
 
+LOCAL_PROBE_TIMEOUT_S = 0.5
+
+
+def find_local_server(ports: list[int]) -> str | None:
+    """The first OpenAI-compatible server listing a model on one of these ports of 127.0.0.1.
+    Only this machine is asked: `auto` never sends a question anywhere else on its own."""
+    import httpx
+
+    for port in ports:
+        url = f"http://127.0.0.1:{port}/v1"
+        try:
+            reply = httpx.get(f"{url}/models", timeout=LOCAL_PROBE_TIMEOUT_S)
+            if reply.status_code == 200 and reply.json().get("data"):
+                return url
+        except (httpx.HTTPError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def resolve_auto(settings: Settings) -> tuple[Settings | None, str]:
+    """RAG_LLM=auto: the settings of the model to answer with (None: the extractive answerer),
+    and why, in words for the user."""
+    if settings.openai_base_url:
+        return settings.with_overrides(llm="openai"), f"the configured endpoint {settings.openai_base_url}"
+    if settings.gguf_path:
+        return settings.with_overrides(llm="llamacpp"), f"the configured model file {settings.gguf_path}"
+    found = find_local_server(settings.local_llm_ports)
+    if found:
+        return settings.with_overrides(llm="openai", openai_base_url=found), f"the model server found at {found}"
+    ports = ", ".join(map(str, settings.local_llm_ports))
+    return None, f"no model is configured and no model server answered on 127.0.0.1 ports {ports}"
+
+
 def make_chat_backend(settings: Settings) -> ChatBackend:
     if settings.llm == "openai":
         return OpenAIChat.from_settings(settings)

@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "dense", "keyword"]
-Backend = Literal["extractive", "openai", "llamacpp"]
+Backend = Literal["extractive", "openai", "llamacpp", "auto"]
 
 
 class Settings(BaseSettings):
@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     openai_api_key: str | None = None
     openai_model: str | None = None
     gguf_path: Path | None = None
+    # Where RAG_LLM=auto looks for a model server on this machine: Ollama, LM Studio, llama.cpp.
+    local_llm_ports: list[int] = [11434, 1234, 8080]
     llm_max_tokens: int = 256
     llm_timeout_s: float = 120.0
 

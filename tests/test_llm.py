@@ -538,3 +538,37 @@ def test_a_gguf_file_answers_in_process(assistant, corpus_settings):
     assert answer.backend == "llamacpp"
     assert sum(isinstance(e, Token) for e in events) > 1
     _assert_checked(answer.to_dict())
+
+
+# --- RAG_LLM=auto -----------------------------------------------------------------------------
+
+
+def test_auto_with_no_model_anywhere_answers_extractively_and_says_why(corpus_settings, assistant):
+    closed = free_port()
+    settings = corpus_settings.with_overrides(llm="auto", local_llm_ports=[closed])
+    answer = Assistant(settings, retriever=assistant.retriever).ask("What did EXIM approve under Project Vault?")
+    assert answer.backend == "extractive" and answer.model == "" and "10 billion" in answer.answer
+    assert answer.backend_reason == (
+        f"no model is configured and no model server answered on 127.0.0.1 ports {closed}"
+    )
+
+
+def test_auto_prefers_a_configured_model_and_asks_only_this_machine(corpus_settings):
+    from rag.llm import resolve_auto
+
+    configured = corpus_settings.with_overrides(llm="auto", openai_base_url="http://10.9.8.7:1/v1")
+    chosen, reason = resolve_auto(configured)
+    assert chosen.llm == "openai" and reason == "the configured endpoint http://10.9.8.7:1/v1"
+    nothing, _ = resolve_auto(corpus_settings.with_overrides(llm="auto", local_llm_ports=[free_port()]))
+    assert nothing is None
+
+
+@pytest.mark.llm
+def test_auto_finds_a_model_server_on_this_machine(corpus_settings, assistant, llm_server):
+    settings = corpus_settings.with_overrides(
+        llm="auto", local_llm_ports=[free_port(), llm_server.port], llm_max_tokens=MAX_TOKENS
+    )
+    answer = Assistant(settings, retriever=assistant.retriever).ask(DFC_QUESTION)
+    assert answer.backend == "openai" and answer.model == "openai:gemma"
+    assert answer.backend_reason == f"the model server found at {llm_server.base_url}"
+    _assert_checked(answer.to_dict())

@@ -133,6 +133,8 @@ class ChatService:
             offered.append("openai")
         if self.settings.gguf_path:
             offered.append("llamacpp")
+        if self.settings.llm == "auto":
+            offered.append("auto")
         return offered
 
     def default_backend(self) -> str:
