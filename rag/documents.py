@@ -10,7 +10,6 @@ read" lists, comment boxes, source lines, datelines), never matches on particula
 
 from __future__ import annotations
 
-import html
 import io
 import logging
 import re
@@ -198,51 +197,52 @@ def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
     return meta, "\n".join(lines[end + 1 :])
 
 
-_MD_FENCE = re.compile(r"^[ \t]*(?:```|~~~).*$", re.MULTILINE)
-_MD_RULE = re.compile(
-    r"^[ \t]{0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|=+)[ \t]*$", re.MULTILINE
-)
-_MD_ATX_HEADING = re.compile(
-    r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$|^[ \t]{0,3}#{1,6}[ \t]*$", re.MULTILINE
-)
-_MD_IMAGE = re.compile(r"!\[[^\]\n]*\](?:\([^)\n]*\)|\[[^\]\n]*\])")
-_MD_LINK = re.compile(r"\[([^\]\n]+)\](?:\([^)\n]*\)|\[[^\]\n]*\])")
-_MD_LINK_DEFINITION = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*\S+.*$", re.MULTILINE)
-_MD_AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>")
-_MD_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_MD_HTML_TAG = re.compile(r"</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>")
-_MD_BLOCKQUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.MULTILINE)
-# "* item" and "+ item" become "- item" first so the emphasis rules cannot mistake a bullet for a star.
-_MD_STAR_BULLET = re.compile(r"^([ \t]*)[*+][ \t]+", re.MULTILINE)
-_MD_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_MD_EM_STAR = re.compile(r"\*(?=\S)([^*\n]+?)(?<=\S)\*")
-# Underscores inside words (snake_case, file_names) are not emphasis.
-_MD_EM_UNDERSCORE = re.compile(r"(?<![\w\\])_(?=\S)([^_\n]+?)(?<=\S)_(?!\w)")
-_MD_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_MD_CODE = re.compile(r"`([^`\n]+)`")
-_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|~])")
-
-
 def _markdown_to_text(md: str) -> str:
-    """Reduce Markdown to the text a reader sees; line structure is kept so the cleaner can work on it."""
-    text = _MD_HTML_COMMENT.sub("", md)
-    text = _MD_FENCE.sub("", text)
-    text = _MD_LINK_DEFINITION.sub("", text)
-    text = _MD_RULE.sub("", text)
-    text = _MD_ATX_HEADING.sub(lambda m: m.group(1) or "", text)
-    text = _MD_BLOCKQUOTE.sub("", text)
-    text = _MD_STAR_BULLET.sub(r"\1- ", text)
-    text = _MD_IMAGE.sub("", text)
-    text = _MD_LINK.sub(r"\1", text)
-    text = _MD_AUTOLINK.sub(r"\1", text)
-    text = _MD_HTML_TAG.sub("", text)
-    text = _MD_CODE.sub(r"\1", text)
-    text = _MD_STRONG.sub(r"\2", text)
-    text = _MD_EM_STAR.sub(r"\1", text)
-    text = _MD_EM_UNDERSCORE.sub(r"\1", text)
-    text = _MD_STRIKE.sub(r"\1", text)
-    text = _MD_ESCAPE.sub(r"\1", text)
-    return html.unescape(text)
+    """Reduce Markdown to the text a reader sees, parsed by markdown-it (CommonMark): headings,
+    paragraphs and list items become lines ("- item", "1. item"), blocks are separated by a blank
+    line, and line breaks inside a paragraph are kept so the cleaner can work on them. Images,
+    HTML tags and link targets are dropped; link text, code and emphasised words are kept."""
+    from markdown_it import MarkdownIt
+
+    lines: list[str] = []
+    depth, item_prefix, previous_was_item = 0, "", False
+    for token in MarkdownIt("commonmark").enable("strikethrough").parse(md):
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            depth += 1
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            depth -= 1
+        elif token.type == "list_item_open":
+            marker = f"{token.info}{token.markup}" if token.info else "-"
+            item_prefix = "  " * (depth - 1) + marker + " "
+        elif token.type in ("inline", "fence", "code_block", "html_block"):
+            text = _block_text(token)
+            if text:
+                # List items stand on consecutive lines; other blocks are apart by a blank line.
+                if lines and not (item_prefix and previous_was_item):
+                    lines.append("")
+                lines.append(item_prefix + text)
+                previous_was_item = bool(item_prefix)
+            item_prefix = ""
+    return "\n".join(lines)
+
+
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_HTML_TAG = re.compile(r"</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>")
+
+
+def _block_text(token) -> str:
+    """The visible text of one block: an inline run (text, code, line breaks), code, or HTML."""
+    if token.type == "inline":
+        parts = []
+        for child in token.children or []:
+            if child.type in ("text", "code_inline"):
+                parts.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                parts.append("\n")
+        return "".join(parts).strip()
+    if token.type == "html_block":
+        return _HTML_TAG.sub("", _HTML_COMMENT.sub("", token.content)).strip()
+    return token.content.strip("\n")
 
 
 def _load_text(text: str, markdown: bool) -> Article:
