@@ -94,6 +94,15 @@ def _build_assistant(settings: Settings | None) -> Assistant:
     return Assistant.from_settings(settings or Settings())
 
 
+def _assistant_of(holder) -> Assistant:
+    """The holder's `Assistant` (its `_assistant`), built once from its `settings` on first use."""
+    if holder._assistant is None:
+        with _BUILDING:
+            if holder._assistant is None:
+                holder._assistant = _build_assistant(holder.settings)
+    return holder._assistant
+
+
 def _filters(settings: Settings, date_from: Any, date_to: Any, publisher: str | None) -> Filters:
     """The filters asked for; each one not given (None or "") is the settings' default
     (`RAG_DATE_FROM`, `RAG_DATE_TO`, `RAG_PUBLISHER`; unset unless configured)."""
@@ -152,11 +161,7 @@ class NewsRetriever(BaseRetriever):
     @property
     def assistant(self) -> Assistant:
         """The `Assistant` searched, built on first use."""
-        if self._assistant is None:
-            with _BUILDING:
-                if self._assistant is None:
-                    self._assistant = _build_assistant(self.settings)
-        return self._assistant
+        return _assistant_of(self)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
@@ -216,11 +221,7 @@ class AnswerChain(Runnable[str | AnswerInput, dict[str, Any]]):
     @property
     def assistant(self) -> Assistant:
         """The `Assistant` answering, built on first use (settings from the environment if none)."""
-        if self._assistant is None:
-            with _BUILDING:
-                if self._assistant is None:
-                    self._assistant = _build_assistant(self.settings)
-        return self._assistant
+        return _assistant_of(self)
 
     def invoke(
         self, input: str | AnswerInput, config: RunnableConfig | None = None, **kwargs: Any
