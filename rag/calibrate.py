@@ -21,6 +21,7 @@ from rag.settings import Settings
 # signals barely tell answerable from unanswerable, with almost no answers at all.
 DEFAULT_TARGET_PRECISION = 0.62
 
+
 def examples(predictions: list[dict], suite: str) -> tuple[list[dict], list[bool]]:
     """(candidate examples, whether each refusal made before any candidate was right)."""
     rows, refusals = [], []
@@ -44,19 +45,15 @@ def calibrate(
     model_file: Path = MODEL_FILE,
     suites_file: Path | None = None,
 ) -> dict:
-    from rag.assistant import Assistant
-    from rag.evaluate import evaluate, write_run
+    from rag.evaluate import evaluate_suite, write_run
     from rag.suites import SUITES_FILE, pick_suites
 
     open_settings = settings.with_overrides(min_confidence=0.0)
     rows: list[dict] = []
     refusals: list[bool] = []
     for suite in pick_suites(names, suites_file or SUITES_FILE):
-        suite_settings = suite.settings(open_settings)
-        suite.prepare(suite_settings)
         # The model being refitted is not read: every candidate is kept and its signals recorded.
-        assistant = Assistant(suite_settings, confidence=ConfidenceModel.unfitted())
-        result = evaluate(suite_settings, suite.questions(), suite.name, assistant)
+        result = evaluate_suite(suite, open_settings, suite.questions(), ConfidenceModel.unfitted())
         write_run(Path(out) / suite.name, result, suite.dataset, plot=False, compact=True)
         suite_rows, suite_refusals = examples(result.predictions, suite.name)
         rows += suite_rows

@@ -722,7 +722,7 @@ def plan_presets(names: list[str], base: Settings, out: Path) -> list[PresetPlan
         needs_index = any(getattr(settings, f) != getattr(base, f) for f in INDEX_SHAPING_FIELDS)
         if needs_index:
             overrides = {"index_dir": out / "indexes" / name, "chroma_url": None}
-            settings = type(settings)(**{**settings.model_dump(), **overrides})
+            settings = settings.replaced(**overrides)
         plans.append(PresetPlan(name, settings, None, needs_index))
     return plans
 
@@ -875,6 +875,16 @@ def run_eval(
     return 0
 
 
+def evaluate_suite(suite, settings: Settings, questions: list[Question], confidence=None) -> RunResult:
+    """One suite: its index brought up to date, then its questions answered against it (with
+    another confidence model than the fitted one when given, as `rag calibrate` does)."""
+    from rag.assistant import Assistant
+
+    suite_settings = suite.settings(settings)
+    suite.prepare(suite_settings)
+    return evaluate(suite_settings, questions, suite.name, Assistant(suite_settings, confidence=confidence))
+
+
 def run_suites(
     settings: Settings,
     names: list[str],
@@ -892,10 +902,8 @@ def run_suites(
     results = {}
     suites_file = suites_file or SUITES_FILE
     for suite in pick_suites(names, suites_file):
-        suite_settings = suite.settings(settings)
-        suite.prepare(suite_settings)
         questions = suite.questions(limit)
-        result = evaluate(suite_settings, questions, suite.name)
+        result = evaluate_suite(suite, settings, questions)
         # Named as in the suites file, relative to the project, so the report reads the same anywhere.
         shown = Path(os.path.relpath(suite.dataset, suites_file.resolve().parent.parent))
         write_run(out / suite.name, result, shown)

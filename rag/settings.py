@@ -57,8 +57,11 @@ class Settings(BaseSettings):
 
     def with_overrides(self, **overrides) -> Settings:
         """A copy with some fields replaced; None values are ignored so CLI flags can pass through."""
-        values = {k: v for k, v in overrides.items() if v is not None}
-        return type(self)(**{**self.model_dump(), **values})
+        return self.replaced(**{k: v for k, v in overrides.items() if v is not None})
+
+    def replaced(self, **fields) -> Settings:
+        """A copy with these fields replaced, None included (to unset one), validated anew."""
+        return type(self)(**{**self.model_dump(), **fields})
 
     @property
     def project_root(self) -> Path:

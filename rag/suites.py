@@ -55,8 +55,7 @@ class Suite:
     def settings(self, base: Settings) -> Settings:
         """The base settings pointed at this suite's corpus and index (always the embedded store:
         a shared Chroma server would mix the suites' collections)."""
-        overrides = {"corpus_dir": self.corpus_dir, "index_dir": self.index_dir, "chroma_url": None}
-        return type(base)(**{**base.model_dump(), **overrides})
+        return base.replaced(corpus_dir=self.corpus_dir, index_dir=self.index_dir, chroma_url=None)
 
     def prepare(self, settings: Settings) -> None:
         """Write a SQuAD suite's articles, then bring the index up to date with its corpus."""
