@@ -35,7 +35,7 @@ def run(index_dir: str, corpus_dir: str, queries: int = 200, seed: int = 1, k: i
     embedder = load_embedder(settings.embed_model, settings.embed_batch_size)
     retriever = Retriever(settings, embedder)
     manifest = retriever.refresh()
-    collection = make_chroma_client(settings).get_collection(settings.collection)
+    collection = make_chroma_client(settings).get_collection(manifest.collection or settings.collection)
     bm25 = bm25s.BM25.load(str(settings.index_dir / manifest.keyword_dir), mmap=False, show_progress=False)
     stemmer = Stemmer.Stemmer("english")
     questions = synthetic.questions(seed + QUESTION_SEED_OFFSET, queries + WARM_UP)

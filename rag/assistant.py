@@ -61,6 +61,8 @@ Event = Sources | Token | Replace | Final
 
 
 def clean_question(question: str | None, max_chars: int) -> str:
+    if question is not None and not isinstance(question, str):
+        raise QuestionError(f"The question must be text, not {type(question).__name__} ({str(question)[:60]}).")
     question = _CONTROL_CHARS.sub(" ", _ANSI_ESCAPES.sub("", question or "")).strip()
     if not question:
         raise QuestionError("Please type a question: this one is empty.")

@@ -148,6 +148,7 @@ def _is_user_error(exc: Exception) -> bool:
     names = {
         "QuestionError",
         "IndexMissing",
+        "IndexDamaged",
         "IndexMismatch",
         "StoreUnavailable",
         "ModelNotFound",
@@ -161,7 +162,9 @@ def _is_user_error(exc: Exception) -> bool:
 def _is_store_error(exc: Exception) -> bool:
     # Chroma's embedded store can be left unreadable by a process killed while it saved its vector
     # index (chroma-core/chroma#7510, #7678). The articles are safe in the corpus: say how to rebuild.
-    return type(exc).__module__.startswith("chromadb")
+    from rag.store import is_chroma_error
+
+    return is_chroma_error(exc)
 
 
 def cmd_ingest(args, settings: Settings) -> int:

@@ -478,6 +478,7 @@ def predict(assistant, question: Question) -> tuple[dict, list[str] | None, list
     """Ask one question. Returns the prediction (`ask --json` object, or an error record), the
     sources of the searched passages (retrieval alone, no answerer) and those behind the answer."""
     from rag.assistant import Final, Sources
+    from rag.manifest import IndexUnusable
 
     context: list[str] | None = None
     prediction: dict | None = None
@@ -490,6 +491,8 @@ def predict(assistant, question: Question) -> tuple[dict, list[str] | None, list
                 prediction["candidate"] = candidate_record(event.decision)
         if prediction is None:
             raise RuntimeError("the answer stream ended without an answer")
+    except IndexUnusable:
+        raise  # no question can be answered: scoring them all as wrong would hide the cause
     except Exception as exc:  # one bad question must not end the run; it is scored as wrong
         prediction = {
             "question": question.question,

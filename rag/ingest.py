@@ -26,12 +26,21 @@ from rag.chunking import chunk_text, split_sentences
 from rag.documents import SUPPORTED_SUFFIXES, Article, UnreadableFile, load_article
 from rag.embeddings import Embedder, load_embedder
 from rag.keyword import KeywordIndex, tokenize
-from rag.manifest import DocumentEntry, Manifest
+from rag.manifest import DocumentEntry, IndexDamaged, Manifest
 from rag.settings import Settings
-from rag.store import VectorStore, drop_collection, open_vector_store
+from rag.store import (
+    IndexMismatch,
+    StoredChunk,
+    StoreUnavailable,
+    VectorStore,
+    drop_collections,
+    open_vector_store,
+    reset_local_store,
+)
 
 SIDECAR_NAME = "metadata.json"  # optional per-folder {file name: {title, publisher, published, url}}
 EMBED_BATCH_CHUNKS = 256
+LOCK_NAME = ".ingest.lock"
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -46,16 +55,18 @@ class IngestReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     orphans_cleared: int = 0
+    repaired: list[str] = field(default_factory=list)  # damage found and healed
     documents: int = 0
     chunks: int = 0
     seconds: float = 0.0
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed or self.orphans_cleared)
+        return bool(self.added or self.updated or self.removed or self.orphans_cleared or self.repaired)
 
     def summary(self) -> str:
         lines = [f"skipped {source}: {reason}" for source, reason in self.skipped]
+        lines += [f"Repaired: {what}." for what in self.repaired]
         if not self.changed:
             lines.append(
                 f"Index up to date: nothing added ({self.documents} documents, {self.chunks} chunks)."
@@ -105,17 +116,22 @@ class Ingestor:
     ) -> IngestReport:
         started = time.perf_counter()
         with self._lock():
-            if rebuild:
-                self._wipe()
-            manifest = self._load_manifest()
-            store = open_vector_store(self.settings, self.embedder.name)
+            manifest, store = self._fresh_index() if rebuild else self._committed_index()
             report = IngestReport()
             report.orphans_cleared = self._reconcile(manifest, store)
+            keywords = self._checked_keyword_entries(manifest, store, report)
             candidates = self._scan(paths or [self.settings.corpus_dir], manifest, report)
             removed = [s for s in manifest.documents if not self._path_of(s).exists()]
-            staged = self._stage(candidates, store, report, show_progress, on_progress)
-            replaced = self._commit(manifest, staged, removed, report)
-            self._clean_up(manifest, store, replaced)
+            prepared = self._prepare_all(candidates, report)
+            # A rebuild commits once, at the end: until then readers keep answering from the old index.
+            batch_chunks = None if rebuild else self.settings.ingest_commit_chunks
+            progress = _ChunkProgress(prepared, show_progress, on_progress)
+            batches = _batches(prepared, batch_chunks)
+            for number, batch in enumerate(batches, 1):
+                self._embed_and_store(batch, store, progress)
+                deleted = removed if number == len(batches) else []  # removals go with the last commit
+                keywords = self._commit(manifest, batch, deleted, keywords, store, report)
+            progress.close()
             report.documents = len(manifest.documents)
             report.chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
         report.seconds = time.perf_counter() - started
@@ -125,27 +141,79 @@ class Ingestor:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        """One ingest at a time per index: a second one waits rather than interleaving commits."""
+        """One ingest at a time per index: a second one waits rather than interleaving commits,
+        and says so, since it may wait for minutes."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.index_dir / ".ingest.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with open(self.index_dir / LOCK_NAME, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                print(
+                    f"Waiting for another ingest of {self.index_dir} to finish ({holder})...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _wipe(self) -> None:
-        # Through Chroma's API, not by deleting its folder: a client in this process may hold it open.
-        drop_collection(self.settings)
-        for child in self.index_dir.iterdir():
-            if child.name not in (".ingest.lock", "chroma"):
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    def _committed_index(self) -> tuple[Manifest, VectorStore]:
+        """The committed index, checked: a manifest or store that cannot be read stops the run
+        with the command that rebuilds it."""
+        manifest = self._load_manifest()
+        try:
+            store = open_vector_store(self.settings, self.embedder.name, manifest.collection, fresh=True)
+            store.check_readable()
+        except (IndexMismatch, StoreUnavailable):
+            raise
+        except Exception as exc:
+            raise IndexDamaged(
+                f"the vector store in {self.settings.chroma_url or self.index_dir / 'chroma'} cannot be "
+                f"read ({type(exc).__name__}: {exc})"
+            ) from exc
+        return manifest, store
+
+    def _fresh_index(self) -> tuple[Manifest, VectorStore]:
+        """An empty index to rebuild into, in a collection of its own: the committed one keeps
+        serving until the rebuilt one is committed. Whatever state the old index is in (a damaged
+        manifest, a store Chroma cannot open), the rebuild starts from nothing but the corpus."""
+        try:
+            old = Manifest.load(self.index_dir)
+        except IndexDamaged:
+            old = None
+        generation = old.generation if old else 0
+        manifest = self._wanted_manifest(generation)
+        manifest.collection = f"{self.settings.collection}-g{generation + 1:06d}"
+        try:
+            drop_collections(self.settings, keep=old and (old.collection or self.settings.collection))
+            store = open_vector_store(self.settings, self.embedder.name, manifest.collection, fresh=True)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            if self.settings.chroma_url:
+                raise
+            reset_local_store(self.settings)  # Chroma cannot open its own files: start them afresh
+            store = open_vector_store(self.settings, self.embedder.name, manifest.collection, fresh=True)
+        return manifest, store
+
+    def _wanted_manifest(self, generation: int = 0) -> Manifest:
+        return Manifest(
+            self.embedder.name,
+            self.settings.chunk_chars,
+            self.settings.chunk_overlap_sentences,
+            generation=generation,
+        )
 
     def _load_manifest(self) -> Manifest:
         manifest = Manifest.load(self.index_dir)
-        wanted = Manifest(
-            self.embedder.name, self.settings.chunk_chars, self.settings.chunk_overlap_sentences
-        )
+        wanted = self._wanted_manifest()
         if manifest is None:
             return wanted
         for name in ("embed_model", "chunk_chars", "chunk_overlap_sentences"):
@@ -166,6 +234,26 @@ class Ingestor:
             if not set(entry.chunk_ids) <= present:
                 del manifest.documents[source]  # will be staged again from its file
         return len(orphans)
+
+    def _checked_keyword_entries(self, manifest: Manifest, store: VectorStore, report: IngestReport) -> dict:
+        """The committed keyword index's chunks (tokens and filter fields), to carry into the next
+        one. A keyword index that is missing, unreadable or lists other chunks than the manifest is
+        rebuilt from the chunks in the vector store, without embedding anything again."""
+        listed = manifest.chunk_ids()
+        if not manifest.keyword_dir:
+            return {}
+        folder = self.index_dir / manifest.keyword_dir
+        try:
+            KeywordIndex.load(folder)  # the BM25 files must load, not just the token list
+            entries = KeywordIndex.saved_entries(folder)
+        except Exception:  # any damage at all: the store holds what is needed to rebuild it
+            entries = {}
+        if not listed <= set(entries):
+            report.repaired.append(f"rebuilt the keyword index from the vector store ({len(listed)} chunks)")
+            return {chunk.id: _keyword_entry(chunk) for chunk in store.get_all(sorted(listed))}
+        if set(entries) != listed:
+            report.repaired.append(f"dropped {len(set(entries) - listed)} chunks from the keyword index")
+        return entries
 
     # -- scanning --------------------------------------------------------------------------------
 
@@ -217,36 +305,25 @@ class Ingestor:
 
     # -- staging ---------------------------------------------------------------------------------
 
-    def _stage(self, candidates, store, report, show_progress, on_progress) -> list[_Staged]:
-        from tqdm import tqdm
-
-        staged: list[_Staged] = []
-        pending: list[_Staged] = []
-        bar = tqdm(
-            total=len(candidates),
-            desc="ingest",
-            unit="file",
-            disable=not (show_progress and candidates),
-            file=sys.stderr,
-        )
-        for done, candidate in enumerate(candidates, 1):
-            bar.set_postfix_str(Path(candidate.source).name[:40])
+    def _prepare_all(self, candidates: list[_Candidate], report: IngestReport) -> list[_Staged]:
+        """Read and chunk every candidate first, so that progress can be counted in chunks, the
+        unit of the work that takes the time."""
+        prepared = []
+        for candidate in candidates:
             try:
-                pending.append(self._prepare(candidate))
+                prepared.append(self._prepare(candidate))
             except (UnreadableFile, OSError) as exc:
                 report.skipped.append((candidate.source, _reason(exc)))
-            if sum(len(s.texts) for s in pending) >= EMBED_BATCH_CHUNKS:
-                staged.extend(self._embed_and_store(pending, store))
-                pending = []
-            bar.update(1)
-            if on_progress:
-                on_progress(done, len(candidates), candidate.source)
-        staged.extend(self._embed_and_store(pending, store))
-        bar.close()
-        return staged
+        return prepared
 
     def _prepare(self, candidate: _Candidate) -> _Staged:
         article = _with_sidecar(load_article(candidate.path, self.settings.max_file_bytes), candidate.sidecar)
+        limit = self.settings.max_article_chars
+        if len(article.text) > limit:
+            raise UnreadableFile(
+                f"too long for a news article ({len(article.text):,} characters of text; the limit is "
+                f"{limit:,}, RAG_MAX_ARTICLE_CHARS)"
+            )
         doc_id = hashlib.sha1(candidate.source.encode()).hexdigest()[:12]
         chunks = chunk_text(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_sentences)
         if not chunks:
@@ -284,22 +361,32 @@ class Ingestor:
             metadatas=[{**base, "chunk": c.index, "start": c.start, "end": c.end} for c in chunks],
         )
 
-    def _embed_and_store(self, batch: list[_Staged], store: VectorStore) -> list[_Staged]:
-        if not batch:
-            return []
-        texts = [t for s in batch for t in s.texts]
-        vectors = self.embedder.embed(texts)
-        ids = [cid for s in batch for cid in s.entry.chunk_ids]
-        metadatas = [m for s in batch for m in s.metadatas]
-        # Chroma stores the chunk alone; the title prefix is only for the embedding and keywords.
-        documents = [t.split("\n", 1)[1] for t in texts]
-        store.upsert(ids, vectors, documents, metadatas)
-        return batch
+    def _embed_and_store(self, batch: list[_Staged], store: VectorStore, progress: _ChunkProgress) -> None:
+        """Embed and upsert in windows of EMBED_BATCH_CHUNKS, reporting progress after each."""
+        items = [(s, text, cid, meta) for s in batch for text, cid, meta in zip(
+            s.texts, s.entry.chunk_ids, s.metadatas, strict=True)]
+        for at in range(0, len(items), EMBED_BATCH_CHUNKS):
+            window = items[at : at + EMBED_BATCH_CHUNKS]
+            texts = [text for _, text, _, _ in window]
+            vectors = self.embedder.embed(texts)
+            # Chroma stores the chunk alone; the title prefix is only for the embedding and keywords.
+            documents = [t.split("\n", 1)[1] for t in texts]
+            store.upsert([cid for *_, cid, _ in window], vectors, documents, [m for *_, m in window])
+            progress.advance(len(window), window[-1][0].candidate.source)
 
     # -- commit ----------------------------------------------------------------------------------
 
-    def _commit(self, manifest: Manifest, staged: list[_Staged], removed: list[str], report) -> list[str]:
-        """Write the new keyword index, then the manifest. Returns the chunk ids now unreferenced."""
+    def _commit(
+        self,
+        manifest: Manifest,
+        staged: list[_Staged],
+        removed: list[str],
+        previous: dict,
+        store: VectorStore,
+        report: IngestReport,
+    ) -> dict:
+        """Write the new keyword index, then the manifest (the commit), then delete what the new
+        manifest no longer lists. Returns the keyword entries now committed, for the next batch."""
         replaced: list[str] = []
         for source in removed:
             replaced.extend(manifest.documents.pop(source).chunk_ids)
@@ -312,24 +399,21 @@ class Ingestor:
                 replaced.extend(old.chunk_ids)
             manifest.documents[source] = item.entry
             report.chunks_added += len(item.entry.chunk_ids)
-        report.chunks_removed = len(replaced)
-        if not (staged or removed or report.orphans_cleared) and manifest.keyword_dir:
-            return replaced
-        previous = self._keyword_entries(manifest.keyword_dir)
+        report.chunks_removed += len(replaced)
+        if not (staged or removed or report.orphans_cleared or report.repaired) and manifest.keyword_dir:
+            return previous
         manifest.generation += 1
         manifest.keyword_dir = f"keyword-{manifest.generation:06d}"
-        self._build_keyword_index(manifest, staged, previous).save(self.index_dir / manifest.keyword_dir)
+        keywords = self._keyword_index(manifest, staged, previous)
+        keywords.save(self.index_dir / manifest.keyword_dir)
         manifest.save(self.index_dir)
-        return replaced
+        self._clean_up(manifest, store, replaced)
+        return keywords.entries()
 
-    def _keyword_entries(self, keyword_dir: str | None) -> dict[str, tuple[list[str], dict]]:
-        """The committed keyword index's chunks, carried into the rebuilt one."""
-        return KeywordIndex.saved_entries(self.index_dir / keyword_dir) if keyword_dir else {}
-
-    def _build_keyword_index(self, manifest: Manifest, staged: list[_Staged], previous: dict) -> KeywordIndex:
+    def _keyword_index(self, manifest: Manifest, staged: list[_Staged], previous: dict) -> KeywordIndex:
         fresh_ids = [cid for s in staged for cid in s.entry.chunk_ids]
         fresh_tokens = tokenize([text for s in staged for text in s.texts])
-        fresh_fields = [meta for s in staged for meta in s.metadatas]
+        fresh_fields = [_keyword_fields(meta) for s in staged for meta in s.metadatas]
         fresh = dict(zip(fresh_ids, zip(fresh_tokens, fresh_fields, strict=True), strict=True))
         ids, tokens, published, publishers = [], [], [], []
         for entry in manifest.documents.values():
@@ -343,6 +427,7 @@ class Ingestor:
 
     def _clean_up(self, manifest: Manifest, store: VectorStore, replaced: list[str]) -> None:
         store.delete(replaced)
+        drop_collections(self.settings, keep=manifest.collection or self.settings.collection)
         keep = {manifest.keyword_dir, *(e.text_file.split("/")[1] for e in manifest.documents.values())}
         for folder in self.index_dir.glob("keyword-*"):
             if folder.name not in keep:
@@ -350,6 +435,55 @@ class Ingestor:
         for text_file in (self.index_dir / "articles").glob("*.txt"):
             if text_file.name not in keep:
                 text_file.unlink(missing_ok=True)
+
+
+class _ChunkProgress:
+    """Progress counted in chunks, the unit of the work that takes the time: one long article
+    and a hundred short ones are not the same amount of work."""
+
+    def __init__(self, prepared: list[_Staged], show: bool, on_progress: ProgressCallback | None):
+        from tqdm import tqdm
+
+        self.total = sum(len(s.texts) for s in prepared)
+        self.done = 0
+        self.on_progress = on_progress
+        self.bar = tqdm(total=self.total, desc="ingest", unit="chunk", disable=not (show and self.total),
+                        file=sys.stderr)
+
+    def advance(self, chunks: int, source: str) -> None:
+        self.done += chunks
+        self.bar.set_postfix_str(Path(source).name[:40])
+        self.bar.update(chunks)
+        if self.on_progress:
+            self.on_progress(self.done, self.total, source)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _batches(prepared: list[_Staged], max_chunks: int | None) -> list[list[_Staged]]:
+    """Whole articles, in batches of about `max_chunks` chunks (all in one when None), each to be
+    committed on its own, so that a killed ingest loses at most one batch of work. Always at
+    least one batch, maybe empty: removals and repairs are committed with the last."""
+    if max_chunks is None:
+        return [prepared]
+    batches: list[list[_Staged]] = [[]]
+    for item in prepared:
+        if sum(len(s.texts) for s in batches[-1]) >= max_chunks:
+            batches.append([])
+        batches[-1].append(item)
+    return batches
+
+
+def _keyword_fields(metadata: dict) -> dict:
+    return {"published_int": metadata["published_int"], "publisher_key": metadata["publisher_key"]}
+
+
+def _keyword_entry(chunk: StoredChunk) -> tuple[list[str], dict]:
+    """A chunk's keyword-index entry rebuilt from the vector store: tokens of its title and text
+    (as embedded and indexed at ingest), and its filter fields."""
+    title = chunk.metadata.get("title", "")
+    return tokenize([f"{title}\n{chunk.text}"])[0], _keyword_fields(chunk.metadata)
 
 
 def _write_atomically(path: Path, text: str) -> None:

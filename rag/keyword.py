@@ -84,6 +84,15 @@ class KeywordIndex:
             for i, cid in enumerate(saved["ids"])
         }
 
+    def entries(self) -> dict[str, tuple[list[str], dict]]:
+        """chunk id -> (tokens, filter field values) of an index built by an ingest (which holds
+        its tokens), in the form `saved_entries` reads back."""
+        fields = {name: values.tolist() for name, values in self._filter_fields.items()}
+        return {
+            cid: (self.tokens[i], {name: values[i] for name, values in fields.items()})
+            for i, cid in enumerate(self.ids)
+        }
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -16,6 +16,19 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 
 
+class IndexUnusable(RuntimeError):
+    """No question can be answered from this index (missing or damaged); the message says why and
+    which command fixes it. Never an abstention: "Not in these articles" would read as an answer."""
+
+
+class IndexDamaged(IndexUnusable):
+    """The index cannot be trusted: a file is unreadable, or its parts disagree. The message says
+    what is wrong and ends with the command that fixes it."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"{problem}. Run `rag ingest --rebuild` to rebuild the index from the corpus.")
+
+
 @dataclass
 class DocumentEntry:
     sha256: str
@@ -36,6 +49,7 @@ class Manifest:
     chunk_overlap_sentences: int
     generation: int = 0
     keyword_dir: str | None = None
+    collection: str | None = None  # the Chroma collection; None: the configured one (Settings.collection)
     documents: dict[str, DocumentEntry] = field(default_factory=dict)  # keyed by source path
 
     def chunk_ids(self) -> set[str]:
@@ -49,11 +63,14 @@ class Manifest:
         path = index_dir / MANIFEST_NAME
         if not path.exists():
             return None
-        raw = json.loads(path.read_text())
-        if raw.pop("format_version", None) != FORMAT_VERSION:
-            raise RuntimeError(f"{path} was written by another version of this tool: rebuild the index")
-        documents = {source: DocumentEntry(**entry) for source, entry in raw.pop("documents").items()}
-        return cls(**raw, documents=documents)
+        try:
+            raw = json.loads(path.read_text())
+            if raw.pop("format_version", None) != FORMAT_VERSION:
+                raise IndexDamaged(f"{path} was written by another version of this tool")
+            documents = {source: DocumentEntry(**entry) for source, entry in raw.pop("documents").items()}
+            return cls(**raw, documents=documents)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # bad JSON, or not a manifest's
+            raise IndexDamaged(f"the index manifest {path} is damaged ({type(exc).__name__}: {exc})") from exc
 
     def save(self, index_dir: Path) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,16 @@ import numpy as np
 from rag import text as textlib
 from rag.embeddings import Embedder
 from rag.keyword import KeywordIndex, tokenize
-from rag.manifest import Manifest, manifest_stamp
+from rag.manifest import IndexDamaged, IndexUnusable, Manifest, manifest_stamp
 from rag.settings import RetrievalMode, Settings
-from rag.store import StoredChunk, VectorStore, open_vector_store
+from rag.store import (
+    IndexMismatch,
+    StoredChunk,
+    StoreUnavailable,
+    VectorStore,
+    is_chroma_error,
+    open_vector_store,
+)
 from rag.text import KeyTerm
 
 RRF_K = 60  # the usual reciprocal-rank constant: damps the difference between ranks 1 and 2
@@ -23,7 +30,7 @@ CANDIDATES_PER_RANKER = 4  # each ranker proposes this many times top_k before f
 MENTION_PROBE = 20  # chunks read to tell whether any article mentions a term
 
 
-class IndexMissing(RuntimeError):
+class IndexMissing(IndexUnusable):
     pass
 
 
@@ -111,13 +118,15 @@ class Retrieval:
 
 
 class Retriever:
-    """Reads the committed index. It notices a new manifest (an ingest finished, here or in the
-    chat's upload) and reloads the keyword index, so new articles are searchable at once."""
+    """Reads the committed index. Before each question it looks at the manifest: when an ingest
+    has committed since (in this process, or another: `rag ingest`, a rebuild), it reloads the
+    keyword index and reopens the vector store, so new articles are searchable, deleted ones gone
+    and a rebuilt collection read, without a restart."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore | None = None):
+    def __init__(self, settings: Settings, embedder: Embedder):
         self.settings = settings
         self.embedder = embedder
-        self._store = store
+        self._store: VectorStore | None = None
         self._lock = threading.Lock()
         self._stamp: float | None = None
         self.manifest: Manifest | None = None
@@ -127,22 +136,58 @@ class Retriever:
     @property
     def store(self) -> VectorStore:
         if self._store is None:
-            self._store = open_vector_store(self.settings, self.embedder.name)
+            self.refresh()
         return self._store
 
-    def refresh(self) -> Manifest:
+    def refresh(self, reopen: bool = False) -> Manifest:
+        """The committed manifest, with the index reloaded if it changed (or `reopen` asks)."""
         stamp = manifest_stamp(self.settings.index_dir)
         if stamp is None:
             raise IndexMissing(
                 f"no index in {self.settings.index_dir}: run `rag ingest` first (it reads {self.settings.corpus_dir})"
             )
         with self._lock:
-            if stamp != self._stamp:
-                manifest = Manifest.load(self.settings.index_dir)
-                self._keywords = KeywordIndex.load(self.settings.index_dir / manifest.keyword_dir)
-                self._committed = manifest.chunk_ids()
-                self.manifest, self._stamp = manifest, stamp
+            if stamp != self._stamp or reopen:
+                self._load(stamp)
         return self.manifest
+
+    def _load(self, stamp: float) -> None:
+        manifest = Manifest.load(self.settings.index_dir)
+        if manifest is None:
+            raise IndexMissing(f"no index in {self.settings.index_dir}: run `rag ingest` first")
+        try:
+            keywords = KeywordIndex.load(self.settings.index_dir / manifest.keyword_dir)
+        except Exception as exc:
+            raise IndexDamaged(
+                f"the keyword index in {self.settings.index_dir / manifest.keyword_dir} cannot be read "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        committed = manifest.chunk_ids()
+        store = self._reopened_store(manifest)
+        # Cheap checks that catch a damaged index before it answers "Not in these articles": the
+        # store may hold more than the manifest lists (an ingest may be writing), never fewer.
+        stored = store.count()
+        if set(keywords.ids) != committed or stored < len(committed):
+            raise IndexDamaged(
+                f"the index in {self.settings.index_dir} is inconsistent: the manifest lists "
+                f"{len(committed)} chunks, the keyword index {len(keywords.ids)}, the vector store {stored}"
+            )
+        self.manifest, self._keywords, self._committed, self._store = manifest, keywords, committed, store
+        self._stamp = stamp
+
+    def _reopened_store(self, manifest: Manifest) -> VectorStore:
+        """The manifest's collection, read anew from disk (an embedded store caches what it read)."""
+        try:
+            return open_vector_store(
+                self.settings, self.embedder.name, manifest.collection, create=False, fresh=True
+            )
+        except (IndexDamaged, IndexMismatch, StoreUnavailable):
+            raise
+        except Exception as exc:
+            raise IndexDamaged(
+                f"the vector store in {self.settings.chroma_url or self.settings.index_dir / 'chroma'} cannot "
+                f"be read ({type(exc).__name__}: {exc})"
+            ) from exc
 
     def search(
         self,
@@ -153,6 +198,18 @@ class Retriever:
         query_vector: np.ndarray | None = None,
     ) -> Retrieval:
         self.refresh()
+        try:
+            return self._search(question, k, filters, mode, query_vector)
+        except Exception as exc:
+            if not (isinstance(exc, IndexDamaged) or is_chroma_error(exc)):
+                raise
+            # An ingest in another process committed, and deleted what it replaced, after this
+            # question looked at the manifest; or a rebuild dropped the collection. Read the index
+            # anew and ask once more: a damaged index fails again, loudly.
+            self.refresh(reopen=True)
+            return self._search(question, k, filters, mode, query_vector)
+
+    def _search(self, question, k, filters, mode, query_vector) -> Retrieval:
         k = k or self.settings.top_k
         mode = mode or self.settings.retrieval
         filters = filters or Filters.from_settings(self.settings)
@@ -214,7 +271,13 @@ class Retriever:
 
     def _passages(self, ids: list[str], query_vector: np.ndarray) -> list[Passage]:
         """The chunks with these ids from the store, in this order, scored by cosine similarity."""
-        return [Passage.from_stored(chunk, float(chunk.vector @ query_vector)) for chunk in self.store.get(ids)]
+        chunks = self.store.get(ids)
+        if len(chunks) < len(ids):
+            raise IndexDamaged(
+                f"the vector store in {self.store.location} lacks {len(ids) - len(chunks)} of the chunks "
+                "the manifest lists"
+            )
+        return [Passage.from_stored(chunk, float(chunk.vector @ query_vector)) for chunk in chunks]
 
 
 class CorpusView:

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     embed_model: str | None = Field(None, description="local sentence-transformers folder; unset = MiniLM")
     embed_batch_size: int = 64
     max_file_bytes: int = 20 * 1024 * 1024
+    # The longest news features run to some 20,000 words (about 120,000 characters); a text far
+    # longer is a book or a dump, and would take an hour to embed while holding up uploads.
+    max_article_chars: int = Field(300_000, ge=1000, description="longer articles are skipped, with the reason")
+    ingest_commit_chunks: int = Field(
+        2000, ge=1, description="an ingest commits after about this many chunks: a kill loses at most that much work"
+    )
 
     chunk_chars: int = Field(600, ge=100, description="target chunk size in characters")
     chunk_overlap_sentences: int = Field(1, ge=0)

@@ -7,11 +7,14 @@ would try to download a model on its first add.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
+from rag.manifest import IndexDamaged, Manifest
 from rag.settings import Settings
 
 MAX_BATCH = 5000  # Chroma refuses more than 5,461 items in one call
@@ -39,7 +42,10 @@ def _chroma_settings():
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
-def make_chroma_client(settings: Settings):
+def make_chroma_client(settings: Settings, fresh: bool = False):
+    """A client of the configured store. `fresh` gives an embedded store read anew from disk:
+    Chroma caches one store per folder and process, and that cached copy never sees what another
+    process wrote (new chunks are missed, deleted ones still found, a dropped collection gone)."""
     import chromadb
 
     if settings.chroma_url:
@@ -53,9 +59,26 @@ def make_chroma_client(settings: Settings):
             )
         except Exception as exc:
             raise StoreUnavailable(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from exc
-    path = settings.index_dir / "chroma"
+    path = local_store_path(settings)
     path.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        _forget_cached_store(path)
     return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+
+
+def local_store_path(settings: Settings) -> Path:
+    return settings.index_dir / "chroma"
+
+
+def _forget_cached_store(path: Path) -> None:
+    """Drop Chroma's cached store for this folder, so the next client opens it from disk. The old
+    one is not stopped: a question or an upload still using it finishes, and it is freed with its
+    last client. (chromadb 1.5 keeps the cache in SharedSystemClient, keyed by the folder.)"""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    with SharedSystemClient._refcount_lock:
+        SharedSystemClient._identifier_to_system.pop(str(path), None)
+        SharedSystemClient._identifier_to_refcount.pop(str(path), None)
 
 
 class VectorStore:
@@ -102,6 +125,20 @@ class VectorStore:
         }
         return [by_id[cid] for cid in ids if cid in by_id]
 
+    def get_all(self, ids: list[str]) -> list[StoredChunk]:
+        """Like `get`, for any number of ids."""
+        return [chunk for at in range(0, len(ids), MAX_BATCH) for chunk in self.get(ids[at : at + MAX_BATCH])]
+
+    def check_readable(self) -> None:
+        """Raise if the vectors cannot be searched: Chroma reads its vector index files only when
+        first queried, and listing ids or counting reads only its database."""
+        if self.count():
+            self._guard(self._collection.query, query_embeddings=[self._any_vector()], n_results=1, include=[])
+
+    def _any_vector(self) -> np.ndarray:
+        stored = self._guard(self._collection.get, limit=1, include=["embeddings"])["embeddings"]
+        return np.asarray(stored[0], dtype=np.float32)
+
     def nearest(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
         """The ids of the k closest chunks with their cosine similarity, best first. Only ids:
         fetching texts and metadata for every fusion candidate made a query 2-3x slower at 100k
@@ -127,6 +164,11 @@ class VectorStore:
             raise
 
 
+def is_chroma_error(exc: Exception) -> bool:
+    """An error raised by Chroma itself (a missing collection, an id its index cannot find)."""
+    return type(exc).__module__.startswith("chromadb")
+
+
 def _is_connection_error(exc: Exception) -> bool:
     import httpx
 
@@ -138,33 +180,74 @@ def _is_connection_error(exc: Exception) -> bool:
     return "Could not connect" in str(exc)
 
 
-def open_vector_store(settings: Settings, model_name: str) -> VectorStore:
-    """Open (or create) the collection, refusing one built with another embedding model:
-    its vectors would not be comparable with the question's and every answer would be nonsense."""
-    client = make_chroma_client(settings)
-    location = settings.chroma_url or str(settings.index_dir / "chroma")
+def open_vector_store(
+    settings: Settings,
+    model_name: str,
+    collection: str | None = None,
+    *,
+    create: bool = True,
+    fresh: bool = False,
+) -> VectorStore:
+    """Open the collection (by default the one the committed manifest names), refusing one built
+    with another embedding model: its vectors would not be comparable with the question's and
+    every answer would be nonsense. Readers pass create=False: a missing collection is a damaged
+    index, not an empty one."""
+    client = make_chroma_client(settings, fresh=fresh)
+    location = settings.chroma_url or str(local_store_path(settings))
+    name = collection or committed_collection(settings)
     try:
-        collection = client.get_or_create_collection(
-            settings.collection,
-            embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embed_model": model_name},
-        )
+        if create:
+            found = client.get_or_create_collection(
+                name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embed_model": model_name},
+            )
+        else:
+            found = client.get_collection(name, embedding_function=None)
     except Exception as exc:
         if _is_connection_error(exc):
             raise StoreUnavailable(f"cannot reach the Chroma server at {location}: {exc}") from exc
+        if not create and type(exc).__name__ == "NotFoundError":
+            raise IndexDamaged(f"the vector store at {location} has no collection {name!r}") from exc
         raise
-    built_with = (collection.metadata or {}).get("embed_model")
+    built_with = (found.metadata or {}).get("embed_model")
     if built_with != model_name:
         raise IndexMismatch(
-            f"the index at {location} (collection {settings.collection!r}) was built with the embedding "
+            f"the index at {location} (collection {name!r}) was built with the embedding "
             f"model {built_with!r}, not {model_name!r}. Rebuild it with `rag ingest --rebuild`, or set "
             f"RAG_EMBED_MODEL back to the model it was built with."
         )
-    return VectorStore(collection, location)
+    return VectorStore(found, location)
 
 
-def drop_collection(settings: Settings) -> None:
+def committed_collection(settings: Settings) -> str:
+    """The collection the committed manifest names: a rebuild writes a new one beside the old, so
+    that readers keep answering from the old one until the new one is committed."""
+    try:
+        manifest = Manifest.load(settings.index_dir)
+    except IndexDamaged:
+        manifest = None
+    return (manifest and manifest.collection) or settings.collection
+
+
+def index_collections(settings: Settings) -> list[str]:
+    """This index's collections in the store: the configured name and its rebuilt generations."""
+    names = [c.name for c in make_chroma_client(settings).list_collections()]
+    return [n for n in names if n == settings.collection or n.startswith(settings.collection + "-g")]
+
+
+def drop_collections(settings: Settings, keep: str | None) -> None:
+    """Delete this index's collections other than `keep`: ones replaced by a rebuild, or left by
+    a rebuild that was killed before its commit."""
     client = make_chroma_client(settings)
-    if settings.collection in [c.name for c in client.list_collections()]:
-        client.delete_collection(settings.collection)
+    for name in index_collections(settings):
+        if name != keep:
+            client.delete_collection(name)
+
+
+def reset_local_store(settings: Settings) -> None:
+    """Delete an embedded store's files: the way back from a store Chroma cannot open any more."""
+    path = local_store_path(settings)
+    _forget_cached_store(path)
+    shutil.rmtree(path, ignore_errors=True)

@@ -55,7 +55,7 @@ import gradio as gr  # noqa: E402
 
 from rag.assistant import QuestionError  # noqa: E402
 from rag.documents import SUPPORTED_SUFFIXES  # noqa: E402
-from rag.retrieve import IndexMissing  # noqa: E402
+from rag.manifest import IndexUnusable  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from ui import assets, render  # noqa: E402
 from ui.chat import ALL_PUBLISHERS, ChatService, ChatView, OptionError, Turn  # noqa: E402
@@ -259,7 +259,7 @@ def _wire_api(service: ChatService, settings: Settings) -> None:
         """Answer a question from the indexed articles, with citations (see the module docstring)."""
         try:
             yield from service.ask(question, history, k, backend, date_from, date_to, publisher)
-        except (QuestionError, OptionError, IndexMissing) as exc:
+        except (QuestionError, OptionError, IndexUnusable) as exc:
             raise gr.Error(str(exc)) from exc
 
     gr.api(ask, api_name="ask", concurrency_id="answer", concurrency_limit=ANSWER_CONCURRENCY)

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from rag.assistant import Assistant, Final, QuestionError, Replace, Sources, Token, clean_question
+from rag.manifest import IndexUnusable
 from rag.retrieve import Filters, IndexMissing
 from rag.settings import Settings
 from ui import render
@@ -89,7 +90,10 @@ def parse_date(value: object, label: str) -> date | None:
     if value in (None, ""):
         return None
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC).date()
+        try:
+            return datetime.fromtimestamp(value, UTC).date()
+        except (OverflowError, OSError, ValueError):
+            raise OptionError(f"The {label} date must be a date like 2025-01-31, not {value!r}.") from None
     try:
         return date.fromisoformat(str(value).strip()[:10])
     except ValueError:
@@ -160,7 +164,7 @@ class ChatService:
     def publishers(self) -> list[str]:
         try:
             return self.assistant.retriever.refresh().publishers()
-        except IndexMissing:
+        except IndexUnusable:
             return []
 
     def index_summary(self) -> str:
@@ -168,6 +172,8 @@ class ChatService:
             manifest = self.assistant.retriever.refresh()
         except IndexMissing:
             return "The index is empty: add articles below."
+        except IndexUnusable as exc:
+            return f"The index cannot be used: {exc}"
         chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
         return f"Index: {len(manifest.documents)} articles, {chunks} passages."
 
@@ -197,7 +203,7 @@ class ChatService:
             events = self.assistant.stream(question, history=history, k=options.k, filters=options.filters,
                                            backend=options.backend)
             yield from self._follow(events, draft, asked, turns)
-        except (QuestionError, OptionError, IndexMissing) as exc:
+        except (QuestionError, OptionError, IndexUnusable) as exc:
             yield self._view(asked, render.error_bubble(str(exc)), turns, done=True)
         except Exception as exc:  # an LLM backend down, say: the page must say so, not hang
             log.exception("answering %r failed", question)
