@@ -207,7 +207,15 @@ class Retriever:
             # question looked at the manifest; or a rebuild dropped the collection. Read the index
             # anew and ask once more: a damaged index fails again, loudly.
             self.refresh(reopen=True)
-            return self._search(question, k, filters, mode, query_vector)
+            try:
+                return self._search(question, k, filters, mode, query_vector)
+            except Exception as again:
+                if is_chroma_error(again):  # its files are damaged: say so, and how to fix it
+                    raise IndexDamaged(
+                        f"the vector store in {self.store.location} cannot be searched "
+                        f"({type(again).__name__}: {again})"
+                    ) from again
+                raise
 
     def _search(self, question, k, filters, mode, query_vector) -> Retrieval:
         k = k or self.settings.top_k

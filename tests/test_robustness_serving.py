@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from gradio_client.exceptions import AppError
 
 pytest.register_assert_rewrite("tests.robustness")
 
@@ -106,3 +107,10 @@ def test_ingest_and_rebuild_in_other_processes_reach_the_running_chat(tmp_path, 
     assert not any(c["source"].endswith(name) for c in gone["citations"] + gone["nearest"])
     assert "10 billion" in ask(client, EXIM)["answer"]
     assert "Traceback" not in server.log.read_text()
+
+    # A damaged index: the chat says what is wrong and how to fix it, then heals with the rebuild.
+    (settings.index_dir / "manifest.json").write_text("{")
+    with pytest.raises(AppError, match="rag ingest --rebuild"):
+        ask(client, EXIM)
+    assert rag(tmp_path, "ingest", "--rebuild", "--quiet").returncode == 0
+    assert "10 billion" in ask(client, EXIM)["answer"]

@@ -1,0 +1,98 @@
+"""A damaged index, through the real command line: each kind of damage ends in a loud error that
+names the command that fixes it, or in an index that the next `rag ingest` heals. Never an
+abstention ("Not in these articles") that reads as an answer, never a raw traceback, and never
+"Index up to date" over an index that cannot answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("tests.robustness")
+
+from tests.conftest import make_project  # noqa: E402
+from tests.robustness import check_consistent, rag, snapshot_in_subprocess, writable_copy  # noqa: E402
+
+EXIM = "What did EXIM approve under Project Vault?"
+REBUILD_HINT = "rag ingest --rebuild"
+
+
+def damage_manifest(index: Path) -> None:
+    (index / "manifest.json").write_text('{"format_version": 1, "documents": [')
+
+
+def damage_keyword_index(index: Path) -> None:
+    for path in next(index.glob("keyword-*")).glob("*.npy"):
+        path.unlink()
+
+
+def truncate_store_database(index: Path) -> None:
+    database = index / "chroma" / "chroma.sqlite3"
+    with open(database, "r+b") as handle:
+        handle.truncate(database.stat().st_size // 5)
+
+
+def delete_store(index: Path) -> None:
+    shutil.rmtree(index / "chroma")
+
+
+# damage -> what a plain `rag ingest` does about it: "heals" it, or "refuses" (it needs --rebuild)
+DAMAGE = {
+    "a manifest that is not JSON": (damage_manifest, "refuses"),
+    "keyword-index files missing": (damage_keyword_index, "heals"),
+    "a truncated chroma.sqlite3": (truncate_store_database, "refuses"),
+    "the Chroma folder deleted": (delete_store, "heals"),
+}
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("indexed")
+    writable_copy(make_project(root))
+    done = rag(root, "ingest", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root
+
+
+def fails_loudly(done, command: str) -> None:
+    assert done.returncode == 1, f"`rag {command}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert REBUILD_HINT in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "Not in these articles" not in done.stdout and "up to date" not in done.stdout
+
+
+def answers_right(root: Path) -> None:
+    done = rag(root, "ask", EXIM, "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "10 billion" in json.loads(done.stdout)["answer"]
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damage_ends_in_a_loud_error_or_a_healed_index(indexed, tmp_path, damage):
+    harm, plain_ingest = DAMAGE[damage]
+    root = tmp_path / "project"
+    shutil.copytree(indexed, root)
+    harm(root / "index")
+
+    fails_loudly(rag(root, "ask", EXIM), "ask")
+    done = rag(root, "ingest", "--quiet")
+    if plain_ingest == "heals":
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "up to date" not in done.stdout, done.stdout
+    else:
+        fails_loudly(done, "ingest")
+        done = rag(root, "ingest", "--rebuild", "--quiet")
+        assert done.returncode == 0, done.stderr[-2000:]
+    answers_right(root)
+    check_consistent(snapshot_in_subprocess(root))
+
+
+def test_the_eval_stops_with_the_fix_rather_than_scoring_every_question_wrong(indexed, tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(indexed, root)
+    delete_store(root / "index")
+    dataset = tmp_path / "questions.jsonl"
+    dataset.write_text(json.dumps({"id": "q1", "question": EXIM, "answers": [["10 billion"]]}) + "\n")
+    fails_loudly(rag(root, "eval", "--dataset", str(dataset), "--out", str(tmp_path / "run")), "eval")
