@@ -105,10 +105,13 @@ def synthetic_index(size: int, seed: int = 1) -> dict:
     log(f"index {size}: {count} articles, {cached.cached} vectors cached; ingesting into {index_dir}")
     ingest_started = time.perf_counter()
 
-    def progress(done_files: int, total: int, _source: str) -> None:
-        if done_files % 500 == 0 or done_files == total:
+    logged = [0]
+
+    def progress(done_chunks: int, total: int, _source: str) -> None:
+        if done_chunks - logged[0] >= 5000 or done_chunks == total:
+            logged[0] = done_chunks
             rate = cached.encoded / cached.encode_seconds if cached.encode_seconds else 0
-            log(f"index {size}: {done_files}/{total} files, {cached.encoded} chunks encoded ({rate:.0f}/s)")
+            log(f"index {size}: {done_chunks}/{total} chunks stored, {cached.encoded} encoded ({rate:.0f}/s)")
 
     try:
         report = Ingestor(bench_settings(index_dir, corpus), embedder=cached).run(

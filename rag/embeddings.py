@@ -65,23 +65,32 @@ class Embedder:
         self._model = None
         self._light = numpy_bert.NumpyBertEncoder(model_path) if numpy_bert.supports(model_path) else None
         self.dimension = self._light.dimension if self._light else self._full_model().get_embedding_dimension()
-        # One encode at a time: torch already uses both cores, and concurrent calls only thrash.
+        # One torch encode at a time: torch already uses both cores, and concurrent calls only
+        # thrash. The lock is held for one batch of `batch_size` texts, never for a whole ingest,
+        # and questions (the numpy encoder) have a lock of their own: an upload being embedded
+        # slows an answer by sharing the cores, but never makes it wait for the upload.
         self._lock = threading.Lock()
+        self._light_lock = threading.Lock()
 
-    def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+    def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            if self._light and len(texts) <= SMALL_BATCH:
+        if self._light and len(texts) <= SMALL_BATCH:
+            with self._light_lock:
                 return self._light.embed(texts)
-            vectors = self._full_model().encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=show_progress,
-            )
-        return vectors.astype(np.float32, copy=False)
+        parts = []
+        for at in range(0, len(texts), self.batch_size):
+            with self._lock:
+                parts.append(
+                    self._full_model().encode(
+                        texts[at : at + self.batch_size],
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                )
+        return np.vstack(parts).astype(np.float32, copy=False)
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]

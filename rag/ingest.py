@@ -42,7 +42,7 @@ SIDECAR_NAME = "metadata.json"  # optional per-folder {file name: {title, publis
 EMBED_BATCH_CHUNKS = 256
 LOCK_NAME = ".ingest.lock"
 
-ProgressCallback = Callable[[int, int, str], None]
+ProgressCallback = Callable[[int, int, str], None]  # (chunks stored, chunks to store, the latest file)
 
 
 @dataclass
@@ -284,6 +284,15 @@ class Ingestor:
         return candidates
 
     def _files_under(self, roots: list[Path], report: IngestReport) -> Iterator[Path]:
+        corpus = self.settings.corpus_dir.resolve()
+        for path in self._files_named(roots, report):
+            # Only the corpus is read: a link to /etc/passwd would otherwise be quoted in answers.
+            if not path.resolve().is_relative_to(corpus):
+                report.skipped.append((self._source_of(path), f"outside the corpus folder {corpus}: not read"))
+            else:
+                yield path
+
+    def _files_named(self, roots: list[Path], report: IngestReport) -> Iterator[Path]:
         for root in roots:
             if root.is_file():
                 yield root

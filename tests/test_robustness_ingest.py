@@ -182,3 +182,51 @@ def test_when_the_original_is_deleted_its_duplicate_takes_its_place(tmp_path):
     assert set(documents) == {f"corpus/{name}" for name in _bundled() - {FORGE}} | {
         "corpus/z-copy-of-forge.txt"
     }
+
+
+def test_only_the_corpus_is_read_and_an_oversized_article_is_skipped_with_its_reason(tmp_path):
+    """A real `rag ingest`: links that leave the corpus (to a file beside it, to /etc/passwd, and
+    a link inside a subfolder) are skipped and reported, not read; so is a text far longer than
+    any news article, which would otherwise take the better part of an hour to embed."""
+    from tests.robustness import rag
+
+    settings = writable_copy(make_project(tmp_path))
+    corpus = settings.corpus_dir
+    secret = tmp_path / "secret.txt"
+    secret.write_text("Private Notes\n\nThe vault code of the Halden office is 4417, said the clerk.\n")
+    os.symlink(secret, corpus / "notes.txt")
+    os.symlink("/etc/passwd", corpus / "passwd.txt")
+    (corpus / "sub").mkdir()
+    os.symlink("../../secret.txt", corpus / "sub" / "relative.md")
+    os.symlink(FORGE, corpus / "z-inside-link.txt")  # stays in the corpus: read (a duplicate here)
+    novel = "A Very Long Text\n\n" + "The council met again on Monday and talked about the bridge. " * 6000
+    (corpus / "novel.txt").write_text(novel)
+
+    done = rag(tmp_path, "ingest", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("notes.txt", "passwd.txt", "sub/relative.md"):
+        assert re.search(rf"skipped corpus/{re.escape(name)}: outside the corpus folder .*: not read", done.stdout)
+    assert re.search(
+        r"skipped corpus/novel.txt: too long for a news article \(3\d\d,\d{3} characters of text; "
+        r"the limit is 300,000, RAG_MAX_ARTICLE_CHARS\)",
+        done.stdout,
+    ), done.stdout
+    assert f"skipped corpus/z-inside-link.txt: duplicate of corpus/{FORGE}" in done.stdout
+    manifest = Manifest.load(settings.index_dir)
+    assert sorted(manifest.documents) == sorted(f"corpus/{name}" for name in _bundled())
+    assert not any("4417" in p.read_text() or "root:" in p.read_text() for p in (settings.index_dir / "articles").iterdir())
+
+    # Raised by the setting, the same text is an article.
+    done = run_in_project_with(tmp_path, RAG_MAX_ARTICLE_CHARS="500000")
+    assert "novel.txt" not in done.stdout and "1 added" in done.stdout, done.stdout
+
+
+def run_in_project_with(root, **env):
+    import subprocess
+
+    from tests.robustness import RAG, cli_env
+
+    return subprocess.run(
+        [*RAG, "ingest", "--quiet"], cwd=root, env={**cli_env(root), **env}, capture_output=True, text=True,
+        timeout=300, check=False,
+    )

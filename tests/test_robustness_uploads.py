@@ -274,3 +274,92 @@ def test_loopback_needs_no_login(host):
 def test_a_login_missing_a_part_is_refused(auth):
     with pytest.raises(UnsafeServe, match="user:password"):
         parse_auth(auth)
+
+
+# -- uploads leave nothing behind and hold up no answer ----------------------------------------------
+
+
+def test_gradio_copies_of_uploads_are_removed_once_handled(robustness_server):
+    tag = uuid.uuid4().hex[:8]
+    kept = http_upload(robustness_server.url, f"kept-{tag}.txt", article(700).encode())[1][0]
+    refused = http_upload(robustness_server.url, f"refused-{tag}.txt", b"")[1][0]  # an empty file
+    assert Path(kept).exists() and Path(refused).exists()
+    files = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in (kept, refused)]
+    event, (outcome,) = call_upload_api(robustness_server.url, files)
+    assert event == "complete" and [f["added"] for f in outcome["files"]] == [True, False], outcome
+    assert not Path(kept).exists() and not Path(refused).exists()
+
+
+def long_article(chunks: int) -> str:
+    """A made-up council report of about `chunks` passages: many generated articles' sentences
+    under one title (long, but under the news-article limit)."""
+    import random
+
+    from tests.robustness import generated_article
+
+    rng = random.Random(5)
+    bodies = [generated_article(n, rng)[1].split("\n\n", 1)[1] for n in range(chunks // 3)]
+    return "Annual Council Digest of the Coast Towns\n\n" + "\n\n".join(bodies)
+
+
+def test_a_large_upload_does_not_hold_up_answers(robustness_server, ui_client, tmp_path):
+    """Before the fix the embedder's lock was held for a whole ingest batch, and an answer during
+    a large upload waited for it (one got nothing in 105 s)."""
+    import statistics
+    import threading
+    import time
+
+    from gradio_client import handle_file
+
+    client = ui_client(robustness_server.url)
+
+    def timed_answer() -> float:
+        started = time.perf_counter()
+        assert "10 billion" in client.predict("What did EXIM approve under Project Vault?", api_name="/ask")["answer"]
+        return time.perf_counter() - started
+
+    alone = [timed_answer() for _ in range(3)]
+    digest = tmp_path / "council-digest.txt"
+    digest.write_text(long_article(160))
+    uploaded: dict = {}
+    upload = threading.Thread(
+        target=lambda: uploaded.update(ui_client(robustness_server.url).predict([handle_file(str(digest))], api_name="/upload"))
+    )
+    started = time.perf_counter()
+    upload.start()
+    during = []
+    while upload.is_alive():
+        during.append(timed_answer())
+    upload.join()
+    took = time.perf_counter() - started
+    assert uploaded["added"] == 1, uploaded
+    print(
+        f"\nanswers alone: median {statistics.median(alone):.2f}s; during a {took:.0f}s upload of "
+        f"{uploaded['files'][0]['message']}: {len(during)} answers, median {statistics.median(during):.2f}s, "
+        f"slowest {max(during):.2f}s"
+    )
+    assert len(during) >= 3
+    # The upload shares the two cores, so answers slow down, but none waits for the upload.
+    assert max(during) < max(10 * statistics.median(alone), 5.0) and max(during) < took / 2
+
+
+def test_an_upload_cut_off_mid_ingest_is_removed_at_the_next_start(tmp_path):
+    from rag.ingest import Ingestor
+    from tests.conftest import make_project
+    from ui.uploads import JOURNAL_NAME, UPLOADS_FOLDER
+
+    settings = make_project(tmp_path)
+    Ingestor(settings).run(show_progress=False)
+    library = Library(settings)
+    library.add([_write(tmp_path / "finished.txt", article(801))])
+    # What a server stopped mid-ingest leaves: the copy stored and journaled, the index without it.
+    uploads = settings.corpus_dir / UPLOADS_FOLDER
+    _write(uploads / "cut-off.txt", article(802))
+    (uploads / JOURNAL_NAME).write_text("cut-off.txt\n")
+    Library(settings)
+    assert sorted(p.name for p in uploads.iterdir()) == ["finished.txt"]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -60,7 +60,7 @@ from rag.settings import Settings  # noqa: E402
 from ui import assets, render  # noqa: E402
 from ui.chat import ALL_PUBLISHERS, ChatService, ChatView, OptionError, Turn  # noqa: E402
 from ui.safety import check_bind, parse_auth  # noqa: E402
-from ui.uploads import UploadResult  # noqa: E402
+from ui.uploads import UploadResult, discard_copies  # noqa: E402
 
 EXAMPLES = [
     "What did EXIM approve under Project Vault?",
@@ -222,13 +222,16 @@ def _wire_uploads(service: ChatService, controls: dict) -> None:
         progress(0, desc="Saving the upload")
 
         def report(done: int, total: int, source: str) -> None:
-            progress((done, total), desc=f"Ingesting {Path(source).name}", unit="files")
+            progress((done, total), desc=f"Ingesting {Path(source).name}", unit="passages")
 
+        paths = [Path(f) for f in files]
         try:
-            result = service.library.add([Path(f) for f in files], on_progress=report)
+            result = service.library.add(paths, on_progress=report)
         except (RuntimeError, OSError) as exc:
             gr.Warning(render.esc(f"The upload failed: {exc}"))
             return render.upload_report([], f"The upload failed: {exc}"), gr.skip(), gr.skip(), None
+        finally:
+            discard_copies(paths, Path(gr.utils.get_upload_folder()))
         _announce(result)
         outcomes = [(f.name, f.added, f.message) for f in result.files]
         summary = "Now searchable." if result.added else "Nothing was added."
@@ -274,6 +277,8 @@ def _wire_api(service: ChatService, settings: Settings) -> None:
             result = service.library.add(paths)
         except (RuntimeError, OSError) as exc:
             raise gr.Error(f"The upload failed: {exc}") from exc
+        finally:
+            discard_copies(paths, Path(gr.utils.get_upload_folder()))
         outcomes = [{"name": f.name, "added": f.added, "message": f.message} for f in result.files]
         return {"added": result.added, "files": outcomes, "index": service.index_summary()}
 

@@ -8,6 +8,7 @@ reason reported, and the rest of the batch is kept.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from rag.manifest import Manifest
 from rag.settings import Settings
 
 UPLOADS_FOLDER = "uploads"
+JOURNAL_NAME = ".ingesting"  # a leading dot: ingest never reads it as an article
 _MAX_STEM_CHARS = 80
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -78,15 +80,34 @@ def claim_path(folder: Path, name: str) -> Path:
     raise RejectedUpload(f"too many files named {name}")
 
 
+def discard_copies(paths: list[Path], folder: Path) -> None:
+    """Delete these files, and the folders that held only them, if they lie in `folder` (where
+    Gradio keeps a copy of every upload): once handled, an upload is in the corpus or refused."""
+    folder = folder.resolve()
+    for path in paths:
+        path = path.resolve()
+        if not path.is_relative_to(folder) or path == folder:
+            continue
+        path.unlink(missing_ok=True)
+        if path.parent != folder:
+            with contextlib.suppress(OSError):  # not empty: another upload's file is there too
+                path.parent.rmdir()
+
+
 class Library:
     """Adds uploaded files to the corpus and the index. The Retriever notices the new manifest,
-    so an added article is searchable by the next question."""
+    so an added article is searchable by the next question.
+
+    The names being ingested are written to a journal first: a server stopped mid-ingest leaves
+    files in the uploads folder that the index does not hold, and the next start removes them."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         self.folder = settings.corpus_dir / UPLOADS_FOLDER
+        self._journal = self.folder / JOURNAL_NAME
         self._ingestor = Ingestor(settings, embedder)
         self._lock = threading.Lock()
+        self._remove_unfinished()
 
     def add(self, uploaded: list[Path], on_progress: Progress | None = None) -> UploadResult:
         with self._lock:
@@ -100,7 +121,22 @@ class Library:
             if stored:
                 result.report = self._ingest(list(stored), on_progress)
                 result.files += self._outcomes(stored, result.report)
+            self._journal.unlink(missing_ok=True)
             return result
+
+    def _remove_unfinished(self) -> None:
+        """Delete the uploads an interrupted ingest left in the corpus but not in the index."""
+        try:
+            names = self._journal.read_text().split()
+        except FileNotFoundError:
+            return
+        manifest = Manifest.load(self.settings.index_dir)
+        sources = [PurePosixPath(source) for source in manifest.documents] if manifest else []
+        indexed = {source.name for source in sources if source.parent.name == UPLOADS_FOLDER}
+        for name in names:
+            if name not in indexed:
+                (self.folder / name).unlink(missing_ok=True)
+        self._journal.unlink()
 
     def _ingest(self, paths: list[Path], on_progress: Progress | None) -> IngestReport:
         try:
@@ -118,6 +154,10 @@ class Library:
             raise RejectedUpload(f"too large ({size / 2**20:.1f} MB; the limit is {limit:.0f} MB)")
         self.folder.mkdir(parents=True, exist_ok=True)
         target = claim_path(self.folder, name)
+        with open(self._journal, "a") as journal:  # before any byte is copied: see Library
+            journal.write(target.name + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
         shutil.copyfile(path, target)
         return target
 
