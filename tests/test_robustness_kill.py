@@ -38,6 +38,7 @@ from tests.robustness import (  # noqa: E402
     check_consistent,
     cli_env,
     contents,
+    generated_article,
     rag,
     snapshot_in_subprocess,
     writable_copy,
@@ -385,4 +386,79 @@ def test_chroma_embedded_store_killed_mid_write(tmp_path):
         f"{survived} kills left the store intact; {'then: ' + damage if damage else 'no damage seen'}; "
         "`rag ingest --rebuild` restored the index from the corpus",
         flush=True,
+    )
+
+
+# -- a large ingest keeps its progress -------------------------------------------------------------
+
+LARGE_CORPUS = 520
+COMMIT_CHUNKS = 100
+
+
+def write_short_articles(folder: Path, count: int) -> None:
+    """`count` one-passage articles: the opening and closing sentences of generated ones, so that
+    a 500-article corpus embeds in well under a minute."""
+    rng = random.Random(SEED)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        name, text = generated_article(index, rng)
+        title, body = text.split("\n\n", 1)
+        sentences = body.split(". ")
+        (folder / name).write_text(f"{title}\n\n{'. '.join(sentences[:3] + sentences[-1:])}")
+
+
+def committed_generation(manifest: Path) -> int:
+    try:
+        return json.loads(manifest.read_text())["generation"]
+    except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or being replaced
+        return 0
+
+
+def test_a_killed_large_ingest_loses_at_most_one_batch(tmp_path):
+    """`rag ingest` of 520 articles commits every RAG_INGEST_COMMIT_CHUNKS chunks; killed with -9
+    after a few commits, the committed articles stay answerable, and the next run clears at most one
+    batch of uncommitted chunks, embeds only what was never committed, and ends in a consistent index."""
+    rng = random.Random(SEED)
+    root = tmp_path / "large"
+    write_short_articles(root / "corpus", LARGE_CORPUS)
+    env = {**cli_env(root), "RAG_INGEST_COMMIT_CHUNKS": str(COMMIT_CHUNKS)}
+    manifest = root / "index" / "manifest.json"
+    with open(root / "ingest.log", "wb") as log:
+        process = subprocess.Popen([*RAG, "ingest", "--quiet"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while committed_generation(manifest) < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 2))
+        assert process.poll() is None, "the ingest finished before the kill: make the corpus larger"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    killed = snapshot_in_subprocess(root)
+    committed = len(killed["documents"])
+    assert committed >= 3 * COMMIT_CHUNKS // 2, f"only {committed} articles committed before the kill"
+    assert killed["keyword_ids"] == killed["manifest_ids"] and set(killed["manifest_ids"]) <= set(killed["chroma_ids"])
+    uncommitted = len(killed["chroma_ids"]) - len(killed["manifest_ids"])
+    first = next(iter(killed["documents"]))  # searchable from the committed batches
+    opening = (root / first).read_text().split("\n\n")[1].split(". ")[0]
+    found = rag(root, "search", opening)
+    assert found.returncode == 0 and f" {first} " in found.stdout, found.stdout[:500] + found.stderr[-2000:]
+
+    done = subprocess.run([*RAG, "ingest", "--quiet"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=CLI_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cleared = ORPHANS_CLEARED.search(done.stdout)
+    assert (int(cleared.group(1)) if cleared else 0) == uncommitted
+    assert uncommitted <= COMMIT_CHUNKS + 10, f"{uncommitted} chunks of work lost: more than one batch"
+    assert f"{LARGE_CORPUS - committed} added" in done.stdout and f"{committed} unchanged" in done.stdout, done.stdout
+    final = snapshot_in_subprocess(root)
+    check_consistent(final)
+    assert len(final["documents"]) == LARGE_CORPUS
+    print(
+        f"\nkilled after {committed} of {LARGE_CORPUS} articles were committed, with {uncommitted} chunks "
+        f"uncommitted (batches of {COMMIT_CHUNKS}); the next run added the other {LARGE_CORPUS - committed}"
     )
