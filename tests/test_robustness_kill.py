@@ -20,6 +20,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,8 @@ pytest.register_assert_rewrite("tests.robustness")
 from rag.assistant import Assistant  # noqa: E402
 from rag.ingest import Ingestor  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from tests.conftest import make_project  # noqa: E402
+from tests.conftest import PROJECT_ROOT, make_project  # noqa: E402
+from tests.processes import stop_process  # noqa: E402
 from tests.robustness import (  # noqa: E402
     CLI_TIMEOUT_S,
     RAG,
@@ -120,11 +123,7 @@ def kill_ingest(root: Path, rng: random.Random, phase: str, aim: str, run_second
     watch = IngestWatch(root / "index")
     manifest = root / "index" / "manifest.json"
     manifest_before = manifest.read_bytes() if manifest.exists() else None
-    with open(root / "ingest.log", "ab") as log:
-        process = subprocess.Popen(
-            [*RAG, "ingest", "--quiet"], cwd=root, env=cli_env(root), stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
+    with running_ingest(root, cli_env(root)) as process:
         trigger = _wait_for(process, root, watch, aim)
         delay = rng.uniform(0, run_seconds if aim == "anywhere" else WRITE_WINDOW_S)
         if trigger:
@@ -133,13 +132,20 @@ def kill_ingest(root: Path, rng: random.Random, phase: str, aim: str, run_second
         if killed:
             process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == (-signal.SIGKILL if killed else 0), (root / "ingest.log").read_text()[-3000:]
     committed = (manifest.read_bytes() if manifest.exists() else None) != manifest_before
     return Kill(phase, aim, trigger or "the end of the run", delay, killed, committed)
+
+
+@contextmanager
+def running_ingest(root: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A `rag ingest` process logging to root/ingest.log, killed if still running at the end."""
+    with open(root / "ingest.log", "ab") as log:
+        process = subprocess.Popen([*RAG, "ingest", "--quiet"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        stop_process(process, kill=True)
 
 
 def _wait_for(process: subprocess.Popen, root: Path, watch: IngestWatch, aim: str) -> str | None:
@@ -197,7 +203,29 @@ def delete_many(corpus: Path) -> None:
 
 def run_kill_scenario(tmp_path: Path, kills: dict[str, list[str]], check_reads: bool) -> list[Kill]:
     """Build, update and (when asked) delete, killing each phase's ingest once per entry of
-    `kills[phase]`, at a seeded random point: "anywhere" in the run, or while it is "writing"."""
+    `kills[phase]`, at a seeded random point: "anywhere" in the run, or while it is "writing".
+    A failure keeps its evidence (see keep_evidence)."""
+    history: list[Kill] = []
+    with keep_evidence(tmp_path, history):
+        return _kill_scenario(tmp_path, kills, check_reads, history)
+
+
+@contextmanager
+def keep_evidence(tmp_path: Path, history: list[Kill]) -> Iterator[None]:
+    """On failure, copy the killed project (its corpus, index and ingest.log) and the kills so far
+    to test-output/kill/, which outlives pytest's temporary folders: a failure that comes once in
+    many runs must be readable afterwards."""
+    try:
+        yield
+    except BaseException:
+        kept = PROJECT_ROOT / "test-output" / "kill" / f"{tmp_path.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        shutil.copytree(tmp_path / "killed", kept, dirs_exist_ok=True, ignore_dangling_symlinks=True)
+        (kept / "kills.txt").write_text("\n".join(kill.describe() for kill in history) + "\n")
+        print(f"kept the killed project and its ingest.log in {kept}", flush=True)
+        raise
+
+
+def _kill_scenario(tmp_path: Path, kills: dict[str, list[str]], check_reads: bool, history: list[Kill]) -> list[Kill]:
     rng = random.Random(SEED)
     reference = writable_copy(make_project(tmp_path / "reference"))
     write_generated_articles(reference.corpus_dir, GENERATED, seed=SEED)
@@ -205,7 +233,6 @@ def run_kill_scenario(tmp_path: Path, kills: dict[str, list[str]], check_reads: 
     root.mkdir()
     shutil.copytree(reference.corpus_dir, root / "corpus")
     phases = [("first build", lambda corpus: None), ("update", update_corpus), ("deletion", delete_many)]
-    history: list[Kill] = []
     for phase, change in phases:
         if phase not in kills:
             continue
@@ -423,9 +450,7 @@ def test_a_killed_large_ingest_loses_at_most_one_batch(tmp_path):
     write_short_articles(root / "corpus", LARGE_CORPUS)
     env = {**cli_env(root), "RAG_INGEST_COMMIT_CHUNKS": str(COMMIT_CHUNKS)}
     manifest = root / "index" / "manifest.json"
-    with open(root / "ingest.log", "wb") as log:
-        process = subprocess.Popen([*RAG, "ingest", "--quiet"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with running_ingest(root, env) as process:
         deadline = time.monotonic() + CLI_TIMEOUT_S
         while committed_generation(manifest) < 3 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -433,10 +458,6 @@ def test_a_killed_large_ingest_loses_at_most_one_batch(tmp_path):
         assert process.poll() is None, "the ingest finished before the kill: make the corpus larger"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
     killed = snapshot_in_subprocess(root)
     committed = len(killed["documents"])
