@@ -7,6 +7,7 @@ import json
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,7 @@ from rag.retrieve import Passage
 from rag.settings import Settings
 from ui import render
 from ui.chat import ChatService, OptionError, parse_date, parse_history
-from ui.safety import UnsafeServe, check_bind, is_local, parse_auth
+from ui.safety import LoginGuard, UnsafeServe, check_bind, is_local, parse_auth
 from ui.uploads import RejectedUpload, claim_path, safe_name
 
 pytest_plugins = ["tests.ui_server"]
@@ -276,3 +277,46 @@ def test_with_auth_set_the_api_requires_the_login(ui_server, ui_client, launcher
         ui_client(server.url, auth=("reader", "wrong")).predict(question, api_name="/ask")
     answer = ui_client(server.url, auth=("reader", "s3cret-pass")).predict(question, api_name="/ask")
     assert "Trump" in answer["answer"]
+
+    # Guessing: 200 wrong passwords as fast as they go, then the right one at once, is refused;
+    # the login opens again once the lock (seconds, after the few failures it let through) ends.
+    started = time.monotonic()
+    assert all(login(server.url, "reader", f"guess-{n}") == 400 for n in range(200))
+    assert login(server.url, "reader", "s3cret-pass") == 400
+    guessing = time.monotonic() - started
+    deadline = time.monotonic() + 60
+    while login(server.url, "reader", "s3cret-pass") != 200:
+        assert time.monotonic() < deadline, "the login stayed closed"
+        time.sleep(1)
+    print(f"\n200 wrong passwords in {guessing:.1f}s, then the right one refused; it opened again "
+          f"{time.monotonic() - started - guessing:.0f}s later")
+
+
+def login(url: str, user: str, password: str) -> int:
+    form = urllib.parse.urlencode({"username": user, "password": password}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url + "login", data=form), timeout=30) as done:
+            return done.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def test_the_login_lock_doubles_after_a_few_failures_and_a_success_resets_it():
+    import asyncio
+
+    now = [0.0]
+    guard = LoginGuard("reader", "pw", clock=lambda: now[0])
+    check = lambda user, password: asyncio.run(guard.check(user, password))  # noqa: E731
+    assert [check("reader", "x") for _ in range(3)] == [False] * 3 and guard.locked_until == 0
+    assert not check("reader", "y") and guard.locked_until == 1.0
+    assert not check("reader", "pw"), "the right password is refused while the login is locked"
+    now[0] = 1.0
+    assert not check("reader", "z") and guard.locked_until == 3.0
+    now[0] = 3.0
+    assert not check("someone", "pw") and guard.locked_until == 7.0
+    now[0] = 7.0
+    assert check("reader", "pw") and guard.failures == 0
+    for _ in range(40):
+        now[0] = guard.locked_until
+        check("reader", "x")
+    assert guard.locked_until - now[0] == LoginGuard.LONGEST_LOCK_S

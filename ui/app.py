@@ -59,7 +59,7 @@ from rag.manifest import IndexUnusable  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from ui import assets, render  # noqa: E402
 from ui.chat import ALL_PUBLISHERS, ChatService, ChatView, OptionError, Turn  # noqa: E402
-from ui.safety import check_bind, parse_auth  # noqa: E402
+from ui.safety import LoginGuard, check_bind, parse_auth  # noqa: E402
 from ui.uploads import UploadResult, discard_copies  # noqa: E402
 
 EXAMPLES = [
@@ -306,7 +306,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None
     app.launch(
         server_name=host,
         server_port=port,
-        auth=auth,
+        auth=LoginGuard(*auth).check if auth else None,
         auth_message="Log in with the RAG_UI_AUTH user and password." if auth else None,
         max_file_size=settings.max_file_bytes,
         # Only the cleaned article texts: never the vector store or anything else in the index.
