@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="start the chat in the browser")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--port", type=_port, default=7860)
 
     for sub in (ingest, search, ask, evaluate, calibrate, serve):
         _settings_flags(sub)
@@ -104,11 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic_settings import SettingsError
+
     args = build_parser().parse_args(argv)
     try:
         settings = _settings_from(args)
     except ValidationError as exc:
-        print(f"rag {args.command}: {_settings_problem(exc)}", file=sys.stderr)
+        print(f"rag {args.command}: {_settings_problem(exc, args)}", file=sys.stderr)
+        return EXIT_USAGE
+    except SettingsError as exc:  # a list or mapping variable that is not JSON
+        print(f"rag {args.command}: {_unparsable_variable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](args, settings) or 0
@@ -129,17 +135,34 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def _settings_problem(exc: ValidationError) -> str:
+def _settings_problem(exc: ValidationError, args: argparse.Namespace) -> str:
     """A bad flag or RAG_ variable in one line per field: "--date-from (RAG_DATE_FROM) '2024-13-01':
-    month value is outside expected range of 1-12"."""
+    month value is outside expected range of 1-12" (just the variable for a field with no flag)."""
     problems = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "settings"
-        flag = "--" + field.replace("_", "-")
+        variable = f"RAG_{field.upper()}"
+        name = f"--{field.replace('_', '-')} ({variable})" if field in vars(args) else variable
         value = f" {str(error.get('input'))[:60]!r}" if "input" in error else ""
         message = error["msg"].replace("Input should", "should").removeprefix("Value error, ")
-        problems.append(f"{flag} (RAG_{field.upper()}){value}: {message}")
+        problems.append(f"{name}{value}: {message}")
     return "; ".join(problems)
+
+
+def _unparsable_variable(exc: Exception) -> str:
+    found = re.search(r'field "(\w+)"', str(exc))
+    variable = f"RAG_{found.group(1).upper()}" if found else "a RAG_ variable"
+    return f"{variable} cannot be read: a list is written as JSON, like [11434, 1234]"
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
 
 
 def _is_user_error(exc: Exception) -> bool:

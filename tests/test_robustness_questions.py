@@ -157,3 +157,39 @@ def test_chat_api_explains_refusals_and_answers_the_rest(robustness_server, ui_c
         check_sensible(api.predict(question, api_name="/ask"))
     # A refused question leaves the server serving: the next question is answered.
     assert api.predict(EXIM, api_name="/ask")["answer"] == clean["answer"]
+
+
+def test_chat_api_says_what_is_wrong_with_an_option_or_a_question_that_is_not_text(robustness_server, ui_client):
+    """Each used to end in Gradio's opaque "The upstream Gradio app has raised an exception"."""
+    api = ui_client(robustness_server.url)
+    with pytest.raises(AppError, match=r"The from date must be a date like 2025-01-31, not 1e\+20"):
+        api.predict(EXIM, [], 5, "extractive", 1e20, api_name="/ask")
+    with pytest.raises(AppError, match=r"The question must be text, not list"):
+        api.predict([EXIM, "and more"], api_name="/ask")
+    with pytest.raises(AppError, match=r"The question must be text, not dict"):
+        api.predict({"question": EXIM}, api_name="/ask")
+    assert "10 billion" in api.predict(EXIM, api_name="/ask")["answer"]
+
+
+CLI_OPTION_ERRORS = {  # (arguments, environment) -> the one line rag prints
+    "a flag out of range": (["ask", EXIM, "--top-k", "100"], {}, "rag ask: --top-k (RAG_TOP_K) '100': should be less than or equal to 50"),
+    "a variable that is no number": (["ask", EXIM], {"RAG_TOP_K": "many"}, "rag ask: --top-k (RAG_TOP_K) 'many': should be a valid integer, unable to parse string as an integer"),
+    "a variable with no flag": (["ingest"], {"RAG_MAX_ARTICLE_CHARS": "5"}, "rag ingest: RAG_MAX_ARTICLE_CHARS '5': should be greater than or equal to 1000"),
+    "a list that is not JSON": (["ask", EXIM], {"RAG_LOCAL_LLM_PORTS": "8080,8081"}, "rag ask: RAG_LOCAL_LLM_PORTS cannot be read: a list is written as JSON, like [11434, 1234]"),
+    "a port out of range": (["serve", "--port", "99999"], {}, "rag serve: error: argument --port: 99999 is not a port number (1 to 65535)"),
+}
+
+
+@pytest.mark.parametrize("case", CLI_OPTION_ERRORS)
+def test_cli_option_errors_are_one_clear_line(tmp_path, case):
+    """Not a pydantic dump nor a traceback: what is wrong, in the names the user typed."""
+    import subprocess
+
+    from tests.robustness import RAG, cli_env
+
+    args, env, line = CLI_OPTION_ERRORS[case]
+    done = subprocess.run([*RAG, *args], cwd=tmp_path, env={**cli_env(tmp_path), **env}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.strip().splitlines()[-1] == line
+    assert "Traceback" not in done.stderr and "pydantic" not in done.stderr
