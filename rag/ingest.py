@@ -129,9 +129,10 @@ class Ingestor:
             batches = _batches(prepared, batch_chunks)
             for number, batch in enumerate(batches, 1):
                 self._embed_and_store(batch, store, progress)
-                last = number == len(batches)  # removals, and the sweep of stale texts, go with it
-                keywords = self._commit(manifest, batch, removed if last else [], keywords, store, report, last)
+                deleted = removed if number == len(batches) else []  # removals go with the last commit
+                keywords = self._commit(manifest, batch, deleted, keywords, store, report)
             progress.close()
+            self._clean_up(manifest)
             report.documents = len(manifest.documents)
             report.chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
         report.seconds = time.perf_counter() - started
@@ -393,11 +394,9 @@ class Ingestor:
         previous: dict,
         store: VectorStore,
         report: IngestReport,
-        last: bool = True,
     ) -> dict:
-        """Write the new keyword index, then the manifest (the commit), then delete what the new
-        manifest no longer lists (article texts only after the last batch: the texts of the batches
-        still to come are already written). Returns the keyword entries now committed."""
+        """Write the new keyword index, then the manifest (the commit), then delete the chunks the
+        new manifest no longer lists. Returns the keyword entries now committed."""
         replaced: list[str] = []
         for source in removed:
             replaced.extend(manifest.documents.pop(source).chunk_ids)
@@ -418,7 +417,7 @@ class Ingestor:
         keywords = self._keyword_index(manifest, staged, previous)
         keywords.save(self.index_dir / manifest.keyword_dir)
         manifest.save(self.index_dir)
-        self._clean_up(manifest, store, replaced, sweep_texts=last)
+        store.delete(replaced)
         return keywords.entries()
 
     def _keyword_index(self, manifest: Manifest, staged: list[_Staged], previous: dict) -> KeywordIndex:
@@ -436,14 +435,14 @@ class Ingestor:
                 publishers.append(meta["publisher_key"])
         return KeywordIndex.build(ids, tokens, {"published_int": published, "publisher_key": publishers})
 
-    def _clean_up(self, manifest: Manifest, store: VectorStore, replaced: list[str], sweep_texts: bool) -> None:
-        store.delete(replaced)
+    def _clean_up(self, manifest: Manifest) -> None:
+        """After the last commit, whether or not this run committed anything: delete what no
+        manifest lists any more, here or in a run killed before its own clean-up (collections
+        replaced by a rebuild, old keyword indexes, texts of replaced articles)."""
         drop_collections(self.settings, keep=manifest.collection or self.settings.collection)
         for folder in self.index_dir.glob("keyword-*"):
             if folder.name != manifest.keyword_dir:
                 shutil.rmtree(folder, ignore_errors=True)
-        if not sweep_texts:
-            return
         keep = {e.text_file.split("/")[1] for e in manifest.documents.values()}
         for text_file in (self.index_dir / "articles").glob("*.txt"):
             if text_file.name not in keep:

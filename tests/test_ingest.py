@@ -44,6 +44,21 @@ def test_second_run_over_unchanged_corpus_adds_nothing_and_says_so(project):
     assert assert_consistent(project) == before
 
 
+def test_a_run_with_nothing_to_commit_still_clears_what_a_killed_run_left(project):
+    """A run killed after its commit, in its clean-up, leaves an old keyword index and the text of
+    a replaced article; the next run has nothing to commit and must still remove them (the slow
+    kill test found this: a killed run may also have cleared the orphan chunks already)."""
+    manifest = Manifest.load(project.index_dir)
+    stale_text = project.index_dir / "articles" / "0123456789ab-0123456789.txt"
+    stale_text.write_text("the text of an article since replaced")
+    stale_keywords = project.index_dir / "keyword-000000"
+    stale_keywords.mkdir()
+    report = Ingestor(project).run(show_progress=False)
+    assert not report.changed
+    assert not stale_text.exists() and not stale_keywords.exists()
+    assert (project.index_dir / manifest.keyword_dir).exists()
+
+
 def test_changed_file_replaces_its_chunks(project):
     path = project.corpus_dir / "foxbusiness-us-japan-critical-minerals-rare-earths-deal.txt"
     old_ids = Manifest.load(project.index_dir).documents[f"corpus/{path.name}"].chunk_ids
