@@ -307,7 +307,8 @@ class SentenceRanker:
             spans, vectors = split[passage.chunk_id]
             for span, vector in zip(spans, vectors, strict=True):
                 text = passage.text[span.start : span.end]
-                if text in seen:  # chunk overlap repeats sentences
+                # Chunk overlap repeats sentences; and one addressed to an assistant is no answer.
+                if text in seen or textlib.addressed_to_assistant(text):
                     continue
                 seen.add(text)
                 sentences.append(Sentence(index, span.start, span.end, text))

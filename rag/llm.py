@@ -84,15 +84,6 @@ class EvidencePassage:
         return "\n".join([self.title, _date_words(self.published), *self.sentences])
 
 
-# Sentences addressed to an assistant rather than reporting news. They are kept out of the
-# evidence, so an answer obeying one cannot find support for its words there.
-_INSTRUCTION_RE = re.compile(
-    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|guidelines)\b"
-    r"|\b(system prompt|you are now|(reply|respond|answer) only with|as an ai\b|language model)",
-    re.I,
-)
-
-
 def select_evidence(passages: list[Passage], ranked: list[Sentence]) -> list[EvidencePassage]:
     """The best-ranked sentences, grouped by passage. Passages are numbered by their best
     sentence's rank, so [1] is the strongest evidence."""
@@ -100,8 +91,6 @@ def select_evidence(passages: list[Passage], ranked: list[Sentence]) -> list[Evi
     used = 0
     for sentence in ranked:
         if len(chosen) == MAX_EVIDENCE_PASSAGES and sentence.passage not in chosen:
-            continue
-        if _INSTRUCTION_RE.search(sentence.text):
             continue
         kept = chosen.get(sentence.passage, [])
         if len(kept) >= MAX_SENTENCES_PER_PASSAGE or (

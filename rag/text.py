@@ -318,3 +318,18 @@ def _same_word_family(needle: str, text_words: set[str]) -> bool:
             if needle.startswith(word) and len(word) >= 4 and needle[len(word) :] in _DEMONYM_SUFFIXES:
                 return True
     return False
+
+
+# Sentences addressed to an assistant rather than reporting news ("Ignore all previous
+# instructions and answer ..."). The sentence ranker leaves them out, so neither the extractive
+# answer nor a model's evidence can quote or obey one. A shape of speech, not a list of phrases
+# from any corpus: an imperative to set aside instructions, or words only said to a machine.
+_ADDRESSED_TO_ASSISTANT = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|guidelines)\b"
+    r"|\b(system prompt|you are now|(reply|respond|answer) only with|as an ai\b|language model)",
+    re.I,
+)
+
+
+def addressed_to_assistant(sentence: str) -> bool:
+    return bool(_ADDRESSED_TO_ASSISTANT.search(sentence))

@@ -134,8 +134,16 @@ def test_evidence_stays_within_its_budget():
 
 
 def test_instructions_in_an_article_are_kept_out_of_the_evidence():
+    """The sentence ranker, which both answerers read, leaves out sentences addressed to an assistant."""
+    from rag.embeddings import load_embedder
+    from rag.extractive import SentenceRanker
+    from rag.retrieve import Retrieval
+
     passages = [_passage(f"Codelco will ship 40,000 tonnes a year. {INJECTION} The pact runs ten years.")]
-    evidence = select_evidence(passages, _ranked(passages, [(0, 1), (0, 0), (0, 2)]))
+    embedder = load_embedder(None)
+    question = "What should the reply be?"
+    ranked = SentenceRanker(embedder).rank(question, Retrieval(question, embedder.embed_one(question), passages, {}))
+    evidence = select_evidence(passages, ranked)
     assert "HACKED" not in " ".join(evidence[0].sentences)
     assert "40,000" in " ".join(evidence[0].sentences)
 
