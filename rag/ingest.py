@@ -117,25 +117,33 @@ class Ingestor:
         started = time.perf_counter()
         with self._lock():
             manifest, store = self._fresh_index() if rebuild else self._committed_index()
-            report = IngestReport()
-            report.orphans_cleared = self._reconcile(manifest, store)
-            keywords = self._checked_keyword_entries(manifest, store, report)
-            candidates = self._scan(paths or [self.settings.corpus_dir], manifest, report)
-            removed = [s for s in manifest.documents if not self._path_of(s).exists()]
-            prepared = self._prepare_all(candidates, report)
-            # A rebuild commits once, at the end: until then readers keep answering from the old index.
-            batch_chunks = None if rebuild else self.settings.ingest_commit_chunks
-            progress = _ChunkProgress(prepared, show_progress, on_progress)
-            batches = _batches(prepared, batch_chunks)
-            for number, batch in enumerate(batches, 1):
-                self._embed_and_store(batch, store, progress)
-                deleted = removed if number == len(batches) else []  # removals go with the last commit
-                keywords = self._commit(manifest, batch, deleted, keywords, store, report)
-            progress.close()
-            self._clean_up(manifest)
-            report.documents = len(manifest.documents)
-            report.chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
+            try:
+                report = self._update(manifest, store, paths, rebuild, show_progress, on_progress)
+            finally:
+                store.close()
         report.seconds = time.perf_counter() - started
+        return report
+
+    def _update(self, manifest, store, paths, rebuild, show_progress, on_progress) -> IngestReport:
+        """Bring the index up to date with the files, committing batch by batch."""
+        report = IngestReport()
+        report.orphans_cleared = self._reconcile(manifest, store)
+        keywords = self._checked_keyword_entries(manifest, store, report)
+        candidates = self._scan(paths or [self.settings.corpus_dir], manifest, report)
+        removed = [s for s in manifest.documents if not self._path_of(s).exists()]
+        prepared = self._prepare_all(candidates, report)
+        # A rebuild commits once, at the end: until then readers keep answering from the old index.
+        batch_chunks = None if rebuild else self.settings.ingest_commit_chunks
+        progress = _ChunkProgress(prepared, show_progress, on_progress)
+        batches = _batches(prepared, batch_chunks)
+        for number, batch in enumerate(batches, 1):
+            self._embed_and_store(batch, store, progress)
+            deleted = removed if number == len(batches) else []  # removals go with the last commit
+            keywords = self._commit(manifest, batch, deleted, keywords, store, report)
+        progress.close()
+        self._clean_up(manifest)
+        report.documents = len(manifest.documents)
+        report.chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
         return report
 
     # -- set-up ----------------------------------------------------------------------------------

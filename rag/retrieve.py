@@ -127,6 +127,7 @@ class Retriever:
         self.settings = settings
         self.embedder = embedder
         self._store: VectorStore | None = None
+        self._retired: VectorStore | None = None  # the store before the last reload
         self._lock = threading.Lock()
         self._stamp: float | None = None
         self.manifest: Manifest | None = None
@@ -172,8 +173,16 @@ class Retriever:
                 f"the index in {self.settings.index_dir} is inconsistent: the manifest lists "
                 f"{len(committed)} chunks, the keyword index {len(keywords.ids)}, the vector store {stored}"
             )
-        self.manifest, self._keywords, self._committed, self._store = manifest, keywords, committed, store
+        self.manifest, self._keywords, self._committed = manifest, keywords, committed
+        self._retire(store)
         self._stamp = stamp
+
+    def _retire(self, fresh: VectorStore) -> None:
+        """Serve from `fresh`, and close the store replaced one reload ago: questions that began on
+        it have long finished (and one that has not is retried on the fresh store)."""
+        if self._retired is not None:
+            self._retired.close()
+        self._retired, self._store = self._store, fresh
 
     def _reopened_store(self, manifest: Manifest) -> VectorStore:
         """The manifest's collection, read anew from disk (an embedded store caches what it read)."""

@@ -70,6 +70,23 @@ def local_store_path(settings: Settings) -> Path:
     return settings.index_dir / "chroma"
 
 
+def _cached_store(path: Path):
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    return SharedSystemClient._identifier_to_system.get(str(path))
+
+
+def _stop_store(system) -> None:
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    with SharedSystemClient._refcount_lock:
+        for identifier, cached in list(SharedSystemClient._identifier_to_system.items()):
+            if cached is system:
+                del SharedSystemClient._identifier_to_system[identifier]
+                SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+    system.stop()
+
+
 def _forget_cached_store(path: Path) -> None:
     """Drop Chroma's cached store for this folder, so the next client opens it from disk. The old
     one is not stopped: a question or an upload still using it finishes, and it is freed with its
@@ -82,9 +99,17 @@ def _forget_cached_store(path: Path) -> None:
 
 
 class VectorStore:
-    def __init__(self, collection, location: str):
+    def __init__(self, collection, location: str, owned_system=None):
         self._collection = collection
         self.location = location
+        self._owned_system = owned_system  # Chroma's store in this process, when opened fresh
+
+    def close(self) -> None:
+        """Stop the embedded store this opened fresh, freeing its memory (Chroma keeps every
+        store it opened alive otherwise: some megabytes a reload)."""
+        if self._owned_system is not None:
+            _stop_store(self._owned_system)
+            self._owned_system = None
 
     def count(self) -> int:
         return self._guard(self._collection.count)
@@ -218,7 +243,8 @@ def open_vector_store(
             f"model {built_with!r}, not {model_name!r}. Rebuild it with `rag ingest --rebuild`, or set "
             f"RAG_EMBED_MODEL back to the model it was built with."
         )
-    return VectorStore(found, location)
+    owned = _cached_store(local_store_path(settings)) if fresh and not settings.chroma_url else None
+    return VectorStore(found, location, owned)
 
 
 def committed_collection(settings: Settings) -> str:
