@@ -150,3 +150,18 @@ def test_changing_the_chunk_size_asks_for_a_rebuild(project):
     rebuilt = Ingestor(project.with_overrides(chunk_chars=300)).run(rebuild=True, show_progress=False)
     assert len(rebuilt.added) == 5
     assert Manifest.load(project.index_dir).chunk_chars == 300
+
+
+def test_progress_is_counted_in_chunks(tmp_path, monkeypatch):
+    """One long article and a short one are not the same amount of work: progress counts chunks,
+    reported after each window of chunks embedded (8 here, to see several)."""
+    import rag.ingest
+
+    monkeypatch.setattr(rag.ingest, "EMBED_BATCH_CHUNKS", 8)
+    settings = make_project(tmp_path)
+    calls = []
+    report = Ingestor(settings).run(show_progress=False, on_progress=lambda *call: calls.append(call))
+    done = [call[0] for call in calls]
+    assert {total for _, total, _ in calls} == {report.chunks_added} == {41}
+    assert done == list(range(8, 41, 8)) + [41]
+    assert {source for *_, source in calls} <= set(report.added)

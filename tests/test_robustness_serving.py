@@ -6,6 +6,7 @@ no request fails, before, during or after."""
 from __future__ import annotations
 
 import random
+import subprocess
 import threading
 import time
 
@@ -14,7 +15,18 @@ from gradio_client.exceptions import AppError
 
 pytest.register_assert_rewrite("tests.robustness")
 
-from tests.robustness import generated_article, rag, writable_copy  # noqa: E402
+from tests.conftest import make_project  # noqa: E402
+from tests.processes import stop_process  # noqa: E402
+from tests.robustness import (  # noqa: E402
+    RAG,
+    check_consistent,
+    cli_env,
+    generated_article,
+    rag,
+    snapshot_in_subprocess,
+    writable_copy,
+    write_generated_articles,
+)
 
 pytest_plugins = ["tests.ui_server"]
 
@@ -67,8 +79,6 @@ def ask(client, question: str) -> dict:
 
 
 def test_ingest_and_rebuild_in_other_processes_reach_the_running_chat(tmp_path, launcher, ui_client):
-    from tests.conftest import make_project
-
     settings = writable_copy(make_project(tmp_path))
     assert rag(tmp_path, "ingest", "--quiet").returncode == 0
     server = launcher.serve(tmp_path)
@@ -114,3 +124,26 @@ def test_ingest_and_rebuild_in_other_processes_reach_the_running_chat(tmp_path, 
         ask(client, EXIM)
     assert rag(tmp_path, "ingest", "--rebuild", "--quiet").returncode == 0
     assert "10 billion" in ask(client, EXIM)["answer"]
+
+
+def test_two_ingests_at_once_take_turns_and_the_waiting_one_says_so(tmp_path):
+    """Two real `rag ingest` processes over one index: the second waits for the first's lock and
+    says so on stderr; both succeed, and the index is what one ingest would have built."""
+    write_generated_articles(tmp_path / "corpus", 40)
+    lock = tmp_path / "index" / ".ingest.lock"
+    first = subprocess.Popen([*RAG, "ingest", "--quiet"], cwd=tmp_path, env=cli_env(tmp_path),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (lock.exists() and lock.read_text().startswith("pid")):  # the first holds the lock
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.01)
+        second = rag(tmp_path, "ingest", "--quiet")
+        out, err = first.communicate(timeout=300)
+    finally:
+        stop_process(first, kill=True)
+    assert first.returncode == 0 and "40 added" in out, err
+    assert second.returncode == 0, second.stderr
+    assert f"Waiting for another ingest of {tmp_path / 'index'} to finish (pid {first.pid})" in second.stderr
+    assert "Index up to date" in second.stdout, second.stdout  # it saw the first's commit
+    check_consistent(snapshot_in_subprocess(tmp_path))
