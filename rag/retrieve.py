@@ -28,6 +28,9 @@ from rag.text import KeyTerm
 RRF_K = 60  # the usual reciprocal-rank constant: damps the difference between ranks 1 and 2
 CANDIDATES_PER_RANKER = 4  # each ranker proposes this many times top_k before fusion
 MENTION_PROBE = 20  # chunks read to tell whether any article mentions a term
+# Beyond this many uncommitted chunks (a large ingest under way) a question's dense candidates may
+# be fewer than asked for, rather than every question fetching thousands of neighbours.
+MAX_UNCOMMITTED_LOOKED_PAST = 2000
 
 
 class IndexMissing(IndexUnusable):
@@ -252,8 +255,14 @@ class Retriever:
         return Retrieval(question, query_vector, passages, timings)
 
     def _dense(self, vector: np.ndarray, n: int, filters: Filters) -> list[str]:
-        n = min(n, max(len(self._committed), 1))
-        return [cid for cid, _ in self.store.nearest(vector, n, filters.chroma_where()) if cid in self._committed]
+        """The n committed chunks nearest the question. The store may also hold chunks an ingest
+        has written but not committed (or a killed one left): ask for as many more, so that they
+        cannot push committed chunks out of the n, and the answer is the committed index's."""
+        stored = self.store.count()
+        uncommitted = min(max(stored - len(self._committed), 0), MAX_UNCOMMITTED_LOOKED_PAST)
+        wanted = min(n + uncommitted, max(stored, 1))
+        hits = self.store.nearest(vector, wanted, filters.chroma_where())
+        return [cid for cid, _ in hits if cid in self._committed][:n]
 
     def _fuse(self, rankings: dict[str, list[str]], query_vector, k: int) -> list[Passage]:
         fused: dict[str, float] = {}
