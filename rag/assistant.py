@@ -19,6 +19,7 @@ from rag.embeddings import load_embedder
 from rag.extractive import Decision, ExtractiveAnswerer, Sentence, SentenceRanker
 from rag.retrieve import CorpusView, Filters, Passage, Retrieval, Retriever
 from rag.settings import Backend, RetrievalMode, Settings
+from rag.spelling import NameSpeller, model_words
 
 NEAREST_ON_ABSTAIN = 3
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -118,7 +119,7 @@ class Assistant:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         backend, backend_reason = self._resolve(backend or self.settings.llm)
-        searched = self._rewrite(question, history or [], backend)
+        searched = self._spelled(self._rewrite(question, history or [], backend))
         retrieval = self.retriever.search(searched, k, filters, mode)
         timings = {"retrieve_ms": _ms_since(started), **retrieval.timings}
         yield Sources(retrieval.passages, searched)
@@ -202,6 +203,14 @@ class Assistant:
         fallback_text, _ = _silently(self._extractive(decision, retrieval))
         yield Replace(fallback_text, checked.problem)
         return fallback_text, checked.problem, ([], [])
+
+    def _spelled(self, question: str) -> str:
+        """The question with its misspelt names corrected to the index's spelling (rag/spelling.py)."""
+        keywords = self.retriever.keywords()
+        if keywords is None:
+            return question
+        speller = NameSpeller(keywords, self.retriever.chunk_text, model_words(self.embedder.model_path))
+        return speller.correct(question)
 
     def _rewrite(self, question: str, history: list[str], backend: Backend) -> str:
         """An LLM backend rewrites follow-ups itself; the extractive one keeps the rule-based rewrite."""

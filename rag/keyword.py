@@ -22,6 +22,11 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def stem(word: str) -> str:
+    """A lower-case word as the index stores it."""
+    return _stemmer().stemWord(word)
+
+
 def tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
@@ -93,6 +98,29 @@ class KeywordIndex:
             return dict.fromkeys(stems, 0)
         vocab, indptr = self._retriever.vocab_dict, self._retriever.scores["indptr"]
         return {w: int(indptr[vocab[w] + 1] - indptr[vocab[w]]) if w in vocab else 0 for w in stems}
+
+    def has_stem(self, word_stem: str) -> bool:
+        return self._retriever is not None and word_stem in self._retriever.vocab_dict
+
+    def nearest_stem(self, word_stem: str, max_edits: int) -> str | None:
+        """The index's stem closest in spelling to `word_stem` (at most `max_edits` typos, a swap of
+        two letters counting as one), the most frequent among equally close ones; None when there
+        is none or two are equally likely."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        if self._retriever is None:
+            return None
+        vocabulary = list(self._retriever.vocab_dict)
+        found = process.extract(word_stem, vocabulary, scorer=OSA.distance, score_cutoff=max_edits, limit=None)
+        if not found:
+            return None
+        closest = min(distance for _, distance, _ in found)
+        tied = [stem for stem, distance, _ in found if distance == closest]
+        counts = sorted(self.document_frequencies(set(tied)).items(), key=lambda item: -item[1])
+        if len(counts) > 1 and counts[0][1] == counts[1][1]:
+            return None
+        return counts[0][0]
 
     def field_values(self, name: str) -> np.ndarray:
         """One filter field's value for every chunk (for example its publication day)."""

@@ -144,6 +144,17 @@ class Retriever:
                 self.manifest, self._stamp = manifest, stamp
         return self.manifest
 
+    def keywords(self) -> KeywordIndex | None:
+        """The keyword index of the committed manifest; None when the index is missing."""
+        try:
+            self.refresh()
+        except IndexMissing:
+            return None
+        return self._keywords
+
+    def chunk_text(self, chunk_id: str) -> str:
+        return next((chunk.text for chunk in self.store.get([chunk_id])), "")
+
     def search(
         self,
         question: str,

@@ -69,6 +69,11 @@ a.cite:hover { background: var(--color-accent); color: white; }
 #sources mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: .15em; }
 #sources .source-links { font-size: .8em; color: var(--body-text-color-subdued); }
 #sources .source-file { font-family: var(--font-mono); }
+.whole-article { max-width: 46rem; margin: 0 auto; padding: 1rem; }
+.whole-article h1 { font-size: 1.6rem; line-height: 1.25; margin: 0 0 .4rem; }
+.whole-article .article-meta, .whole-article .article-note { color: var(--body-text-color-subdued); font-size: .9em; }
+.whole-article .article-text { white-space: pre-wrap; line-height: 1.65; margin-top: 1rem; }
+.whole-article mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: .15em; scroll-margin: 30vh; }
 #upload-status ul { margin: .3rem 0 0 1rem; }
 #upload-status .ok { color: #15803d; }
 #upload-status .bad { color: var(--error-text-color); }
@@ -123,4 +128,9 @@ COPY_JS = """
   show(document.execCommand("copy") ? "Copied ✓" : "Copy failed");
   area.remove();
 }
+"""
+
+# The article view opens at its first cited sentence.
+SCROLL_TO_CITED_JS = """
+() => { document.getElementById("cited")?.scrollIntoView({block: "center"}); }
 """
