@@ -102,25 +102,19 @@ class KeywordIndex:
     def has_stem(self, word_stem: str) -> bool:
         return self._retriever is not None and word_stem in self._retriever.vocab_dict
 
-    def nearest_stem(self, word_stem: str, max_edits: int) -> str | None:
-        """The index's stem closest in spelling to `word_stem` (at most `max_edits` typos, a swap of
-        two letters counting as one), the most frequent among equally close ones; None when there
-        is none or two are equally likely."""
+    def nearest_stems(self, word_stem: str, max_edits: int) -> list[tuple[str, int, int]]:
+        """The index's stems within `max_edits` typos of `word_stem` (a swap of two letters counting
+        as one) as (stem, chunks holding it, typos): the closest first, then the most frequent."""
         from rapidfuzz import process
         from rapidfuzz.distance import OSA
 
         if self._retriever is None:
-            return None
+            return []
         vocabulary = list(self._retriever.vocab_dict)
         found = process.extract(word_stem, vocabulary, scorer=OSA.distance, score_cutoff=max_edits, limit=None)
-        if not found:
-            return None
-        closest = min(distance for _, distance, _ in found)
-        tied = [stem for stem, distance, _ in found if distance == closest]
-        counts = sorted(self.document_frequencies(set(tied)).items(), key=lambda item: -item[1])
-        if len(counts) > 1 and counts[0][1] == counts[1][1]:
-            return None
-        return counts[0][0]
+        counts = self.document_frequencies({stem for stem, _, _ in found})
+        ranked = sorted(found, key=lambda hit: (hit[1], -counts[hit[0]]))
+        return [(stem, counts[stem], int(distance)) for stem, distance, _ in ranked]
 
     def field_values(self, name: str) -> np.ndarray:
         """One filter field's value for every chunk (for example its publication day)."""

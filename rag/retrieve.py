@@ -15,6 +15,7 @@ from rag.embeddings import Embedder
 from rag.keyword import KeywordIndex, tokenize
 from rag.manifest import Manifest, manifest_stamp
 from rag.settings import RetrievalMode, Settings
+from rag.spelling import NameSpeller
 from rag.store import StoredChunk, VectorStore, open_vector_store
 from rag.text import KeyTerm
 
@@ -257,6 +258,14 @@ class CorpusView:
             if textlib.mentions(f"{about}\n{chunk.text}", term):
                 return True
         return False
+
+    def filtering(self) -> bool:
+        return self.filters != Filters()
+
+    def spelled_like(self, text: str) -> str | None:
+        """A close spelling the index has of a name it lacks ("Tony Blare" -> "Tony Blair")."""
+        keywords = self.retriever.keywords()
+        return NameSpeller(keywords, self.retriever.chunk_text, frozenset()).suggest(text) if keywords else None
 
     def _published_in(self, year: int, allowed: dict | None) -> bool:
         days = self.retriever._keywords.field_values("published_int")

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from rag.keyword import KeywordIndex, stem
 
-_NAME = re.compile(r"\b[A-Z][a-z]{3,}\b")  # a capitalised word of four letters or more
-_WORD = re.compile(r"\w+")
+_NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*\b")  # "Japan", "Tony Blair"
+# After a lower-case word or a comma: capitalised as a name, not as a sentence's first word.
+_MID_SENTENCE_NAME = re.compile(r"(?<=[a-z0-9,;] )[A-Z][a-z]+\b")
+SPELLING_PROBE = 3  # chunks read to see how articles write a word
 
 
 def max_edits(word: str) -> int:
@@ -43,19 +45,53 @@ class NameSpeller:
         self.known_words = known_words
 
     def correct(self, question: str) -> str:
-        return _NAME.sub(lambda match: self._corrected(match.group(0)), question)
+        """The question with each name that is no word at all spelt as the index spells it."""
+        return _NAME_RUN.sub(lambda match: self._corrected(match.group(0), self.known_words), question)
 
-    def _corrected(self, name: str) -> str:
-        word = name.lower()
-        if word in self.known_words or self.keywords.has_stem(stem(word)):
-            return name
-        nearest = self.keywords.nearest_stem(stem(word), max_edits(word))
-        return self._spelling(nearest) or name if nearest else name
+    def suggest(self, text: str) -> str | None:
+        """`text` with every capitalised word the index lacks spelt as a close word it has, even
+        one that is a word; None when nothing changes. For a refusal to offer, never to answer with."""
+        suggested = _NAME_RUN.sub(lambda match: self._corrected(match.group(0), frozenset()), text)
+        return suggested if suggested != text else None
 
-    def _spelling(self, wanted: str) -> str | None:
-        """The word as an article spells it, capitals included."""
-        for chunk_id, _ in self.keywords.search(wanted, 1):
-            for word in _WORD.findall(self.chunk_text(chunk_id)):
-                if word[:1].isupper() and stem(word.lower()) == wanted:
-                    return word
+    def _corrected(self, run: str, known_words: frozenset[str]) -> str:
+        """A run of capitalised words ("Tony Blare"), each word the index lacks replaced by the
+        closest that articles write as a name. In a run of several words, the whole corrected run
+        must appear in an article ("Tony Blair", not "Tony Blake"), which allows one typo more."""
+        words = run.split()
+        for i, word in enumerate(words):
+            if len(word) < 4 or word.lower() in known_words or self.keywords.has_stem(stem(word.lower())):
+                continue
+            if len(words) == 1:
+                words[i] = self._closest_name(word) or word
+            else:
+                words[i] = self._closest_in_phrase(words, i) or word
+        return " ".join(words)
+
+    def _closest_name(self, word: str) -> str | None:
+        """The most frequent of the closest words that articles write as a name; two as frequent
+        make it a guess, and a guess is not made."""
+        found = self.keywords.nearest_stems(stem(word.lower()), max_edits(word))
+        closest = [(wanted, count) for wanted, count, distance in found if distance == found[0][2]]
+        names = [(spelt, count) for wanted, count in closest if (spelt := self._name_spelling(wanted))]
+        if not names or (len(names) > 1 and names[0][1] == names[1][1]):
+            return None
+        return names[0][0]
+
+    def _closest_in_phrase(self, words: list[str], i: int) -> str | None:
+        for wanted, _, _ in self.keywords.nearest_stems(stem(words[i].lower()), max_edits(words[i]) + 1):
+            spelt = self._name_spelling(wanted)
+            if spelt and self._appears(" ".join([*words[:i], spelt, *words[i + 1:]])):
+                return spelt
+        return None
+
+    def _appears(self, phrase: str) -> bool:
+        return any(phrase in self.chunk_text(chunk_id) for chunk_id, _ in self.keywords.search(phrase, SPELLING_PROBE))
+
+    def _name_spelling(self, wanted: str) -> str | None:
+        """The word as articles write it when it is a name: capitalised inside a sentence."""
+        for chunk_id, _ in self.keywords.search(wanted, SPELLING_PROBE):
+            for match in _MID_SENTENCE_NAME.finditer(self.chunk_text(chunk_id)):
+                if stem(match.group(0).lower()) == wanted:
+                    return match.group(0)
         return None

@@ -11,9 +11,11 @@ from rag.spelling import NameSpeller, max_edits
 CHUNKS = {
     "c1": "Japan and the US signed a deal on rare earths in Tokyo.",
     "c2": "Officials in Japan said the deal covers processing.",
-    "c3": "Iran and its neighbours met in Vienna.",
-    "c4": "Marka Holdings and Marki Group bid for the mine.",
+    "c3": "Envoys from Iran met in Vienna.",
+    "c4": "Bids came from Marka Holdings and Marki Group for the mine.",
     "c5": "Minister Jaishankar met Secretary Rubio in Washington.",
+    "c6": "The prime minister, Tony Blair, defended the plan.",
+    "c7": "An exhibition by the painter Peter Blake opened.",
 }
 KNOWN_WORDS = frozenset({"iraq", "iran", "japan", "tokyo", "vienna"})  # as a WordPiece vocabulary would
 
@@ -32,6 +34,8 @@ def speller() -> NameSpeller:
         ("What did Jpaan sign?", "What did Japan sign?"),  # two letters swapped
         ("Who did Jaishanker meet?", "Who did Jaishankar meet?"),  # a letter wrong in a long name
         ("Who did Jiashankr meet?", "Who did Jaishankar meet?"),  # two typos in a name of ten letters
+        ("What did Tony Blare say?", "What did Tony Blair say?"),  # the name the whole phrase has
+        ("What did Blare say?", "What did Blake say?"),  # alone, the closest name wins
     ],
 )
 def test_a_misspelt_name_takes_the_index_spelling(speller, typed, corrected):
@@ -50,6 +54,11 @@ def test_a_misspelt_name_takes_the_index_spelling(speller, typed, corrected):
 )
 def test_real_ambiguous_or_distant_names_stay_as_typed(speller, question):
     assert speller.correct(question) == question
+
+
+def test_a_refusal_may_suggest_a_close_name_even_for_a_real_word(speller):
+    assert speller.suggest("Iraq") == "Iran"  # offered as "did you mean", never answered with
+    assert speller.suggest("Japan") is None
 
 
 def test_a_short_name_allows_one_typo_and_a_long_one_two():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -281,6 +282,17 @@ def test_serving_beyond_localhost_without_auth_is_refused(launcher, tmp_path):
     done = launcher.run(tmp_path, "--host", "0.0.0.0", "--port", "7999")
     assert done.returncode != 0
     assert "refusing to serve on 0.0.0.0" in done.stderr and "RAG_UI_AUTH" in done.stderr
+
+
+def test_serving_on_a_busy_port_says_to_pick_another_with_port(launcher, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = launcher.run(tmp_path, "--port", str(port))
+    assert done.returncode != 0
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr and f"--port {port + 1}" in done.stderr
+    assert "GRADIO_SERVER_PORT" not in done.stderr
 
 
 def test_with_auth_set_the_api_requires_the_login(ui_server, ui_client, launcher):

@@ -69,7 +69,7 @@ from ui.chat import (  # noqa: E402
     restored_conversation,
     saved_conversation,
 )
-from ui.safety import check_bind, parse_auth  # noqa: E402
+from ui.safety import check_bind, check_port_free, parse_auth  # noqa: E402
 from ui.uploads import UploadResult  # noqa: E402
 
 PHONE_WIDTH = 768  # CSS pixels: narrower screens start with the sidebar closed
@@ -169,7 +169,7 @@ def _chat_column() -> dict:
         "chatbot": gr.Chatbot(
             elem_id="chat", height=560, show_label=False, render_markdown=False, sanitize_html=True,
             allow_tags=False, latex_delimiters=[], buttons=[], layout="bubble",
-            placeholder="Ask about the articles in the index. Citations like [1] open their source on the right.",
+            placeholder="Ask about the articles in the index. Citations like [1] open their source in the Sources panel.",
         ),
         "question": gr.Textbox(
             show_label=False, placeholder="Ask a question about the articles…", elem_id="question",
@@ -349,6 +349,7 @@ def _index_updates(service: ChatService) -> tuple:
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
     auth = parse_auth(settings.ui_auth)
     check_bind(host, auth)
+    check_port_free(host, port)
     service = ChatService(settings)
     app = build_app(settings, service)
     app.queue(default_concurrency_limit=1)

@@ -312,5 +312,6 @@ def article_page(title: str, publisher: str | None, published: str | None, url: 
 
 
 def missing_article() -> str:
-    return ('<article class="whole-article"><h1>Article not found</h1><p>It is not in the index any more '
-            "(it may have been removed or changed since the answer was given): ask again.</p></article>")
+    return ('<article class="whole-article"><h1>Article not found</h1><p>The index holds no article with '
+            "this id. An article removed or changed since the answer was given has a new id, or none: ask "
+            "again to get a fresh link.</p></article>")
