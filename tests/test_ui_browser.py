@@ -183,6 +183,7 @@ def test_the_examples_are_the_corpus_own_and_answer(page):
     examples = page.locator("#examples button.example")
     playwright.expect(examples).to_have_count(4)
     assert examples.first.inner_text() == SAMPLE  # listed in corpus/metadata.json
+    playwright.expect(page.get_by_text("Home", exact=True)).to_be_hidden()  # no navigation bar
     examples.first.click()
     page.wait_for_selector("#chat .answer.final")
     assert "10 billion" in page.locator("#chat .answer.final").inner_text()

@@ -86,7 +86,6 @@ PROGRESS = gr.Progress()
 def build_app(settings: Settings, service: ChatService | None = None) -> gr.Blocks:
     service = service or ChatService(settings)
     with gr.Blocks(title="News QA", fill_width=True) as app:
-        gr.Navbar(visible=False)  # the article view is a page of its own, reached only from a source
         turns = gr.State([])
         # The conversation survives a reload: kept in the browser's storage, never on the server.
         saved = gr.BrowserState({}, storage_key="news-qa-conversation")

@@ -1,6 +1,9 @@
 """The page's CSS and JavaScript, kept as strings so they ship with the package."""
 
 CSS = """
+/* The article view is a page of its own, reached only from a source: no navigation bar (Gradio
+   shows one for every multipage app, and gr.Navbar(visible=False) does not hide it in 6.31). */
+.nav-holder { display: none !important; }
 .app-header h1 { margin: 0; font-size: 1.45rem; }
 .app-header p { margin: .2rem 0 0; color: var(--body-text-color-subdued); }
 
