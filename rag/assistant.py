@@ -19,6 +19,7 @@ from rag.embeddings import load_embedder
 from rag.extractive import Decision, ExtractiveAnswerer, Sentence, SentenceRanker
 from rag.retrieve import CorpusView, Filters, Passage, Retrieval, Retriever
 from rag.settings import Backend, RetrievalMode, Settings
+from rag.spelling import NameSpeller, model_words
 
 NEAREST_ON_ABSTAIN = 3
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -119,8 +120,10 @@ class Assistant:
     ) -> Iterator[Event]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
+        filters = filters or Filters.from_settings(self.settings)
+        self._check_filters(filters)
         backend, backend_reason = self._resolve(backend or self.settings.llm)
-        searched = self._rewrite(question, history or [], backend)
+        searched = self._spelled(self._rewrite(question, history or [], backend))
         retrieval = self.retriever.search(searched, k, filters, mode)
         timings = {"retrieve_ms": _ms_since(started), **retrieval.timings}
         yield Sources(retrieval.passages, searched)
@@ -128,7 +131,7 @@ class Assistant:
         generating = time.perf_counter()
         retrieval = self.retriever.with_neighbours(retrieval)
         ranked = self.ranker.rank(searched, retrieval)
-        corpus = CorpusView(self.retriever, filters or Filters.from_settings(self.settings))
+        corpus = CorpusView(self.retriever, filters)
         decision = self._judge(self.extractive.decide(searched, retrieval, ranked, corpus))
         timings["rank_ms"] = _ms_since(generating)
         attribution = ([], [])
@@ -204,6 +207,25 @@ class Assistant:
         fallback_text, _ = _silently(self._extractive(decision, retrieval))
         yield Replace(fallback_text, checked.problem)
         return fallback_text, checked.problem, ([], [])
+
+    def _check_filters(self, filters: Filters) -> None:
+        """A filter that no article could ever pass is a mistake to point out, not a question to
+        refuse ("Not in these articles" would blame the articles)."""
+        if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+            raise QuestionError(f"The 'from' date ({filters.date_from}) is after the 'to' date ({filters.date_to}).")
+        if filters.publisher:
+            known = self.retriever.refresh().publishers()
+            if filters.publisher.casefold() not in {p.casefold() for p in known}:
+                listing = f"the publishers are {', '.join(known)}" if known else "no article names its publisher"
+                raise QuestionError(f"No article in the index is from {filters.publisher!r}: {listing}.")
+
+    def _spelled(self, question: str) -> str:
+        """The question with its misspelt names corrected to the index's spelling (rag/spelling.py)."""
+        keywords = self.retriever.keywords()
+        if keywords is None:
+            return question
+        speller = NameSpeller(keywords, self.retriever.chunk_text, model_words(self.embedder.model_path))
+        return speller.correct(question)
 
     def _rewrite(self, question: str, history: list[str], backend: Backend) -> str:
         """An LLM backend rewrites follow-ups itself; the extractive one keeps the rule-based rewrite."""

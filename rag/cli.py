@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -48,10 +49,37 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return Settings().with_overrides(**{k: v for k, v in vars(args).items() if k in fields})
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose closing text may be worked out only when its help is shown (`rag ask --help`
+    lists example questions about the corpus in the index, which takes reading its manifest)."""
+
+    def __init__(self, *args, epilog_from=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epilog_from = epilog_from
+
+    def format_help(self) -> str:
+        if self.epilog_from:
+            self.epilog = self.epilog_from()
+        return super().format_help()
+
+
+def _example_questions() -> str:
+    from rag.examples import corpus_examples
+    from rag.manifest import Manifest
+
+    try:
+        settings = Settings()
+        examples = corpus_examples(settings.corpus_dir, Manifest.load(settings.index_dir))
+    except (ValidationError, OSError, ValueError, RuntimeError):
+        return ""
+    if not examples:
+        return "Examples appear here once the corpus is indexed (rag ingest)."
+    return "examples, about the articles in the index:\n" + "\n".join(f"  rag ask {shlex.quote(e.question)}"
+                                                                       for e in examples)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rag", description="Question answering over news articles, with citations."
-    )
+    parser = _Parser(prog="rag", description="Question answering over news articles, with citations.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="add, update and remove articles in the index")
@@ -62,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="print the ranked passages for a query")
     search.add_argument("query")
 
-    ask = commands.add_parser("ask", help="answer a question with cited passages")
+    ask = commands.add_parser("ask", help="answer a question with cited passages", epilog_from=_example_questions,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
 

@@ -264,6 +264,10 @@ class Corpus(Protocol):
 
     def filter_description(self) -> str: ...
 
+    def filtering(self) -> bool: ...
+
+    def spelled_like(self, text: str) -> str | None: ...
+
 
 class SentenceRanker:
     """Scores the sentences of retrieved passages against a question. Both answer paths use it:
@@ -462,7 +466,7 @@ class ExtractiveAnswerer:
     ) -> Decision:
         shape = question_shape(question)
         if not ranked:
-            return Decision([], "no passage was retrieved", shape.kind, hard=True)
+            return _nothing_retrieved(shape, corpus)
         everything = "\n".join(f"{_about(p)}\n{p.text}" for p in retrieval.passages)
         absent_here = [t for t in shape.terms if not textlib.mentions(everything, t)]
         refusal, hidden_by_filter = _absence_refusal(absent_here, corpus)
@@ -541,6 +545,16 @@ def _share_named(stems: list[str], sentence: str) -> float:
     return len(set(stems) & set(textlib.content_stems(sentence))) / len(set(stems))
 
 
+def _nothing_retrieved(shape: QuestionShape, corpus: Corpus | None) -> Decision:
+    """With filters on, an empty retrieval means the filters let no article through: the index
+    itself is not empty (a missing index fails before the answerer is asked)."""
+    if corpus is None or not corpus.filtering():
+        return Decision([], "no passage was retrieved", shape.kind, hard=True)
+    reason = (f"no article within the {corpus.filter_description()} matches the question (a date filter "
+              "leaves out undated articles): ask again without the filter")
+    return Decision([], reason, shape.kind, hard=True, hidden_by_filter=True)
+
+
 def _absence_refusal(absent_here: list[textlib.KeyTerm], corpus: Corpus | None) -> tuple[str | None, bool]:
     """ "No article mentions X", said only when it is true of the whole index, or of what the
     filters let through (then the reason says so, and the second value is True)."""
@@ -550,7 +564,9 @@ def _absence_refusal(absent_here: list[textlib.KeyTerm], corpus: Corpus | None) 
         return f"no article mentions {_join([t.text for t in absent_here])}", False
     nowhere = [t.text for t in absent_here if not corpus.mentions(t, filtered=False)]
     if nowhere:
-        return f"no article mentions {_join(nowhere)}", False
+        suggestions = [s for s in map(corpus.spelled_like, nowhere) if s]
+        hint = f" (did you mean {_join(suggestions)}?)" if suggestions else ""
+        return f"no article mentions {_join(nowhere)}{hint}", False
     hidden = [t.text for t in absent_here if not corpus.mentions(t, filtered=True)]
     if hidden:
         reason = (

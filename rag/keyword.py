@@ -22,6 +22,11 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def stem(word: str) -> str:
+    """A lower-case word as the index stores it."""
+    return _stemmer().stemWord(word)
+
+
 def tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
@@ -102,6 +107,23 @@ class KeywordIndex:
             return dict.fromkeys(stems, 0)
         vocab, indptr = self._retriever.vocab_dict, self._retriever.scores["indptr"]
         return {w: int(indptr[vocab[w] + 1] - indptr[vocab[w]]) if w in vocab else 0 for w in stems}
+
+    def has_stem(self, word_stem: str) -> bool:
+        return self._retriever is not None and word_stem in self._retriever.vocab_dict
+
+    def nearest_stems(self, word_stem: str, max_edits: int) -> list[tuple[str, int, int]]:
+        """The index's stems within `max_edits` typos of `word_stem` (a swap of two letters counting
+        as one) as (stem, chunks holding it, typos): the closest first, then the most frequent."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        if self._retriever is None:
+            return []
+        vocabulary = list(self._retriever.vocab_dict)
+        found = process.extract(word_stem, vocabulary, scorer=OSA.distance, score_cutoff=max_edits, limit=None)
+        counts = self.document_frequencies({stem for stem, _, _ in found})
+        ranked = sorted(found, key=lambda hit: (hit[1], -counts[hit[0]]))
+        return [(stem, counts[stem], int(distance)) for stem, distance, _ in ranked]
 
     def field_values(self, name: str) -> np.ndarray:
         """One filter field's value for every chunk (for example its publication day)."""

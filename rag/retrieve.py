@@ -15,6 +15,7 @@ from rag.embeddings import Embedder
 from rag.keyword import KeywordIndex, tokenize
 from rag.manifest import IndexDamaged, IndexUnusable, Manifest, manifest_stamp
 from rag.settings import RetrievalMode, Settings
+from rag.spelling import NameSpeller
 from rag.store import (
     IndexMismatch,
     StoredChunk,
@@ -201,6 +202,17 @@ class Retriever:
                 f"be read ({type(exc).__name__}: {exc})"
             ) from exc
 
+    def keywords(self) -> KeywordIndex | None:
+        """The keyword index of the committed manifest; None when the index is missing."""
+        try:
+            self.refresh()
+        except IndexMissing:
+            return None
+        return self._keywords
+
+    def chunk_text(self, chunk_id: str) -> str:
+        return next((chunk.text for chunk in self.store.get([chunk_id])), "")
+
     def search(
         self,
         question: str,
@@ -335,6 +347,14 @@ class CorpusView:
             if textlib.mentions(f"{about}\n{chunk.text}", term):
                 return True
         return False
+
+    def filtering(self) -> bool:
+        return self.filters != Filters()
+
+    def spelled_like(self, text: str) -> str | None:
+        """A close spelling the index has of a name it lacks ("Tony Blare" -> "Tony Blair")."""
+        keywords = self.retriever.keywords()
+        return NameSpeller(keywords, self.retriever.chunk_text, frozenset()).suggest(text) if keywords else None
 
     def _published_in(self, year: int, allowed: dict | None) -> bool:
         days = self.retriever._keywords.field_values("published_int")

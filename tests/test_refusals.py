@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from rag.assistant import Assistant
+from rag.assistant import Assistant, QuestionError
 from rag.citations import REFUSAL
 from rag.ingest import Ingestor
 from rag.retrieve import CorpusView, Filters
@@ -76,6 +76,34 @@ def test_a_filter_that_hides_the_answer_says_so(news_project):
     assert "ask again without the filter" in answer.answer
     unfiltered = news_project.ask(EXIM_QUESTION)
     assert not unfiltered.abstained
+
+
+def test_a_date_filter_that_lets_no_article_through_says_the_filter_did_it(assistant):
+    # Of the bundled articles only one is dated (2024-10-04): a date from 2025 lets none through.
+    answer = assistant.ask(EXIM_QUESTION, filters=Filters(date_from=date(2025, 1, 1)))
+    assert answer.abstained and answer.hidden_by_filter
+    assert "No article within the filter (published on or after 2025-01-01)" in answer.answer
+    assert "undated articles" in answer.answer
+
+
+def test_a_filter_no_article_could_pass_is_an_error_that_says_what_to_fix(news_project):
+    with pytest.raises(QuestionError, match="from 'Reuters': the publishers are ANI, Fox Business, Greenwatch"):
+        news_project.ask(EXIM_QUESTION, filters=Filters(publisher="Reuters"))
+    with pytest.raises(QuestionError, match=r"'from' date \(2026-01-01\) is after the 'to' date"):
+        news_project.ask(EXIM_QUESTION, filters=Filters(date(2026, 1, 1), date(2025, 1, 1)))
+    assert not news_project.ask(EXIM_QUESTION, filters=Filters(publisher="ani")).abstained, "any case matches"
+
+
+def test_a_misspelt_name_in_a_full_name_is_searched_as_the_article_spells_it(news_project):
+    answer = news_project.ask("What did Tony Blare tell MPs about identity cards?")
+    assert answer.searched.startswith("What did Tony Blair tell MPs")
+    assert "no article mentions" not in answer.answer.lower()
+
+
+def test_a_refusal_for_an_absent_name_offers_the_close_one_the_index_has(news_project):
+    answer = news_project.ask("What did Tony Blame say about identity cards?")  # a real word: not corrected
+    assert answer.abstained
+    assert answer.answer == f"{REFUSAL} No article mentions Tony Blame (did you mean Tony Blair?)."
 
 
 def test_the_sample_answer_keeps_its_amount_whatever_unrelated_articles_join(news_project):

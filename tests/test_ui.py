@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -32,7 +33,8 @@ HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=
 
 def citation(n: int = 1, text: str = "Alpha. The loan was USD 10 billion. Omega.", spans=((7, 35),)) -> Citation:
     return Citation(n=n, source="corpus/a.txt", title="A <b>title</b>", published="2026-02-04", chunk_id=f"c{n}",
-                    quote="", text=text, score=0.5, publisher="Wire", quote_spans=list(spans))
+                    quote="", text=text, score=0.5, publisher="Wire", quote_spans=list(spans), start=1000,
+                    end=1000 + len(text))
 
 
 def answer(text: str, **fields) -> Answer:
@@ -65,11 +67,31 @@ def test_highlight_marks_spans_and_escapes_inside_and_outside():
 def test_source_card_escapes_titles_and_drops_non_http_urls():
     entry = render.SourceEntry.from_citation(1, citation())
     entry.url = "javascript:alert(1)"
-    html = render.source_card(entry, "source-0-1", lambda source: "gradio_api/file=/x/a.txt")
+    html = render.source_card(entry, "source-0-1", lambda source: "article?doc=abc")
     assert "A &lt;b&gt;title&lt;/b&gt;" in html
     assert "javascript:" not in html
     assert "<mark>The loan was USD 10 billion.</mark>" in html
-    assert 'href="gradio_api/file=/x/a.txt#:~:text=The%20loan%20was%20USD%2010%20billion."' in html
+    assert "score" not in html  # a bare similarity said nothing a reader could use
+
+
+def test_the_article_link_names_the_cited_sentences_by_their_place_in_the_article():
+    html = render.source_card(render.SourceEntry.from_citation(1, citation()), "source-0-1", lambda s: "article?doc=abc")
+    assert 'href="article?doc=abc&amp;at=1007-1035"' in html
+    uncited = citation(spans=())
+    html = render.source_card(render.SourceEntry.from_citation(1, uncited), "source-0-1", lambda s: "article?doc=abc")
+    assert f'at=1000-{1000 + len(uncited.text)}"' in html, "with nothing marked, the whole passage is"
+
+
+def test_the_article_view_marks_the_spans_escapes_the_text_and_ignores_bad_offsets():
+    text = "Intro <b>bold</b>.\n\nThe loan was USD 10 billion. The end."
+    start = text.index("The loan")
+    spans = render.parse_spans([f"{start}-{start + 28}", "12-x", "-3-4", "99999999-100000000"])
+    assert spans == [(start, start + 28), (99999999, 100000000)]
+    html = render.article_page("A <i>title</i>", "Wire", "2026-02-04", "javascript:alert(1)", text, spans)
+    assert "<h1>A &lt;i&gt;title&lt;/i&gt;</h1>" in html and "Wire · 2026-02-04" in html
+    assert '<mark id="cited">The loan was USD 10 billion.</mark>' in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "javascript:" not in html
+    assert "<mark" not in render.article_page("T", None, None, None, text, [])
 
 
 def test_abstention_says_not_in_these_articles_and_lists_nearest():
@@ -263,6 +285,17 @@ def test_serving_beyond_localhost_without_auth_is_refused(launcher, tmp_path):
     assert "refusing to serve on 0.0.0.0" in done.stderr and "RAG_UI_AUTH" in done.stderr
 
 
+def test_serving_on_a_busy_port_says_to_pick_another_with_port(launcher, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = launcher.run(tmp_path, "--port", str(port))
+    assert done.returncode != 0
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr and f"--port {port + 1}" in done.stderr
+    assert "GRADIO_SERVER_PORT" not in done.stderr
+
+
 def test_with_auth_set_the_api_requires_the_login(ui_server, ui_client, launcher):
     server = launcher.serve(ui_server.root, RAG_UI_AUTH="reader:s3cret-pass")
     question = "Who announced Project Vault?"
@@ -320,3 +353,18 @@ def test_the_login_lock_doubles_after_a_few_failures_and_a_success_resets_it():
         now[0] = guard.locked_until
         check("reader", "x")
     assert guard.locked_until - now[0] == LoginGuard.LONGEST_LOCK_S
+
+
+def test_a_saved_conversation_restores_its_turns_and_sources_and_junk_restores_nothing():
+    from ui.chat import ChatView, Turn, restored_conversation, saved_conversation
+
+    turns = [Turn(f"question {i}", {"answer": f"answer {i}"}, f"<p>sources {i}</p>") for i in range(40)]
+    messages = [m for i in range(40) for m in ({"role": "user", "content": f"q{i}"},
+                                               {"role": "assistant", "content": f"a{i}"})]
+    saved = json.loads(json.dumps(saved_conversation(ChatView(messages, "", turns, "copied", done=True))))
+    view = restored_conversation(saved)
+    assert len(view.turns) == len(view.messages) // 2 == 30, "the newest turns, each with its two messages"
+    assert view.turns[-1] == turns[-1] and view.messages[0]["content"] == "q10"
+    assert "sources 39" in view.panel and view.copy_text == "copied"
+    for junk in ({}, None, {"turns": "x"}, {"turns": [{"nope": 1}], "messages": []}, []):
+        assert restored_conversation(junk).turns == []

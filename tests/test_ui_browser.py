@@ -75,11 +75,19 @@ def _save_timings(output_dir):
     (output_dir / "browser_timings.json").write_text(json.dumps(TIMINGS, indent=1, ensure_ascii=False))
 
 
+def open_fresh_chat(page, url: str) -> None:
+    """Open the chat with no conversation kept from an earlier test (the browser keeps one)."""
+    page.goto(url)
+    page.wait_for_selector("#question textarea")
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    page.wait_for_selector("#question textarea")
+
+
 @pytest.fixture
 def page(browser_context, ui_server):
     page = browser_context.new_page()
-    page.goto(ui_server.url)
-    page.wait_for_selector("#question textarea")
+    open_fresh_chat(page, ui_server.url)
     yield page
     page.close()
 
@@ -115,9 +123,6 @@ def test_ask_see_sources_cite_copy_and_vote(page, ui_server, browser_context, ou
     assert "US, India Lead Global Push" in vault.locator(".source-title").inner_text()
     assert "10 billion" in vault.locator("mark").all_inner_texts()[-1]
 
-    whole = page.request.get(ui_server.url + vault.locator("a.open-article").get_attribute("href").split("#")[0])
-    assert whole.ok and "Project Vault" in whole.text()
-
     page.locator("#sources").evaluate("panel => panel.scrollTo(0, panel.scrollHeight)")
     bubble.locator("a.cite").first.click()
     playwright.expect(vault).to_have_class("source focused")
@@ -132,6 +137,68 @@ def test_ask_see_sources_cite_copy_and_vote(page, ui_server, browser_context, ou
     page.get_by_text("feedback saved").wait_for()
     vote = json.loads(ui_server.feedback_file.read_text().splitlines()[-1])
     assert (vote["vote"], vote["question"]) == ("up", SAMPLE) and vote["chunk_ids"] and vote["timestamp"]
+
+
+def test_the_whole_article_opens_at_its_cited_sentences(page, ui_server, browser_context, output_dir):
+    ask(page, SAMPLE, turn=0)
+    link = page.locator("#source-0-1 a.open-article")
+    href = link.get_attribute("href")
+    assert href.startswith("article?doc=") and str(ui_server.root) not in href and "file=" not in href
+    with browser_context.expect_page() as opened:
+        link.click()
+    article = opened.value
+    article.wait_for_selector(".whole-article mark")
+    assert article.locator(".whole-article h1").inner_text().startswith("US, India Lead Global Push")
+    assert "ANI" in article.locator(".article-meta").inner_text()
+    assert any("10 billion" in mark for mark in article.locator(".whole-article mark").all_inner_texts())
+    playwright.expect(article.locator("#cited")).to_be_in_viewport()
+    assert article.evaluate("window.scrollY") > 0, "the cited sentence is further down than the first screen"
+    article.screenshot(path=str(output_dir / "article.png"))
+    article.close()
+
+    missing = browser_context.new_page()
+    missing.goto(ui_server.url + "article?doc=../../etc/passwd")
+    playwright.expect(missing.locator(".whole-article h1")).to_have_text("Article not found")
+    missing.close()
+
+
+def test_the_conversation_survives_a_reload_until_new_chat(page):
+    ask(page, SAMPLE, turn=0)
+    page.reload()
+    playwright.expect(page.locator("#chat .answer.final")).to_have_count(1)
+    assert "10 billion" in page.locator("#chat .answer.final").inner_text()
+    playwright.expect(page.locator("#source-0-1")).to_be_visible()
+    follow_up = ask(page, "And how much went to Brazil?", turn=1)
+    assert "565 million" in follow_up.inner_text(), "the restored turn is history for a follow-up"
+
+    page.click("#new-chat")
+    playwright.expect(page.locator("#chat .answer")).to_have_count(0)
+    page.reload()
+    page.wait_for_selector("#question textarea")
+    page.wait_for_timeout(1500)  # the restore runs on load: give it the chance to bring anything back
+    assert page.locator("#chat .answer").count() == 0
+
+
+def test_the_examples_are_the_corpus_own_and_answer(page):
+    examples = page.locator("#examples button.example")
+    playwright.expect(examples).to_have_count(4)
+    assert examples.first.inner_text() == SAMPLE  # listed in corpus/metadata.json
+    playwright.expect(page.get_by_text("Home", exact=True)).to_be_hidden()  # no navigation bar
+    examples.first.click()
+    page.wait_for_selector("#chat .answer.final")
+    assert "10 billion" in page.locator("#chat .answer.final").inner_text()
+
+
+def test_on_a_phone_the_sidebar_starts_closed_and_the_question_box_works(browser_context, ui_server, output_dir):
+    page = browser_context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_fresh_chat(page, ui_server.url)
+    playwright.expect(page.locator(".sidebar.open")).to_have_count(0)
+    page.locator("#question textarea").click()  # fails if anything covers it
+    bubble = ask(page, SAMPLE, turn=0)
+    assert "10 billion" in bubble.inner_text()
+    page.screenshot(path=str(output_dir / "phone.png"))
+    page.close()
 
 
 def test_follow_up_is_searched_with_the_previous_question(page, output_dir):
@@ -231,3 +298,29 @@ def test_article_html_is_shown_as_text_never_run(page, tmp_path):
     assert page.locator("#chat script, #sources script, #chat img[src=x], #sources img[src=x]").count() == 0
     assert page.locator("a[href*='evil.example']").count() == 0
 
+
+
+def test_over_the_bbc_corpus_the_examples_are_its_headlines_and_answer(browser_context, launcher, tmp_path):
+    from rag.settings import Settings
+    from rag.suites import load_suites
+
+    suite = load_suites()["bbc"]
+    if reason := suite.unavailable():
+        pytest.skip(f"the BBC corpus: {reason}")
+    suite.prepare(suite.settings(Settings()))  # the eval suite's index, shared with its run
+    server = launcher.serve(tmp_path, RAG_CORPUS_DIR=str(suite.corpus_dir), RAG_INDEX_DIR=str(suite.index_dir))
+    headlines = {p.read_text(errors="replace").split("\n", 1)[0].strip() for p in suite.corpus_dir.glob("*/*.txt")}
+
+    page = browser_context.new_page()
+    open_fresh_chat(page, server.url)
+    examples = page.locator("#examples button.example")
+    playwright.expect(examples).to_have_count(4)
+    labels = examples.all_inner_texts()
+    assert all(label.removeprefix("Ask about: ") in headlines for label in labels), labels
+
+    examples.first.click()
+    page.wait_for_selector("#chat .answer.final")
+    assert page.locator("#chat .abstain-banner").count() == 0
+    cited = page.locator("#sources .turn.latest .source-title").all_inner_texts()
+    assert labels[0].removeprefix("Ask about: ") in cited
+    page.close()

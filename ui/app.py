@@ -55,19 +55,24 @@ import gradio as gr  # noqa: E402
 
 from rag.assistant import QuestionError  # noqa: E402
 from rag.documents import SUPPORTED_SUFFIXES  # noqa: E402
+from rag.examples import EXAMPLE_COUNT  # noqa: E402
 from rag.manifest import IndexUnusable  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from ui import assets, render  # noqa: E402
-from ui.chat import ALL_PUBLISHERS, ChatService, ChatView, OptionError, Turn  # noqa: E402
-from ui.safety import LoginGuard, check_bind, parse_auth  # noqa: E402
+from ui.chat import (  # noqa: E402
+    ALL_PUBLISHERS,
+    ARTICLE_PATH,
+    ChatService,
+    ChatView,
+    OptionError,
+    Turn,
+    restored_conversation,
+    saved_conversation,
+)
+from ui.safety import LoginGuard, check_bind, check_port_free, parse_auth  # noqa: E402
 from ui.uploads import UploadResult, discard_copies  # noqa: E402
 
-EXAMPLES = [
-    "What did EXIM approve under Project Vault?",
-    "What does the acronym FORGE stand for?",
-    "Who signed the critical minerals MoU with India for the United States?",
-    "What did the US and Japan agree on rare earths?",
-]
+PHONE_WIDTH = 768  # CSS pixels: narrower screens start with the sidebar closed
 # Answers share two cores: a few at once keeps one slow LLM answer from blocking the rest.
 ANSWER_CONCURRENCY = 4
 LLM_HINT = "Set RAG_OPENAI_BASE_URL and RAG_OPENAI_MODEL, or RAG_GGUF_PATH, to answer with an LLM."
@@ -82,6 +87,8 @@ def build_app(settings: Settings, service: ChatService | None = None) -> gr.Bloc
     service = service or ChatService(settings)
     with gr.Blocks(title="News QA", fill_width=True) as app:
         turns = gr.State([])
+        # The conversation survives a reload: kept in the browser's storage, never on the server.
+        saved = gr.BrowserState({}, storage_key="news-qa-conversation")
         controls = _sidebar(service)
         gr.HTML(
             '<div class="app-header"><h1>Ask the news</h1><p>Answers come only from the articles in the index, '
@@ -94,20 +101,49 @@ def build_app(settings: Settings, service: ChatService | None = None) -> gr.Bloc
             with gr.Column(scale=2, min_width=320):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(render.sources_panel([]), elem_id="sources", js_on_load=None)
-        _wire_chat(service, chat, controls, turns, sources)
-        _wire_chat_tools(service, chat, turns, sources)
+        _wire_chat(service, chat, controls, turns, sources, saved)
+        _wire_chat_tools(service, chat, turns, sources, saved)
         _wire_uploads(service, controls)
         _wire_api(service, settings)
         app.load(lambda: _index_updates(service), None, [controls["publisher"], controls["index_info"]],
                  api_visibility="private")
+        app.load(lambda: _example_updates(service), None, [*chat["examples"], chat["example_questions"]],
+                 api_visibility="private")
+        app.load(lambda kept: _restored_outputs(restored_conversation(kept)), [saved],
+                 [chat["chatbot"], sources, turns, chat["copy_text"]], api_visibility="private")
+        # On a phone-sized screen the open sidebar would cover the question box.
+        app.load(lambda width: gr.update(open=not width or width > PHONE_WIDTH), [controls["screen_width"]],
+                 [controls["sidebar"]], js="() => window.innerWidth", api_visibility="private")
+    _article_page(app, service)
     return app
 
 
+def _article_page(app: gr.Blocks, service: ChatService) -> None:
+    """`article?doc=<id>&at=<start>-<end>`: one indexed article from the index's own copy, its cited
+    sentences highlighted and scrolled to."""
+
+    def show(request: gr.Request) -> str:
+        params = request.query_params
+        found = service.article(params.get("doc", ""))
+        if found is None:
+            return render.missing_article()
+        entry, text = found
+        spans = render.parse_spans(params.getlist("at"))
+        return render.article_page(entry.title, entry.publisher, entry.published, entry.url, text, spans)
+
+    with app.route("Article", ARTICLE_PATH, show_in_navbar=False):
+        page = gr.HTML(render.missing_article(), elem_id="article", js_on_load=None)
+        app.load(show, None, page, api_visibility="private").then(
+            None, js=assets.SCROLL_TO_CITED_JS, api_visibility="private")
+
+
 def _sidebar(service: ChatService) -> dict:
-    with gr.Sidebar(open=True, width=300):
+    with gr.Sidebar(open=True, width=300) as sidebar:
         gr.Markdown("### Search")
         backends = service.backends()
         controls = {
+            "sidebar": sidebar,
+            "screen_width": gr.Number(visible=False),
             "backend": gr.Radio(backends, value=service.default_backend(), label="Answer with",
                                 info=None if len(backends) > 1 else LLM_HINT),
             "k": gr.Slider(1, 20, value=service.settings.top_k, step=1, label="Passages to retrieve (k)"),
@@ -132,7 +168,7 @@ def _chat_column() -> dict:
         "chatbot": gr.Chatbot(
             elem_id="chat", height=560, show_label=False, render_markdown=False, sanitize_html=True,
             allow_tags=False, latex_delimiters=[], buttons=[], layout="bubble",
-            placeholder="Ask about the articles in the index. Citations like [1] open their source on the right.",
+            placeholder="Ask about the articles in the index. Citations like [1] open their source in the Sources panel.",
         ),
         "question": gr.Textbox(
             show_label=False, placeholder="Ask a question about the articles…", elem_id="question",
@@ -144,31 +180,34 @@ def _chat_column() -> dict:
         chat["clear"] = gr.Button("New chat", size="sm", elem_id="new-chat", scale=0, min_width=0)
         chat["unfiltered"] = gr.Button("Ask again without the filters", size="sm", variant="primary",
                                        elem_id="ask-unfiltered", visible=False, scale=0, min_width=0)
+    # Filled when the page loads, from the corpus in the index (rag/examples.py).
     with gr.Row(elem_id="examples"):
-        chat["examples"] = [gr.Button(text, size="sm", variant="secondary", scale=0, min_width=0)
-                            for text in EXAMPLES]
+        chat["examples"] = [gr.Button("", size="sm", variant="secondary", scale=0, min_width=0, visible=False,
+                                      elem_classes="example") for _ in range(EXAMPLE_COUNT)]
+    chat["example_questions"] = gr.State([])
     chat["copy_text"] = gr.Textbox(visible="hidden", elem_id="copy-text")
     return chat
 
 
-def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State, sources: gr.HTML) -> None:
+def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State, sources: gr.HTML,
+               saved: gr.BrowserState) -> None:
     def respond(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
         if not (question or "").strip():
             gr.Warning("Type a question first.")
-            yield (gr.skip(),) * 6
+            yield (gr.skip(),) * 7
             return
         for view in service.converse(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
             yield _chat_outputs(view)
 
     inputs = [chat["question"], chat["chatbot"], turns, controls["k"], controls["backend"],
               controls["date_from"], controls["date_to"], controls["publisher"]]
-    outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"], chat["unfiltered"]]
+    outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"], chat["unfiltered"], saved]
     answer = {"fn": respond, "inputs": inputs, "outputs": outputs, "show_progress": "hidden",
               "concurrency_id": "answer", "concurrency_limit": ANSWER_CONCURRENCY, "api_visibility": "private"}
     running = [chat["question"].submit(**answer)]
-    for button in chat["examples"]:
-        fill = button.click(lambda text=button.value: text, None, chat["question"], queue=False,
-                            api_visibility="private")
+    for position, button in enumerate(chat["examples"]):
+        fill = button.click(lambda questions, i=position: questions[i], [chat["example_questions"]],
+                            chat["question"], queue=False, api_visibility="private")
         running.append(fill.then(**answer))
     # A refusal because the filters hid every article naming the question's subject offers the
     # same question again over the whole index.
@@ -181,18 +220,20 @@ def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State
                           cancels=running, queue=False, api_visibility="private")
 
 
-def _wire_chat_tools(service: ChatService, chat: dict, turns: gr.State, sources: gr.HTML) -> None:
-    """Copy, new chat, and the thumbs under each answer."""
+def _wire_chat_tools(service: ChatService, chat: dict, turns: gr.State, sources: gr.HTML,
+                     saved: gr.BrowserState) -> None:
+    """Copy, new chat (which also forgets the conversation kept in the browser), and the thumbs
+    under each answer."""
 
     def new_chat():
-        return [], render.sources_panel([]), [], ""
+        return [*_restored_outputs(restored_conversation({})), {}]
 
     def record_vote(turns_so_far: list[Turn], data: gr.LikeData) -> None:
         _record_vote(service, turns_so_far, data)
 
     chat["copy"].click(None, [chat["copy_text"]], None, js=assets.COPY_JS, api_visibility="private")
     for trigger in (chat["clear"].click, chat["chatbot"].clear):
-        trigger(new_chat, None, [chat["chatbot"], sources, turns, chat["copy_text"]], queue=False,
+        trigger(new_chat, None, [chat["chatbot"], sources, turns, chat["copy_text"], saved], queue=False,
                 api_visibility="private")
     chat["chatbot"].like(record_vote, [turns], None, api_visibility="private")
 
@@ -202,7 +243,12 @@ def _chat_outputs(view: ChatView) -> tuple:
         value="", submit_btn=False, stop_btn="Stop")
     copy_text = view.copy_text if view.done else gr.skip()
     unfiltered = gr.update(visible=view.hidden_by_filter) if view.done else gr.skip()
-    return view.messages, view.panel, view.turns, copy_text, question, unfiltered
+    saved = saved_conversation(view) if view.done else gr.skip()
+    return view.messages, view.panel, view.turns, copy_text, question, unfiltered, saved
+
+
+def _restored_outputs(view: ChatView) -> tuple:
+    return view.messages, view.panel, view.turns, view.copy_text
 
 
 def _record_vote(service: ChatService, turns: list[Turn], data: gr.LikeData) -> None:
@@ -290,6 +336,13 @@ def _publisher_choices(service: ChatService) -> list[tuple[str, str]]:
     return [("All publishers", ALL_PUBLISHERS)] + [(p, p) for p in service.publishers()]
 
 
+def _example_updates(service: ChatService) -> list:
+    examples = service.examples()
+    buttons = [gr.update(value=e.label, visible=True) for e in examples]
+    buttons += [gr.update(visible=False)] * (EXAMPLE_COUNT - len(examples))
+    return [*buttons, [e.question for e in examples]]
+
+
 def _index_updates(service: ChatService) -> tuple:
     return gr.update(choices=_publisher_choices(service)), service.index_summary()
 
@@ -300,6 +353,7 @@ def _index_updates(service: ChatService) -> tuple:
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
     auth = parse_auth(settings.ui_auth)
     check_bind(host, auth)
+    check_port_free(host, port)
     service = ChatService(settings)
     app = build_app(settings, service)
     app.queue(default_concurrency_limit=1)
@@ -309,8 +363,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None
         auth=LoginGuard(*auth).check if auth else None,
         auth_message="Log in with the RAG_UI_AUTH user and password." if auth else None,
         max_file_size=settings.max_file_bytes,
-        # Only the cleaned article texts: never the vector store or anything else in the index.
-        allowed_paths=[str(service.articles_dir())],
         theme=gr.themes.Soft(primary_hue="indigo", font=["ui-sans-serif", "system-ui", "sans-serif"],
                              font_mono=["ui-monospace", "monospace"]),
         css=assets.CSS,

@@ -1,6 +1,9 @@
 """The page's CSS and JavaScript, kept as strings so they ship with the package."""
 
 CSS = """
+/* The article view is a page of its own, reached only from a source: no navigation bar (Gradio
+   shows one for every multipage app, and gr.Navbar(visible=False) does not hide it in 6.31). */
+.nav-holder { display: none !important; }
 .app-header h1 { margin: 0; font-size: 1.45rem; }
 .app-header p { margin: .2rem 0 0; color: var(--body-text-color-subdued); }
 
@@ -69,6 +72,11 @@ a.cite:hover { background: var(--color-accent); color: white; }
 #sources mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: .15em; }
 #sources .source-links { font-size: .8em; color: var(--body-text-color-subdued); }
 #sources .source-file { font-family: var(--font-mono); }
+.whole-article { max-width: 46rem; margin: 0 auto; padding: 1rem; }
+.whole-article h1 { font-size: 1.6rem; line-height: 1.25; margin: 0 0 .4rem; }
+.whole-article .article-meta, .whole-article .article-note { color: var(--body-text-color-subdued); font-size: .9em; }
+.whole-article .article-text { white-space: pre-wrap; line-height: 1.65; margin-top: 1rem; }
+.whole-article mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: .15em; scroll-margin: 30vh; }
 #upload-status ul { margin: .3rem 0 0 1rem; }
 #upload-status .ok { color: #15803d; }
 #upload-status .bad { color: var(--error-text-color); }
@@ -123,4 +131,9 @@ COPY_JS = """
   show(document.execCommand("copy") ? "Copied ✓" : "Copy failed");
   area.remove();
 }
+"""
+
+# The article view opens at its first cited sentence.
+SCROLL_TO_CITED_JS = """
+() => { document.getElementById("cited")?.scrollIntoView({block: "center"}); }
 """

@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from urllib.parse import quote
 
 from rag.assistant import Assistant, Final, QuestionError, Replace, Sources, Token, clean_question
-from rag.manifest import IndexUnusable
+from rag.examples import Example, corpus_examples
+from rag.manifest import DocumentEntry, IndexUnusable
 from rag.retrieve import Filters, IndexMissing
 from rag.settings import Settings
 from ui import render
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 # Streaming every token to the browser costs more than it shows: redraw at most this often.
 REDRAW_SECONDS = 0.05
 ALL_PUBLISHERS = ""
+ARTICLE_PATH = "article"  # the article view's page, relative to the chat's address
+# The conversation kept in the browser across reloads: enough to scroll back through, small enough
+# for the browser's storage (each turn holds its sources' HTML).
+SAVED_TURNS = 30
 
 
 class Throttle:
@@ -72,6 +76,26 @@ class ChatView:
     copy_text: str = ""
     done: bool = False  # the turn is over: the question box can take the next one
     hidden_by_filter: bool = False  # the answer was refused because the filters hid the articles
+
+
+def saved_conversation(view: ChatView) -> dict:
+    """What the browser keeps of a finished turn's page (gr.BrowserState holds JSON)."""
+    turns = view.turns[-SAVED_TURNS:]
+    # Every turn shows as two messages, the question and its answer.
+    return {"messages": view.messages[-2 * len(turns):], "turns": [asdict(t) for t in turns],
+            "copy_text": view.copy_text}
+
+
+def restored_conversation(saved: object) -> ChatView:
+    """The page as it was when `saved` was written; an empty chat when it is missing or not ours."""
+    try:
+        turns = [Turn(**t) for t in saved["turns"]]
+        messages = list(saved["messages"])
+        copy_text = str(saved.get("copy_text", ""))
+    except (TypeError, KeyError, AttributeError):
+        turns, messages, copy_text = [], [], ""
+    panel = render.sources_panel([(t.question, t.sources) for t in turns if t.sources])
+    return ChatView(messages, panel, turns, copy_text, done=True)
 
 
 @dataclass
@@ -127,6 +151,8 @@ class ChatService:
         self.assistant = assistant or Assistant.from_settings(settings)
         self.library = Library(settings, self.assistant.embedder)
         self._feedback_lock = threading.Lock()
+        self._examples: tuple[int, list[Example]] | None = None  # (manifest generation, examples)
+        self._examples_lock = threading.Lock()
 
     # -- options ---------------------------------------------------------------------------------
 
@@ -177,17 +203,43 @@ class ChatService:
         chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
         return f"Index: {len(manifest.documents)} articles, {chunks} passages."
 
+    def examples(self) -> list[Example]:
+        """Example questions about the articles in the index, worked out once per index version."""
+        try:
+            manifest = self.assistant.retriever.refresh()
+        except IndexUnusable:  # missing or damaged: no examples (the index summary says why)
+            manifest = None
+        generation = manifest.generation if manifest else -1
+        with self._examples_lock:
+            if self._examples is None or self._examples[0] != generation:
+                chosen = corpus_examples(self.settings.corpus_dir, manifest, self._answers_well)
+                self._examples = (generation, chosen)
+            return self._examples[1]
+
+    def _answers_well(self, example: Example) -> bool:
+        """The extractive answerer (fast, and always there) answers it from the article it is about."""
+        answer = self.assistant.ask(example.question, backend="extractive")
+        return not answer.abstained and any(c.source == example.source for c in answer.citations)
+
     def article_link(self, source: str) -> str | None:
-        """A link to the cleaned article text, served by Gradio from the index's articles folder."""
+        """The article view's address for an indexed article: its id, never a path on this machine."""
         manifest = self.assistant.retriever.manifest
         entry = manifest.documents.get(source) if manifest else None
+        return f"{ARTICLE_PATH}?doc={quote(entry.doc_id)}" if entry else None
+
+    def article(self, doc_id: str) -> tuple[DocumentEntry, str] | None:
+        """An indexed article and the index's own copy of its cleaned text, or None."""
+        try:
+            manifest = self.assistant.retriever.refresh()
+        except IndexUnusable:
+            return None
+        entry = next((e for e in manifest.documents.values() if e.doc_id == doc_id), None)
         if entry is None:
             return None
-        path = (self.settings.index_dir / entry.text_file).resolve()
-        return "gradio_api/file=" + quote(str(path))
-
-    def articles_dir(self) -> Path:
-        return (self.settings.index_dir / "articles").resolve()
+        try:
+            return entry, (self.settings.index_dir / entry.text_file).read_text(encoding="utf-8")
+        except OSError:
+            return None
 
     # -- the chat --------------------------------------------------------------------------------
 

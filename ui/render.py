@@ -11,7 +11,7 @@ import html
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 from rag.answer import Answer, Citation
 from rag.citations import CITATION_RE, REFUSAL
@@ -19,8 +19,6 @@ from rag.retrieve import Passage
 
 ArticleLink = Callable[[str], str | None]  # a passage's source -> URL of the whole cleaned article
 
-# A text fragment names the quote by its first and last few words; more only makes it brittle.
-_FRAGMENT_WORDS = 5
 _EARLIER_TURNS_SHOWN = 8
 NEAREST_LABEL = "Closest passages (they do not answer it):"
 
@@ -44,18 +42,23 @@ class SourceEntry:
     source: str
     text: str
     url: str
-    score: float
+    start: int  # the passage's offset in the cleaned article
     spans: list[tuple[int, int]] = field(default_factory=list)
 
     @classmethod
     def from_passage(cls, n: int, passage: Passage) -> SourceEntry:
         return cls(n, passage.title, passage.publisher, passage.published, passage.source, passage.text,
-                   passage.url, passage.similarity)
+                   passage.url, passage.start)
 
     @classmethod
     def from_citation(cls, n: int, citation: Citation) -> SourceEntry:
         return cls(n, citation.title, citation.publisher, citation.published, citation.source, citation.text,
-                   citation.url, citation.score, [tuple(s) for s in citation.quote_spans])
+                   citation.url, citation.start, [tuple(s) for s in citation.quote_spans])
+
+    def article_spans(self) -> list[tuple[int, int]]:
+        """The highlighted sentences (or, with none, the whole passage) as offsets in the article."""
+        spans = _merged(self.spans, len(self.text)) or [(0, len(self.text))]
+        return [(self.start + a, self.start + b) for a, b in spans]
 
 
 # -- answers ---------------------------------------------------------------------------------------
@@ -189,23 +192,14 @@ def _merged(spans: Iterable[tuple[int, int]], length: int) -> list[tuple[int, in
     return [(a, b) for a, b in merged]
 
 
-def text_fragment(quote_text: str) -> str:
-    """A `#:~:text=` fragment, so the browser scrolls to and highlights the quote in the article."""
-    words = quote_text.split()
-    if not words:
-        return ""
-
-    def encode(part: list[str]) -> str:
-        return quote(" ".join(part), safe="").replace("-", "%2D")
-
-    if len(words) <= 2 * _FRAGMENT_WORDS:
-        return "#:~:text=" + encode(words)
-    return f"#:~:text={encode(words[:_FRAGMENT_WORDS])},{encode(words[-_FRAGMENT_WORDS:])}"
+def article_href(base: str, spans: Iterable[tuple[int, int]]) -> str:
+    """The article view's address with the sentences to highlight, as `at=start-end` offsets."""
+    return base + "".join(f"&at={a}-{b}" for a, b in spans)
 
 
 def source_card(entry: SourceEntry, element_id: str, article_link: ArticleLink, label: str = "") -> str:
     details = " · ".join(esc(x) for x in (entry.publisher, entry.published) if x)
-    meta = f'<div class="source-meta">{details}{" · " if details else ""}score {entry.score:.2f}</div>'
+    meta = f'<div class="source-meta">{details}</div>' if details else ""
     badge = f'<span class="source-label">{esc(label)}</span>' if label else ""
     number = entry.n or "•"
     return (
@@ -221,8 +215,7 @@ def _source_links(entry: SourceEntry, article_link: ArticleLink) -> str:
     links = []
     whole = article_link(entry.source)
     if whole:
-        quoted = " ".join(entry.text[a:b] for a, b in _merged(entry.spans, len(entry.text))) or entry.text
-        href = whole + text_fragment(quoted)
+        href = article_href(whole, entry.article_spans())
         links.append(f'<a class="open-article" href="{esc(href)}" target="_blank" rel="noopener">'
                      "Open the whole article ↗</a>")
     if urlparse(entry.url).scheme in ("http", "https"):
@@ -286,3 +279,39 @@ def upload_report(outcomes: Iterable[tuple[str, bool, str]], summary: str = "") 
     )
     note = f"<div>{esc(summary)}</div>" if summary else ""
     return f"<ul>{items}</ul>{note}"
+
+
+# -- the article view ------------------------------------------------------------------------------
+
+_SPAN = re.compile(r"^(\d+)-(\d+)$")
+
+
+def parse_spans(values: Iterable[str]) -> list[tuple[int, int]]:
+    """`at=start-end` values from the article view's address; anything else is ignored."""
+    spans = []
+    for value in values:
+        match = _SPAN.match(value.strip())
+        if match:
+            spans.append((int(match.group(1)), int(match.group(2))))
+    return spans
+
+
+def article_page(title: str, publisher: str | None, published: str | None, url: str | None, text: str,
+                 spans: Iterable[tuple[int, int]]) -> str:
+    """An indexed article, its cited sentences marked; the first mark is where the page scrolls."""
+    details = " · ".join(esc(x) for x in (publisher, published) if x)
+    original = (f' · <a href="{esc(url)}" target="_blank" rel="noopener noreferrer">Original page ↗</a>'
+                if urlparse(url or "").scheme in ("http", "https") else "")
+    body = highlight(text, spans).replace("<mark>", '<mark id="cited">', 1)
+    note = '<p class="article-note">The cited sentences are highlighted.</p>' if "<mark" in body else ""
+    return (
+        f'<article class="whole-article"><h1>{esc(title)}</h1>'
+        f'<div class="article-meta">{details}{original}</div>{note}'
+        f'<div class="article-text">{body}</div></article>'
+    )
+
+
+def missing_article() -> str:
+    return ('<article class="whole-article"><h1>Article not found</h1><p>The index holds no article with '
+            "this id. An article removed or changed since the answer was given has a new id, or none: ask "
+            "again to get a fresh link.</p></article>")

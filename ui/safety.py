@@ -5,8 +5,10 @@ Kept free of Gradio so that a refusal is quick and the checks are cheap to test.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
+import socket
 import time
 
 LOCAL_NAMES = {"localhost", "localhost.localdomain"}
@@ -73,3 +75,20 @@ class LoginGuard:
         if self.failures > self.FREE_ATTEMPTS:
             self.locked_until = now + min(2.0 ** (self.failures - self.FREE_ATTEMPTS - 1), self.LONGEST_LOCK_S)
         return False
+
+
+class PortBusy(RuntimeError):
+    """The port is taken: Gradio's own message names its settings, not `rag serve --port`."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the server will: a port left in TIME_WAIT by a stopped server is free to take.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortBusy(f"port {port} on {host} is in use (another `rag serve`?): "
+                           f"stop it, or pick another port with --port {port + 1}") from None
