@@ -216,9 +216,10 @@ def test_only_the_corpus_is_read_and_an_oversized_article_is_skipped_with_its_re
     assert sorted(manifest.documents) == sorted(f"corpus/{name}" for name in _bundled())
     assert not any("4417" in p.read_text() or "root:" in p.read_text() for p in (settings.index_dir / "articles").iterdir())
 
-    # Raised by the setting, the same text is an article.
-    done = run_in_project_with(tmp_path, RAG_MAX_ARTICLE_CHARS="500000")
-    assert "novel.txt" not in done.stdout and "1 added" in done.stdout, done.stdout
+    # The limit is a setting: lowered, an ordinary new article is over it.
+    (corpus / "brief.txt").write_text("A Short Brief\n\n" + "The ferry ran on time all week. " * 60)
+    done = run_in_project_with(tmp_path, RAG_MAX_ARTICLE_CHARS="1000")
+    assert re.search(r"skipped corpus/brief.txt: too long .*the limit is 1,000, RAG_MAX_ARTICLE_CHARS", done.stdout), done.stdout
 
 
 def run_in_project_with(root, **env):
