@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ import pytest
 pytest.register_assert_rewrite("tests.robustness")
 
 from tests.conftest import make_project  # noqa: E402
-from tests.robustness import check_consistent, rag, snapshot_in_subprocess, writable_copy  # noqa: E402
+from tests.robustness import (  # noqa: E402
+    check_consistent,
+    rag,
+    run_in_project,
+    snapshot_in_subprocess,
+    writable_copy,
+)
 
 EXIM = "What did EXIM approve under Project Vault?"
 REBUILD_HINT = "rag ingest --rebuild"
@@ -39,12 +46,38 @@ def delete_store(index: Path) -> None:
     shutil.rmtree(index / "chroma")
 
 
+FILL_STORE = """
+import numpy as np
+from rag.settings import Settings
+from rag.store import open_vector_store
+from tests.robustness import embed_model_name
+
+settings = Settings()
+vectors = np.random.default_rng(0).standard_normal((3000, 384)).astype(np.float32)
+vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+ids = [f"filler-{n}" for n in range(3000)]
+open_vector_store(settings, embed_model_name(settings)).upsert(ids, vectors, ids, [{"n": 1}] * 3000)
+"""
+
+
+def damage_vector_files(index: Path) -> None:
+    """Chroma writes its vector index files once a collection passes 1,000 vectors: 3,000 random
+    ones (uncommitted, as a killed ingest would leave) make it write them, then their header is
+    overwritten."""
+    root = index.parent
+    done = run_in_project(root, sys.executable, "-c", FILL_STORE)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (header,) = (index / "chroma").glob("*/header.bin")
+    header.write_bytes(bytes(range(100)))
+
+
 # damage -> what a plain `rag ingest` does about it: "heals" it, or "refuses" (it needs --rebuild)
 DAMAGE = {
     "a manifest that is not JSON": (damage_manifest, "refuses"),
     "keyword-index files missing": (damage_keyword_index, "heals"),
     "a truncated chroma.sqlite3": (truncate_store_database, "refuses"),
     "the Chroma folder deleted": (delete_store, "heals"),
+    "vector index files overwritten": (damage_vector_files, "refuses"),
 }
 
 
