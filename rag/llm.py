@@ -79,9 +79,13 @@ class EvidencePassage:
     published: str
     sentences: list[str]  # the kept sentences, in passage order
 
-    def source_text(self) -> str:
-        """All the model was shown of this passage: what a sentence citing it may draw on."""
-        return "\n".join([self.title, _date_words(self.published), *self.sentences])
+    def stated_text(self) -> str:
+        """What a sentence citing this passage may draw on: the passage's own sentences, as the
+        citation quotes them. The title and publication date are shown to the model as context,
+        but they are not what the cited passage says: a headline's "Newcastle 2-1 Bolton" is no
+        support for a sentence citing a passage without the score, and a publication date is not
+        the date of the events reported ("4 October 2024" for a statement made "on Thursday")."""
+        return "\n".join(self.sentences)
 
 
 # Sentences addressed to an assistant rather than reporting news. They are kept out of the
@@ -160,15 +164,6 @@ def _attribute(value: str) -> str:
     return _defused(value).replace('"', "'").replace("\n", " ")
 
 
-def _date_words(published: str) -> str:
-    """ "2024-10-04" also as "4 October 2024", so a sentence may write the date either way."""
-    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", published or "")
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        return published or ""
-    year, month, day = match.groups()
-    return f"{published} {int(day)} {textlib.MONTHS[int(month) - 1].capitalize()} {year}"
-
-
 # --- checking the answer ------------------------------------------------------------------
 
 
@@ -201,7 +196,7 @@ def check_answer(draft: str, evidence: list[EvidencePassage]) -> Checked:
     claims = split_claims(text)
     if not claims:
         return Checked(text, "the model wrote no answer")
-    sources = [e.source_text() for e in evidence]
+    sources = [e.stated_text() for e in evidence]
     kept: list[Claim] = []
     attributed: list[str] = []
     dropped: list[str] = []

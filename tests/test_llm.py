@@ -100,7 +100,7 @@ def _assert_checked(answer: dict) -> None:
     if answer["abstained"]:
         assert answer["citations"] == []
         return
-    by_n = {c["n"]: f"{c['title']}\n{c['published']}\n{c['text']}" for c in answer["citations"]}
+    by_n = {c["n"]: c["text"] for c in answer["citations"]}  # the passage, not its title or date
     claims = split_claims(normalise_markers(answer["answer"]))
     assert claims
     for claim in claims:
@@ -168,8 +168,40 @@ def test_a_valid_answer_is_renumbered_to_retrieval_order():
     assert checked == Checked("Trump announced the USD 10 billion Project Vault. [4] Raimondo signed it. [1]", None)
 
 
-def test_the_published_date_counts_as_part_of_a_passage():
-    assert check_answer("Raimondo and Goyal signed the MoU on 4 October 2024 [2].", EVIDENCE).problem is None
+def test_a_publication_date_is_not_what_the_passage_states():
+    # the article was published on 4 October; its statement was made "on Thursday"
+    assert check_answer("Raimondo and Goyal signed the MoU on 4 October 2024 [2].", EVIDENCE).problem == (
+        "the number 4 in sentence 1 is in none of the passages it cites"
+    )
+    assert check_answer("Raimondo and Goyal signed the MoU in October [2].", EVIDENCE).problem == (
+        "the date October in sentence 1 is in none of the passages it cites"
+    )
+
+
+SCORE_QUESTION = "Who scored Newcastle's winning goal in their 2-1 win over Bolton?"
+MATCH = [EvidencePassage(1, 0, "Newcastle 2-1 Bolton", "", [
+    "Kieron Dyer smashed home the winner to end Bolton's 10-game unbeaten run."])]
+
+
+def test_a_score_copied_from_the_question_and_the_headline_is_a_problem():
+    # Qwen wrote this citing a passage without the score; the headline had it, and passed it
+    copied = "Kieron Dyer scored the winner in Newcastle's 2-1 win over Bolton [1]."
+    assert "2-1" in SCORE_QUESTION and "2-1" in MATCH[0].title
+    assert check_answer(copied, MATCH).problem == "the number 2 in sentence 1 is in none of the passages it cites"
+    assert check_answer(copied.replace(" [1]", ""), MATCH).problem == NO_SUPPORTED_SENTENCE
+    assert check_answer("Kieron Dyer smashed home the winner [1].", MATCH).problem is None
+
+
+@pytest.mark.parametrize("claim", [
+    "The winner for Newcastle came from Kieron Dyer [1].",
+    "Newcastle's winner came from Kieron Dyer [1].",  # a name opening the sentence is a name too
+])
+def test_a_name_only_in_the_headline_is_a_problem(claim):
+    assert check_answer(claim, MATCH).problem == "the name Newcastle in sentence 1 is in none of the passages it cites"
+
+
+def test_a_capitalised_first_word_that_is_no_name_is_not_checked_as_one():
+    assert check_answer("Officials said Kieron Dyer smashed home the winner [1].", MATCH).problem is None
 
 
 def test_a_made_up_number_is_a_problem():
@@ -198,10 +230,10 @@ VAULT = "Trump announced Project Vault, a USD 10 billion stockpile."
 
 
 def test_uncited_supported_sentences_get_their_passages_markers():
-    checked = check_answer(f"{VAULT} Raimondo and Goyal signed the MoU on 4 October 2024.", SOURCES)
+    checked = check_answer(f"{VAULT} Raimondo and Goyal signed the MoU.", SOURCES)
     assert checked == Checked(
-        f"{VAULT} [6] Raimondo and Goyal signed the MoU on 4 October 2024. [1]", None,
-        attributed=[VAULT, "Raimondo and Goyal signed the MoU on 4 October 2024."], dropped=[],
+        f"{VAULT} [6] Raimondo and Goyal signed the MoU. [1]", None,
+        attributed=[VAULT, "Raimondo and Goyal signed the MoU."], dropped=[],
     )
 
 
