@@ -65,6 +65,7 @@ class Answer:
     backend_reason: str = ""  # with RAG_LLM=auto: why this backend answered
     attributed: list[str] = field(default_factory=list)  # LLM sentences written uncited, cited after the fact
     dropped: list[str] = field(default_factory=list)  # LLM sentences no passage supports, left out
+    answerable: float | None = None  # the model's chance that the passages state the answer (the check)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -75,6 +76,8 @@ class Answer:
         for key in ("attributed", "dropped"):
             if not data[key]:
                 del data[key]
+        if self.answerable is None:
+            del data["answerable"]
         return data
 
 

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Where RAG_LLM=auto looks for a model server on this machine: Ollama, LM Studio, llama.cpp.
     local_llm_ports: list[int] = [11434, 1234, 8080]
     llm_max_tokens: int = 256
+    # Before writing, the model is asked whether the passages state the answer; a "no" abstains.
+    llm_check_answerable: bool = True
     llm_timeout_s: float = 120.0
 
     max_question_chars: int = 2000
@@ -79,8 +81,10 @@ PRESETS: dict[str, dict] = {
     "k8": {"top_k": 8},
     "chunk400": {"chunk_chars": 400},
     "chunk1000": {"chunk_chars": 1000},
+    "extractive": {"llm": "extractive"},
     "openai": {"llm": "openai"},
     "llamacpp": {"llm": "llamacpp"},
+    "unchecked": {"llm_check_answerable": False},
 }
 
 # Presets that change how chunks are cut need an index of their own.

@@ -22,8 +22,10 @@ from rag.citations import REFUSAL, normalise_markers, split_claims, unsupported_
 from rag.conversation import rewrite_follow_up
 from rag.extractive import Sentence
 from rag.llm import (
+    ANSWERABLE_REQUEST,
     EVIDENCE_CHAR_BUDGET,
     NO_SUPPORTED_SENTENCE,
+    NOT_STATED,
     SYSTEM_PROMPT,
     Checked,
     EvidencePassage,
@@ -33,6 +35,7 @@ from rag.llm import (
     make_chat_backend,
     rewrite_question,
     select_evidence,
+    yes_share,
 )
 from rag.retrieve import Passage
 from rag.settings import Settings
@@ -47,13 +50,20 @@ MAX_TOKENS = 96
 
 
 class ScriptedChat:
-    """A chat backend whose reply is fixed in advance, streamed a few characters at a time."""
+    """A chat backend whose reply is fixed in advance, streamed a few characters at a time, and
+    whose verdict on the answerability check is a fixed chance of "yes"."""
 
     name = "scripted"
 
-    def __init__(self, reply):
+    def __init__(self, reply, verdict: float | None = 1.0):
         self.reply = reply  # a string, or a function of the messages returning one
+        self.verdict = verdict
         self.seen: list[list[dict[str, str]]] = []
+        self.judged: list[list[dict[str, str]]] = []
+
+    def yes_probability(self, messages):
+        self.judged.append(messages)
+        return self.verdict
 
     def stream(self, messages):
         self.seen.append(messages)
@@ -468,6 +478,46 @@ def test_a_garbage_rewrite_falls_back_to_the_rule_based_one(reply):
     assert rewritten == rewrite_follow_up("And what about Brazil?", [DFC_QUESTION])
 
 
+# --- the answerability check ----------------------------------------------------------------
+
+def test_a_no_from_the_answerability_check_abstains_without_writing(assistant, scripted):
+    backend = scripted(ScriptedChat("The DFC gave USD 600 million [1].", verdict=0.2))
+    events = _events(assistant, DFC_QUESTION, backend="openai")
+    answer = _final(events)
+    assert answer.abstained and answer.answer == f"{REFUSAL} {NOT_STATED[0].upper()}{NOT_STATED[1:]}."
+    assert answer.citations == [] and len(answer.nearest) == 3 and answer.fallback is None
+    assert answer.answerable == 0.2 and backend.seen == []  # the answer was never asked for
+    assert answer.model == "scripted" and "check_ms" in answer.timings
+    assert answer.to_dict()["answerable"] == 0.2
+
+
+@pytest.mark.parametrize("verdict", [0.9, None])  # None: the model said neither yes nor no
+def test_a_yes_or_no_verdict_lets_the_model_answer(assistant, scripted, verdict):
+    backend = scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict))
+    answer = assistant.ask(DFC_QUESTION, backend="openai")
+    assert not answer.abstained and "600 million" in answer.answer and answer.answerable == verdict
+    judged, written = backend.judged[0], backend.seen[0]
+    # the same prompt but for its last line, so a server caching prompts reads the passages once
+    assert judged[0] == written[0]
+    assert judged[1]["content"].rsplit("\n", 1)[0] == written[1]["content"].rsplit("\n", 1)[0]
+    assert judged[1]["content"].endswith(ANSWERABLE_REQUEST)
+
+
+def test_the_check_can_be_switched_off(corpus_settings, assistant):
+    unchecked = Assistant(corpus_settings.with_overrides(llm_check_answerable=False), retriever=assistant.retriever)
+    backend = ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict=0.0)
+    unchecked._chat_backends["openai"] = backend
+    answer = unchecked.ask(DFC_QUESTION, backend="openai")
+    assert not answer.abstained and answer.answerable is None and backend.judged == []
+    assert "answerable" not in answer.to_dict() and "check_ms" not in answer.timings
+
+
+def test_yes_share_weighs_yes_against_no_among_the_first_tokens():
+    assert yes_share({"Yes": 0.6, " no": 0.2, "Not": 0.1, "The": 0.1}) == pytest.approx(0.6 / 0.9)
+    assert yes_share({"**No**": 0.5, "The": 0.5}) == 0.0
+    assert yes_share({"The": 1.0}) is None
+
+
 # --- prompt injection through an ingested article --------------------------------------------
 
 LITHIUM_ARTICLE = f"""Chile and Australia Sign Lithium Supply Pact
@@ -549,7 +599,15 @@ def test_a_real_model_streams_and_only_checked_answers_are_final(served_assistan
     answer = _final(events)
     replaced = [e.reason for e in events if isinstance(e, Replace)]
     assert replaced == ([answer.fallback] if answer.fallback else [])
+    assert 0.0 <= answer.answerable <= 1.0  # read from the server's log-probabilities
     _assert_checked(answer.to_dict())
+
+
+@pytest.mark.llm
+def test_a_real_server_gives_the_chance_of_yes(llm_server):
+    backend = make_chat_backend(Settings(llm="openai", openai_base_url=llm_server.base_url))
+    chance = backend.yes_probability([{"role": "user", "content": "Is Paris in France? Reply yes or no:"}])
+    assert chance is not None and 0.0 < chance < 1.0  # a probability, not a word read off the reply
 
 
 @pytest.mark.llm
@@ -568,7 +626,8 @@ def test_a_gguf_file_answers_in_process(assistant, corpus_settings):
     events = _events(local, DFC_QUESTION)
     answer = _final(events)
     assert answer.backend == "llamacpp"
-    assert sum(isinstance(e, Token) for e in events) > 1
+    assert answer.answerable in (0.0, 1.0, None)  # in process, the reply's first word is read
+    assert sum(isinstance(e, Token) for e in events) > 1 or answer.abstained
     _assert_checked(answer.to_dict())
 
 
