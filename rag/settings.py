@@ -41,7 +41,9 @@ class Settings(BaseSettings):
         None, ge=0, le=1, description="withhold answers below this confidence; unset = the fitted threshold"
     )
 
-    llm: Backend = "extractive"
+    # auto: a configured endpoint or GGUF, else a model server already running on 127.0.0.1 at
+    # local_llm_ports, else the extractive answerer. Runs that must be extractive say so.
+    llm: Backend = "auto"
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     openai_model: str | None = None

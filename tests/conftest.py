@@ -11,6 +11,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The default backend, auto, would answer with any model server someone runs on this machine's
+# usual ports; the tests answer extractively (here and in the servers and CLIs they start) unless
+# a test asks for a model.
+os.environ["RAG_LLM"] = "extractive"
 
 from rag.settings import Settings  # noqa: E402
 

@@ -663,3 +663,41 @@ def test_auto_finds_a_model_server_on_this_machine(corpus_settings, assistant, l
     assert answer.backend == "openai" and answer.model == "openai:gemma"
     assert answer.backend_reason == f"the model server found at {llm_server.base_url}"
     _assert_checked(answer.to_dict())
+
+
+def test_auto_is_the_default(monkeypatch):
+    monkeypatch.delenv("RAG_LLM", raising=False)  # conftest pins the tests to extractive
+    assert Settings().llm == "auto"
+
+
+def _default_cli_env(settings: Settings, ports: list[int]) -> dict[str, str]:
+    """The environment of a user who configured no model: RAG_LLM unset, so auto decides."""
+    env = {key: value for key, value in _cli_env(settings, "").items() if not key.startswith("RAG_OPENAI")}
+    del env["RAG_LLM"]
+    return {**env, "RAG_LOCAL_LLM_PORTS": json.dumps(ports)}
+
+
+def test_by_default_the_cli_answers_extractively_when_no_server_listens_and_says_why(corpus_settings):
+    closed = free_port()
+    result = subprocess.run(
+        [RAG_CLI, "ask", "What did EXIM approve under Project Vault?", "--json"],
+        env=_default_cli_env(corpus_settings, [closed]), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["backend"] == "extractive" and answer["model"] == "" and "10 billion" in answer["answer"]
+    assert answer["backend_reason"] == f"no model is configured and no model server answered on 127.0.0.1 ports {closed}"
+
+
+@pytest.mark.llm
+def test_by_default_the_cli_answers_with_a_model_server_running_here(corpus_settings, llm_server):
+    result = subprocess.run(
+        [RAG_CLI, "ask", DFC_QUESTION, "--json"],
+        env=_default_cli_env(corpus_settings, [free_port(), llm_server.port]),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["backend"] == "openai" and answer["model"] == "openai:gemma"
+    assert answer["backend_reason"] == f"the model server found at {llm_server.base_url}"
+    _assert_checked(answer)
