@@ -67,6 +67,15 @@ class Answer:
     dropped: list[str] = field(default_factory=list)  # LLM sentences no passage supports, left out
     answerable: float | None = None  # the model's chance that the passages state the answer (the check)
 
+    def answered_by(self) -> str:
+        """Which model answered, in words; for the extractive answerer chosen by RAG_LLM=auto,
+        also why no model did."""
+        if self.model:
+            return self.model
+        if self.backend_reason:
+            return f"{self.backend} ({self.backend_reason})"
+        return self.backend
+
     def to_dict(self) -> dict:
         data = asdict(self)
         for citation in data["citations"] + data["nearest"]:
