@@ -1,12 +1,14 @@
 """The LLM answer path: a chat backend, the evidence it is shown, the prompt, and the check of
 what it writes.
 
-A backend implements one method, `stream(messages)`, yielding the answer's text as it is
-written; the same for an OpenAI-compatible server and a local GGUF file. The model is shown only
-the few sentences the retriever and the sentence ranker rank highest, numbered [1]..[n] and fenced
-as quoted data; its answer is shown as final only when every sentence it keeps cites a passage it
-was given and states no number, date or name that those passages do not. A sentence written
-without a marker is attributed to the passage that supports it, or left out when none does.
+A backend implements two methods, the same for an OpenAI-compatible server and a local GGUF
+file: `stream(messages)`, yielding the answer's text as it is written, and
+`yes_probability(messages)`, the chance that its reply to a yes/no question is yes. The model is
+shown only the few sentences the retriever and the sentence ranker rank highest, numbered
+[1]..[n] and fenced as quoted data. It is first asked whether they state the answer at all (a no
+abstains); its answer is shown as final only when every sentence it keeps cites a passage it was
+given and states no number, date or name that the sentences of those passages do not. A sentence
+written without a marker is attributed to the passage that supports it, or left out when none does.
 """
 
 from __future__ import annotations
