@@ -65,6 +65,16 @@ class Answer:
     backend_reason: str = ""  # with RAG_LLM=auto: why this backend answered
     attributed: list[str] = field(default_factory=list)  # LLM sentences written uncited, cited after the fact
     dropped: list[str] = field(default_factory=list)  # LLM sentences no passage supports, left out
+    answerable: float | None = None  # the model's chance that the passages state the answer (the check)
+
+    def answered_by(self) -> str:
+        """Which model answered, in words; for the extractive answerer chosen by RAG_LLM=auto,
+        also why no model did."""
+        if self.model:
+            return self.model
+        if self.backend_reason:
+            return f"{self.backend} ({self.backend_reason})"
+        return self.backend
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -75,6 +85,8 @@ class Answer:
         for key in ("attributed", "dropped"):
             if not data[key]:
                 del data[key]
+        if self.answerable is None:
+            del data["answerable"]
         return data
 
 

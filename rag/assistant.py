@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rag.answer import Answer, Citation, supporting_spans
-from rag.citations import CITATION_RE, cite
+from rag.citations import CITATION_RE, REFUSAL, cite
 from rag.confidence import MODEL_FILE, ConfidenceModel
 from rag.conversation import rewrite_follow_up
 from rag.embeddings import load_embedder
@@ -59,6 +59,16 @@ class Final:
 
 
 Event = Sources | Token | Replace | Final
+
+
+@dataclass
+class ModelRead:
+    """What an LLM answer adds to the Answer: the answerability check's verdict, and the
+    sentences written uncited that were attributed after the fact or dropped."""
+
+    answerable: float | None = None
+    attributed: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
 
 
 def clean_question(question: str | None, max_chars: int) -> str:
@@ -134,17 +144,18 @@ class Assistant:
         corpus = CorpusView(self.retriever, filters)
         decision = self._judge(self.extractive.decide(searched, retrieval, ranked, corpus))
         timings["rank_ms"] = _ms_since(generating)
-        attribution = ([], [])
+        read = ModelRead()
         # Only a refusal true of the whole index ("no article mentions X") keeps the question from
         # a model: a candidate the confidence withheld may still be read by the model, which may refuse.
         if decision.hard or backend == "extractive":
-            text, fallback = yield from self._extractive(decision, retrieval)
+            text, fallback = yield from _first_token_timed(self._extractive(decision, retrieval), timings, started)
         else:
-            text, fallback, attribution = yield from self._llm(backend, searched, retrieval, ranked, decision)
+            llm_answer = self._llm(backend, searched, retrieval, ranked, decision, read, timings)
+            text, fallback = yield from _first_token_timed(llm_answer, timings, started)
         timings["generate_ms"] = _ms_since(generating)
         timings["total_ms"] = _ms_since(started)
         answer = self._finish(question, searched, text, retrieval, decision, backend, timings, fallback)
-        answer.attributed, answer.dropped = attribution
+        answer.attributed, answer.dropped, answer.answerable = read.attributed, read.dropped, read.answerable
         answer.backend_reason = backend_reason
         if backend != "extractive" and not decision.hard:
             answer.model = self._chat_backend(backend).name
@@ -192,21 +203,34 @@ class Assistant:
         retrieval: Retrieval,
         ranked: list[Sentence],
         decision: Decision,
+        read: ModelRead,
+        timings: dict[str, float],
     ):
+        """The model's answer, checked, as tokens then (text, fallback reason); what the model
+        judged and which sentences were attributed or dropped go into `read`."""
         from rag import llm
 
         chat = self._chat_backend(backend)
         evidence = llm.select_evidence(retrieval.passages, ranked)
+        if self.settings.llm_check_answerable:
+            checking = time.perf_counter()
+            read.answerable = llm.judged_answerable(chat, question, evidence)
+            timings["check_ms"] = _ms_since(checking)
+            if read.answerable is not None and read.answerable < 0.5:  # the model's "no" outweighs its "yes"
+                text = f"{REFUSAL} {llm.NOT_STATED[0].upper()}{llm.NOT_STATED[1:]}."
+                yield Token(text)
+                return text, None
         draft = ""
         for piece in chat.stream(llm.build_messages(question, evidence)):
             draft += piece
             yield Token(piece)
         checked = llm.check_answer(draft, evidence)
         if checked.problem is None:
-            return checked.text, None, (checked.attributed, checked.dropped)
+            read.attributed, read.dropped = checked.attributed, checked.dropped
+            return checked.text, None
         fallback_text, _ = _silently(self._extractive(decision, retrieval))
         yield Replace(fallback_text, checked.problem)
-        return fallback_text, checked.problem, ([], [])
+        return fallback_text, checked.problem
 
     def _check_filters(self, filters: Filters) -> None:
         """A filter that no article could ever pass is a mistake to point out, not a question to
@@ -305,9 +329,20 @@ def _claims(text: str) -> list[str]:
 
 
 def _is_refusal(text: str) -> bool:
-    from rag.citations import REFUSAL
-
     return text.strip().startswith(REFUSAL)
+
+
+def _first_token_timed(generator, timings: dict[str, float], started: float):
+    """Pass the answer's events through, noting in `timings` when its first token came."""
+    try:
+        event = next(generator)
+        while True:
+            if isinstance(event, Token) and "first_token_ms" not in timings:
+                timings["first_token_ms"] = _ms_since(started)
+            yield event
+            event = next(generator)
+    except StopIteration as stop:
+        return stop.value
 
 
 def _silently(generator):

@@ -48,7 +48,8 @@ def calibrate(
     from rag.evaluate import evaluate_suite, write_run
     from rag.suites import SUITES_FILE, pick_suites
 
-    open_settings = settings.with_overrides(min_confidence=0.0)
+    # The confidence is the extractive candidate's: no model server that happens to run may answer.
+    open_settings = settings.with_overrides(min_confidence=0.0, llm="extractive")
     rows: list[dict] = []
     refusals: list[bool] = []
     for suite in pick_suites(names, suites_file or SUITES_FILE):

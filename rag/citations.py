@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from rag import entities
 from rag import text as textlib
 from rag.chunking import split_sentences
 
@@ -126,7 +127,7 @@ def split_claims(text: str) -> list[Claim]:
 
 def check_claims(claims: list[Claim], sources: list[str]) -> str | None:
     """Why the claims cannot be shown as a cited answer, or None when they can. `sources[n - 1]`
-    is everything passage [n] gave the model (title, date and sentences)."""
+    is what passage [n] states (`EvidencePassage.stated_text`)."""
     if not claims:
         return "the model wrote no answer"
     for i, claim in enumerate(claims, 1):
@@ -228,8 +229,21 @@ def unsupported_months(claim: str, source: str) -> list[str]:
 
 def unsupported_names(claim: str, source: str) -> list[str]:
     """Names and acronyms of the claim that the source does not mention in any form."""
-    return [
-        term.text
-        for term in textlib.key_terms(claim)
-        if term.kind in ("name", "acronym") and not textlib.mentions(source, term)
-    ]
+    return [term.text for term in claim_names(claim) if not textlib.mentions(source, term)]
+
+
+# Entity labels that are names: people, organisations, places, buildings.
+_NAME_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC"})
+
+
+def claim_names(claim: str) -> list[textlib.KeyTerm]:
+    """The names and acronyms a claim states. `key_terms` cannot tell a name opening the sentence
+    ("Germany signed it") from any capitalised first word, so the entity tagger decides that one."""
+    terms = [t for t in textlib.key_terms(claim) if t.kind in ("name", "acronym")]
+    opening = next(
+        (text for label, text in entities.entities(claim) if label in _NAME_LABELS and claim.startswith(text)),
+        None,
+    )
+    if opening and not any(t.text == opening for t in terms):
+        terms.append(textlib.KeyTerm(opening, "acronym" if opening.isupper() else "name"))
+    return terms

@@ -289,7 +289,7 @@ def format_answer(answer, already_printed: bool = False) -> str:
         for citation in answer.nearest:
             lines.append(f"  - {citation.title} — {citation.source}: {citation.text[:160]}…")
     confidence = "" if answer.confidence is None else f", confidence {answer.confidence:.0%}"
-    lines.append(f"({answer.timings['total_ms']:.0f} ms, {answer.backend}{confidence})")
+    lines.append(f"({answer.timings['total_ms']:.0f} ms, {answer.answered_by()}{confidence})")
     return "\n".join(lines)
 
 

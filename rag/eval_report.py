@@ -458,6 +458,8 @@ COMPARE_COLUMNS = [  # (key, header, format, higher is better)
     ("context_recall", "context recall", _pct, True),
     ("citation_precision", "citation precision", _pct, True),
     ("fabricated_number_answers", "fabricated #", str, False),
+    ("fallback_rate", "fallback", _pct, False),
+    ("first_token_p50_ms", "first token p50 ms", _ms, False),
     ("latency_p50_ms", "p50 ms", _ms, False),
     ("latency_p95_ms", "p95 ms", _ms, False),
 ]
@@ -562,8 +564,48 @@ SUITE_ROWS = (
     ("citation hit rate", "citation_hit_rate", _pct),
     ("recall@5", "recall@5", _pct),
     ("answers with a number in no cited passage", "fabricated_number_answers", str),
+    ("LLM answers replaced by the extractive one (of answered)", "fallback_rate", _pct),
     ("latency p50 (ms)", None, None),
 )
+
+# Every suite under every preset: the columns `rag eval --suite ... --compare ...` sets side by side.
+SUITES_COMPARE_COLUMNS = (
+    ("answer_accuracy", "answer acc", _pct),
+    ("abstention_accuracy", "abstention acc", _pct),
+    ("answered_precision", "answered precision", _pct),
+    ("citation_hit_rate", "citation hit", _pct),
+    ("fallback_rate", "fallback (of answered)", _pct),
+    ("fabricated_number_answers", "number in no cited passage", str),
+    ("first_token_p50_ms", "first token p50 ms", _ms),
+    ("latency_p50_ms", "p50 ms", _ms),
+    ("latency_p95_ms", "p95 ms", _ms),
+)
+
+
+def _suites_compare_rows(compared: dict[str, list[dict]]) -> list[list[str]]:
+    return [
+        [suite, row["preset"], *("–" if row.get(key) is None else fmt(row[key]) for key, _, fmt in SUITES_COMPARE_COLUMNS)]
+        for suite, rows in compared.items()
+        for row in rows
+    ]
+
+
+def render_suites_compare(compared: dict[str, list[dict]]) -> str:
+    header = ["suite", "preset", *(label for _, label, _ in SUITES_COMPARE_COLUMNS)]
+    lines = ["# Every suite under every preset", ""]
+    lines += _table(header, _suites_compare_rows(compared))
+    lines += [
+        "",
+        "`base (...)` is the run's own settings (its answer backend in brackets). Each suite's "
+        "`compare.md` has the retrieval columns too, and `presets/<name>/` each preset's report.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def suites_compare_text_table(compared: dict[str, list[dict]]) -> str:
+    header = ["suite", "preset", *(label for _, label, _ in SUITES_COMPARE_COLUMNS)]
+    return _text_table(header, _suites_compare_rows(compared))
 
 
 def _suite_cell(metrics: dict, key: str | None, fmt) -> str:

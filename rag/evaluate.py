@@ -170,6 +170,8 @@ class Scores:
     fabricated_numbers: list[str] = field(default_factory=list)
     claims: list[ClaimSupport] = field(default_factory=list)
     error: str | None = None
+    first_token_ms: float | None = None
+    fallback: bool = False  # an LLM answer failed validation and the extractive one was shown
     confidence: float | None = None  # the model's chance that the best candidate is right
     candidate_right: bool | None = None  # that candidate, shown or withheld, would have been right
 
@@ -288,6 +290,8 @@ def score_prediction(
         abstained=abstained,
         correct=correct,
         total_ms=(prediction.get("timings") or {}).get("total_ms"),
+        first_token_ms=(prediction.get("timings") or {}).get("first_token_ms"),
+        fallback=bool(prediction.get("fallback")),
         groups_matched=matched,
         has_gold=bool(question.gold_sources),
         error=error,
@@ -347,6 +351,7 @@ def aggregate(scores: list[Scores]) -> dict:
     all_answered = [s for s in scores if s.answered]
     claims = [c for s in all_answered for c in s.claims]
     latencies = [s.total_ms for s in scores if s.total_ms is not None]
+    first_tokens = [s.first_token_ms for s in scores if s.first_token_ms is not None]
     scored = answerable + declinable
     answered_scored = [s for s in scored if s.answered]
     metrics = {
@@ -375,6 +380,8 @@ def aggregate(scores: list[Scores]) -> dict:
         ),
         "citation_hit_rate": _ratio(sum(s.gold_citations > 0 for s in gold_cited), len(gold_cited)),
         "answers_without_citation": sum(s.citations == 0 for s in all_answered),
+        "fallback_answers": sum(s.fallback for s in all_answered),
+        "fallback_rate": _ratio(sum(s.fallback for s in all_answered), len(all_answered)),
         "fabricated_number_answers": sum(bool(s.fabricated_numbers) for s in all_answered),
         "fabricated_number_rate": _ratio(
             sum(bool(s.fabricated_numbers) for s in all_answered), len(all_answered)
@@ -393,6 +400,10 @@ def aggregate(scores: list[Scores]) -> dict:
             "p95": _round(percentile(latencies, 95)),
             "mean": _round(sum(latencies) / len(latencies)) if latencies else None,
             "max": _round(max(latencies)) if latencies else None,
+        },
+        "first_token_ms": {
+            "p50": _round(percentile(first_tokens, 50)),
+            "p95": _round(percentile(first_tokens, 95)),
         },
     }
     return metrics
@@ -605,6 +616,10 @@ DEFINITIONS = {
     f"words found in the quote it cites; supported when >= {SUPPORT_MIN_OVERLAP} and all its "
     f"numbers are in a cited passage",
     "latency_ms": "percentiles of the answer's timings.total_ms (retrieval + answering), over all questions",
+    "first_token_ms": "percentiles of timings.first_token_ms: from the question to the answer's first "
+    "streamed piece (for an LLM, after the answerability check)",
+    "fallback_rate": "answers given whose LLM answer failed validation and was replaced by the extractive "
+    "one / all answers given",
 }
 
 
@@ -621,6 +636,8 @@ def settings_summary(settings: Settings) -> dict:
     }
     if settings.chroma_url:
         summary["chroma_url"] = settings.chroma_url
+    if settings.llm != "extractive":
+        summary["llm_check_answerable"] = settings.llm_check_answerable
     if settings.llm == "openai":
         summary["openai_model"] = settings.openai_model
     if settings.llm == "llamacpp":
@@ -783,7 +800,11 @@ def compare_row(name: str, result: RunResult) -> dict:
         "mrr": overall["mrr"],
         "context_recall": overall["context_recall"],
         "citation_precision": overall["citation_precision"],
+        "answered_precision": overall["answered_precision"],
+        "citation_hit_rate": overall["citation_hit_rate"],
         "fabricated_number_answers": overall["fabricated_number_answers"],
+        "fallback_rate": overall["fallback_rate"],
+        "first_token_p50_ms": overall["first_token_ms"]["p50"],
         "latency_p50_ms": overall["latency_ms"]["p50"],
         "latency_p95_ms": overall["latency_ms"]["p95"],
         "errors": overall["errors"],
@@ -898,11 +919,17 @@ def run_suites(
 ) -> int:
     """`rag eval --suite ...`: each suite against its own index, reported side by side in
     `suites.md`, `suites.json` and `suites.png`, and each in a folder of its own."""
-    from rag.eval_report import plot_suites, render_suites, suites_text_table
+    from rag.eval_report import (
+        plot_suites,
+        render_suites,
+        render_suites_compare,
+        suites_compare_text_table,
+        suites_text_table,
+    )
     from rag.suites import SUITES_FILE, pick_suites
 
     out = Path(out)
-    results = {}
+    results, compared = {}, {}
     suites_file = suites_file or SUITES_FILE
     for suite in pick_suites(names, suites_file):
         questions = suite.questions(limit)
@@ -911,7 +938,8 @@ def run_suites(
         shown = Path(os.path.relpath(suite.dataset, suites_file.resolve().parent.parent))
         write_run(out / suite.name, result, shown)
         if compare is not None:
-            run_compare(result, list(compare) or list(DEFAULT_COMPARE), questions, out / suite.name, shown)
+            rows, _ = run_compare(result, list(compare) or list(DEFAULT_COMPARE), questions, out / suite.name, shown)
+            compared[suite.name] = with_base_row(result, rows)
         results[suite.name] = result
     summary = {name: {"dataset": str(r.metrics["dataset"]), **r.metrics["overall"]} for name, r in results.items()}
     write_json(out / "suites.json", summary)
@@ -919,4 +947,17 @@ def run_suites(
     plot_suites(summary, out / "suites.png")
     print(suites_text_table(summary))
     print(f"\nwrote {out}/suites.md, suites.json, suites.png and a folder per suite")
+    if compared:
+        write_json(out / "compare.json", compared)
+        (out / "compare.md").write_text(render_suites_compare(compared), encoding="utf-8")
+        print()
+        print(suites_compare_text_table(compared))
+        print(f"\nwrote {out}/compare.md and compare.json: every suite under every preset")
     return 0
+
+
+def with_base_row(base: RunResult, rows: list[dict]) -> list[dict]:
+    """The presets' rows, after the run's own settings when no preset repeated them."""
+    if any(row["settings"] == settings_summary(base.settings) for row in rows):
+        return rows
+    return [compare_row(f"base ({base.settings.llm})", base), *rows]

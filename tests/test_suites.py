@@ -155,3 +155,22 @@ def test_an_unknown_suite_is_a_clear_error(two_suites, corpus_settings, tmp_path
 
     with pytest.raises(SuiteError, match="unknown suite nope; choose from news, tiny, absent or all"):
         run_suites(corpus_settings, ["nope"], tmp_path / "run", suites_file=two_suites)
+
+
+@pytest.mark.llm
+def test_one_command_sets_both_backends_side_by_side_on_every_suite(two_suites, corpus_settings, llm_server, tmp_path):
+    settings = corpus_settings.with_overrides(
+        llm="extractive", openai_base_url=llm_server.base_url, openai_model="gemma", llm_max_tokens=48
+    )
+    out = tmp_path / "run"
+    assert run_suites(settings, ["all"], out, compare=["extractive", "openai"], limit=2, suites_file=two_suites) == 0
+    compared = json.loads((out / "compare.json").read_text())
+    assert list(compared) == ["news", "tiny"]
+    for rows in compared.values():
+        extractive, model = rows  # the run's own settings are the extractive preset's: one row
+        assert (extractive["preset"], model["preset"]) == ("extractive", "openai")
+        assert model["settings"]["llm"] == "openai" and model["settings"]["llm_check_answerable"] is True
+        assert model["latency_p50_ms"] > extractive["latency_p50_ms"]  # a model writing, not rules
+        assert model["first_token_p50_ms"] is not None and model["fabricated_number_answers"] == 0
+    table = (out / "compare.md").read_text()
+    assert "| news | openai |" in table and "| tiny | extractive |" in table and "first token p50 ms" in table

@@ -55,6 +55,13 @@ def test_answer_escapes_html_and_markdown_and_links_only_known_citations():
     assert "[7]" in html
 
 
+def test_the_answer_says_which_model_answered_or_why_none_did():
+    assert "openai:qwen · 1 source" in render.final_bubble(answer("X. [1]", backend="openai", model="openai:qwen"), 1)
+    reason = "no model is configured and no model server answered on 127.0.0.1 ports 8080"
+    html = render.final_bubble(answer("X. [1]", backend_reason=reason), 1)
+    assert f"extractive ({reason}) · 1 source" in html
+
+
 def test_highlight_marks_spans_and_escapes_inside_and_outside():
     text = "<b>x</b> The loan was $10 <i>billion</i>. End"
     start = text.index("The")

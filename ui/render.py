@@ -140,7 +140,7 @@ def _answer_meta(answer: Answer) -> str:
     cited = len(answer.citations)
     sources = f"{cited} source{'s' if cited != 1 else ''}" if not answer.abstained else "no source"
     return (
-        f'<div class="answer-meta">{esc(answer.model or answer.backend)} · {sources} · {confidence_label(answer)} · '
+        f'<div class="answer-meta">{esc(answer.answered_by())} · {sources} · {confidence_label(answer)} · '
         f"{seconds:.1f} s</div>"
     )
 
