@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_robustness_hostile import HOSTILE_TEXT
-from tests.test_ui_browser import ANSWER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS
+from tests.test_ui_browser import ANSWER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS, open_fresh_chat
 
 pytest_plugins = ["tests.ui_server", "tests.robustness_server"]
 playwright = pytest.importorskip("playwright.sync_api")
@@ -53,8 +53,7 @@ class BrowserThread:
         page.on("request", lambda request: page.requests.append(request.url))
         page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
         try:
-            page.goto(url)
-            page.wait_for_selector("#question textarea")
+            open_fresh_chat(page, url)
             check(page, *args)
         finally:
             page.close()

@@ -109,8 +109,8 @@ def build_app(settings: Settings, service: ChatService | None = None) -> gr.Bloc
                  api_visibility="private")
         app.load(lambda: _example_updates(service), None, [*chat["examples"], chat["example_questions"]],
                  api_visibility="private")
-        app.load(lambda kept: _restored_outputs(restored_conversation(kept)), [saved],
-                 [chat["chatbot"], sources, turns, chat["copy_text"]], api_visibility="private")
+        app.load(_restore, [saved, turns], [chat["chatbot"], sources, turns, chat["copy_text"]],
+                 api_visibility="private")
         # On a phone-sized screen the open sidebar would cover the question box.
         app.load(lambda width: gr.update(open=not width or width > PHONE_WIDTH), [controls["screen_width"]],
                  [controls["sidebar"]], js="() => window.innerWidth", api_visibility="private")
@@ -245,6 +245,13 @@ def _chat_outputs(view: ChatView) -> tuple:
     unfiltered = gr.update(visible=view.hidden_by_filter) if view.done else gr.skip()
     saved = saved_conversation(view) if view.done else gr.skip()
     return view.messages, view.panel, view.turns, copy_text, question, unfiltered, saved
+
+
+def _restore(kept: dict, turns_so_far: list[Turn]) -> tuple:
+    """The kept conversation, unless a question was asked before it arrived (it is not lost)."""
+    if turns_so_far:
+        return (gr.skip(),) * 4
+    return _restored_outputs(restored_conversation(kept))
 
 
 def _restored_outputs(view: ChatView) -> tuple:
