@@ -20,8 +20,8 @@ test:
 	$(VENV)/ruff check .
 	$(VENV)/pytest -q
 
-eval: index
-	$(VENV)/rag eval --dataset evals/questions.jsonl --out evals/runs/latest
+eval: setup
+	$(VENV)/rag eval --suite all --llm extractive --out evals/runs/latest
 
 bench: setup
 	$(VENV)/python -m bench.run
