@@ -133,11 +133,12 @@ def kill_ingest(root: Path, rng: random.Random, phase: str, aim: str, run_second
         delay = rng.uniform(0, ANYWHERE_SHARE * run_seconds if aim == "anywhere" else WRITE_WINDOW_S)
         if trigger:
             time.sleep(delay)
-        killed = process.poll() is None
-        if killed:
-            process.send_signal(signal.SIGKILL)
+        process.send_signal(signal.SIGKILL)  # does nothing if it has exited
         process.wait(timeout=60)
-    assert process.returncode == (-signal.SIGKILL if killed else 0), (root / "ingest.log").read_text()[-3000:]
+    # Killed, or finished just before the signal (under load the poll above can oversleep):
+    # judged by how it ended, not by a check made an instant before the kill.
+    assert process.returncode in (-signal.SIGKILL, 0), (root / "ingest.log").read_text()[-3000:]
+    killed = process.returncode == -signal.SIGKILL
     committed = (manifest.read_bytes() if manifest.exists() else None) != manifest_before
     return Kill(phase, aim, trigger or "the end of the run", delay, killed, committed)
 
