@@ -19,6 +19,7 @@ from gradio_client.exceptions import AuthenticationError
 
 from rag.answer import Answer, Citation
 from rag.assistant import Final, Replace, Sources, Token
+from rag.citations import REFUSAL
 from rag.retrieve import Passage
 from rag.settings import Settings
 from ui import render
@@ -99,6 +100,16 @@ def test_the_article_view_marks_the_spans_escapes_the_text_and_ignores_bad_offse
     assert '<mark id="cited">The loan was USD 10 billion.</mark>' in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "javascript:" not in html
     assert "<mark" not in render.article_page("T", None, None, None, text, [])
+
+
+def test_a_refusal_lists_each_nearby_article_once_with_a_link_to_each_passage():
+    other = citation(3)
+    other.title, other.source = "Another story", "corpus/b.txt"
+    abstained = answer(f"{REFUSAL} The closest passages do not clearly answer it.", abstained=True, citations=[],
+                       nearest=[citation(1), citation(2), other])
+    bubble = render.final_bubble(abstained, turn=0)
+    assert bubble.count("A &lt;b&gt;title&lt;/b&gt;") == 1 and bubble.count("<li>") == 2
+    assert all(f'href="#source-0-{n}"' in bubble for n in (1, 2, 3))
 
 
 def test_abstention_says_not_in_these_articles_and_lists_nearest():

@@ -127,7 +127,13 @@ def user_bubble(question: str) -> str:
 
 def _abstention(answer: Answer, turn: int) -> str:
     reason = answer.answer.strip().removeprefix(REFUSAL).strip()
-    nearest = "".join(f"<li>{cite_link(turn, n)} {esc(c.title)}</li>" for n, c in enumerate(answer.nearest, 1))
+    # One line per article, with a link to each of its passages: three passages of one article
+    # would otherwise list its title three times.
+    by_article: dict[str, list[int]] = {}
+    for n, citation in enumerate(answer.nearest, 1):
+        by_article.setdefault(citation.title or citation.source, []).append(n)
+    nearest = "".join(f"<li>{''.join(cite_link(turn, n) for n in numbers)} {esc(title)}</li>"
+                      for title, numbers in by_article.items())
     listing = f'<div class="nearest">{NEAREST_LABEL}<ul>{nearest}</ul></div>' if nearest else ""
     return (
         f'<div class="abstain-banner">{esc(REFUSAL.rstrip("."))}</div>'
