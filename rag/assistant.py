@@ -19,7 +19,7 @@ from rag.embeddings import load_embedder
 from rag.extractive import Decision, ExtractiveAnswerer, Sentence, SentenceRanker
 from rag.retrieve import CorpusView, Filters, Passage, Retrieval, Retriever
 from rag.settings import Backend, RetrievalMode, Settings
-from rag.spelling import NameSpeller, model_words
+from rag.spelling import model_words
 
 NEAREST_ON_ABSTAIN = 3
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -245,11 +245,8 @@ class Assistant:
 
     def _spelled(self, question: str) -> str:
         """The question with its misspelt names corrected to the index's spelling (rag/spelling.py)."""
-        keywords = self.retriever.keywords()
-        if keywords is None:
-            return question
-        speller = NameSpeller(keywords, self.retriever.chunk_text, model_words(self.embedder.model_path))
-        return speller.correct(question)
+        speller = self.retriever.name_speller(model_words(self.embedder.model_path))
+        return speller.correct(question) if speller else question
 
     def _rewrite(self, question: str, history: list[str], backend: Backend) -> str:
         """An LLM backend rewrites follow-ups itself; the extractive one keeps the rule-based rewrite."""

@@ -202,13 +202,13 @@ class Retriever:
                 f"be read ({type(exc).__name__}: {exc})"
             ) from exc
 
-    def keywords(self) -> KeywordIndex | None:
-        """The keyword index of the committed manifest; None when the index is missing."""
+    def name_speller(self, known_words: frozenset[str]) -> NameSpeller | None:
+        """Spells names as the committed index does (rag/spelling.py); None when there is no index."""
         try:
             self.refresh()
         except IndexMissing:
             return None
-        return self._keywords
+        return NameSpeller(self._keywords, self.chunk_text, known_words)
 
     def chunk_text(self, chunk_id: str) -> str:
         return next((chunk.text for chunk in self.store.get([chunk_id])), "")
@@ -353,8 +353,8 @@ class CorpusView:
 
     def spelled_like(self, text: str) -> str | None:
         """A close spelling the index has of a name it lacks ("Tony Blare" -> "Tony Blair")."""
-        keywords = self.retriever.keywords()
-        return NameSpeller(keywords, self.retriever.chunk_text, frozenset()).suggest(text) if keywords else None
+        speller = self.retriever.name_speller(frozenset())
+        return speller.suggest(text) if speller else None
 
     def _published_in(self, year: int, allowed: dict | None) -> bool:
         days = self.retriever._keywords.field_values("published_int")
