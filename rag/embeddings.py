@@ -95,6 +95,56 @@ class Embedder:
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
+    def embed_with_sentences(
+        self, texts: list[str], sentence_spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector and, from the same forward pass, a vector for each of its sentences
+        (character ranges of the text): the mean of the sentence's token states, read in the
+        context of the whole text. The answerer ranks sentences by them, so an ingest stores them
+        for the cost of pooling rather than of a second encoding; and they rank better than
+        sentences embedded alone (bench/findings.md)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        read = self._read_in_context(texts)
+        sentences = [_pooled(states, offsets, spans) for (_, states, offsets), spans in zip(read, sentence_spans, strict=True)]
+        cut_off = [(row, i) for row, pooled in enumerate(sentences) for i in np.flatnonzero(np.isnan(pooled[:, 0]))]
+        if cut_off:  # past the model's token limit: embedded alone, the only reading there is
+            alone = self.embed([texts[row][slice(*sentence_spans[row][i])] for row, i in cut_off])
+            for (row, i), vector in zip(cut_off, alone, strict=True):
+                sentences[row][i] = vector
+        return np.vstack([vector for vector, _, _ in read]), sentences
+
+    def _read_in_context(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(text vector, token states, token character ranges) per text."""
+        if self._light and len(texts) <= SMALL_BATCH:
+            with self._light_lock:
+                read = self._light.token_states(texts)
+            return [(_normalised(states.mean(0)), states, offsets) for states, offsets in read]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
+        read: list = [None] * len(texts)
+        for at in range(0, len(order), self.batch_size):
+            rows = order[at : at + self.batch_size]
+            with self._lock:
+                for row, result in zip(rows, self._full_token_states([texts[i] for i in rows]), strict=True):
+                    read[row] = result
+        return read
+
+    def _full_token_states(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        import torch
+
+        model = self._full_model()
+        features = model.tokenizer(
+            texts, padding=True, truncation=True, max_length=model.max_seq_length,
+            return_offsets_mapping=True, return_tensors="pt",
+        )
+        offsets = features.pop("offset_mapping").numpy()
+        with torch.inference_mode():
+            output = model(dict(features))
+        vectors = torch.nn.functional.normalize(output["sentence_embedding"], dim=1).numpy()
+        states = output["token_embeddings"].numpy()
+        lengths = features["attention_mask"].sum(1).tolist()
+        return [(vectors[i], states[i, :n], offsets[i, :n]) for i, n in enumerate(lengths)]
+
     def _full_model(self):
         if self._model is None:
             from sentence_transformers import SentenceTransformer
@@ -108,3 +158,21 @@ def load_embedder(model_name: str | None, batch_size: int = 64) -> Embedder:
     """One loaded model per process and name: loading takes seconds, and the chat, the eval
     and the ingest all share it."""
     return Embedder(resolve_model_path(model_name), batch_size)
+
+
+def _pooled(states: np.ndarray, offsets: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """One normalised vector per span: the mean of the states of the tokens inside it. A span the
+    tokenizer cut off (wholly or in part) gets a row of NaN."""
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    real = ends > starts  # special tokens have an empty range
+    read_up_to = ends[real].max() if real.any() else 0
+    pooled = np.full((len(spans), states.shape[1]), np.nan, dtype=np.float32)
+    for i, (start, end) in enumerate(spans):
+        inside = real & (starts >= start) & (ends <= end)
+        if end <= read_up_to and inside.any():
+            pooled[i] = _normalised(states[inside].mean(0))
+    return pooled
+
+
+def _normalised(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32, copy=False)

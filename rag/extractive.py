@@ -268,12 +268,14 @@ class Corpus(Protocol):
 
     def spelled_like(self, text: str) -> str | None: ...
 
+    def sentence_vectors(self, chunk_id: str) -> np.ndarray | None: ...
+
 
 class SentenceRanker:
     """Scores the sentences of retrieved passages against a question. Both answer paths use it:
     the extractive answerer quotes the best sentences, and the LLM path is shown only them."""
 
-    def __init__(self, embedder: Embedder, corpus: Corpus | None = None, cache_size: int = 20000):
+    def __init__(self, embedder: Embedder, corpus: Corpus | None = None, cache_size: int = 2000):
         self.embedder = embedder
         # Word rarity comes from the whole corpus when there is one, so that which sentence wins
         # does not depend on which other passages happened to be retrieved beside it.
@@ -320,33 +322,37 @@ class SentenceRanker:
         return sentences, np.vstack(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
 
     def _split_and_embed(self, passages: list[Passage]) -> dict[str, tuple[list, np.ndarray]]:
-        """Sentence spans and vectors per chunk. They are cached, since most questions revisit the
-        same chunks, and the chunks not seen before are embedded in one batch, which is faster."""
+        """Sentence spans and vectors per chunk: the vectors the ingest stored, or else (an index
+        built before it stored them) read in context here, once per chunk and cached."""
+        found = {}
+        for passage in passages:
+            spans = split_sentences(passage.text)
+            stored = self.corpus.sentence_vectors(passage.chunk_id) if self.corpus else None
+            if stored is not None and len(stored) == len(spans):
+                found[passage.chunk_id] = (spans, stored)
         with self._lock:
-            found = {p.chunk_id: self._cache[p.chunk_id] for p in passages if p.chunk_id in self._cache}
+            found |= {p.chunk_id: self._cache[p.chunk_id] for p in passages if p.chunk_id in self._cache}
         fresh = {p.chunk_id: p for p in passages if p.chunk_id not in found}
-        spans = {cid: split_sentences(p.text) for cid, p in fresh.items()}
-        texts = [fresh[cid].text[s.start : s.end] for cid in fresh for s in spans[cid]]
-        vectors = self._embed_once_each(texts)
-        at = 0
-        for cid in fresh:
-            found[cid] = (spans[cid], vectors[at : at + len(spans[cid])])
-            at += len(spans[cid])
-        with self._lock:
-            for cid in fresh:
-                if len(self._cache) >= self._cache_size:
-                    self._cache.pop(next(iter(self._cache)))
-                self._cache[cid] = found[cid]
+        if fresh:
+            found |= self._read_in_context(list(fresh.values()))
+            with self._lock:
+                for cid in fresh:
+                    if len(self._cache) >= self._cache_size:
+                        self._cache.pop(next(iter(self._cache)))
+                    self._cache[cid] = found[cid]
         return found
 
-    def _embed_once_each(self, texts: list[str]) -> np.ndarray:
-        """Neighbouring chunks overlap by a sentence, so the same text often comes twice."""
-        unique = list(dict.fromkeys(texts))
-        vectors = self.embedder.embed(unique)
-        if len(unique) == len(texts):
-            return vectors
-        row = {text: i for i, text in enumerate(unique)}
-        return vectors[[row[text] for text in texts]]
+    def _read_in_context(self, passages: list[Passage]) -> dict[str, tuple[list, np.ndarray]]:
+        """The same vectors an ingest stores: each passage read whole, as it was embedded (title,
+        newline, chunk), its sentences pooled from that one reading."""
+        spans = [split_sentences(p.text, offset=len(p.title) + 1) for p in passages]
+        _, vectors = self.embedder.embed_with_sentences(
+            [f"{p.title}\n{p.text}" for p in passages], [[(s.start, s.end) for s in row] for row in spans]
+        )
+        return {
+            p.chunk_id: (split_sentences(p.text), sentence_vectors)
+            for p, sentence_vectors in zip(passages, vectors, strict=True)
+        }
 
 
 def _with_entity_cues(ranked: list[Sentence], kind: str, question: str) -> list[Sentence]:

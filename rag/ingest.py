@@ -22,6 +22,9 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
+from rag import sentence_vectors as sentence_vectors_lib
 from rag.chunking import chunk_text, split_sentences
 from rag.documents import SUPPORTED_SUFFIXES, Article, UnreadableFile, load_article
 from rag.embeddings import Embedder, load_embedder
@@ -98,6 +101,7 @@ class _Staged:
     entry: DocumentEntry
     texts: list[str]  # title + chunk text, as embedded and keyword-indexed
     metadatas: list[dict]
+    sentence_spans: list[list[tuple[int, int]]]  # each chunk's sentences, as ranges of its text
 
 
 class Ingestor:
@@ -283,7 +287,7 @@ class Ingestor:
                 report.skipped.append((source, _reason(exc)))
                 continue
             known = manifest.documents.get(source)
-            if known and known.sha256 == sha:
+            if known and known.sha256 == sha and self._has_sentence_vectors(known):
                 report.unchanged.append(source)
             elif seen_contents.get(content_sha, source) != source:
                 report.skipped.append((source, f"duplicate of {seen_contents[content_sha]}"))
@@ -291,6 +295,11 @@ class Ingestor:
                 seen_contents[content_sha] = source
                 candidates.append(_Candidate(path, source, sha, content_sha, sidecar))
         return candidates
+
+    def _has_sentence_vectors(self, entry: DocumentEntry) -> bool:
+        """False for an article indexed before they were stored, or whose file is gone or cut
+        short: it is staged again, like a changed one, so the index gains them without a rebuild."""
+        return bool(entry.sentence_file) and sentence_vectors_lib.whole(self.index_dir / entry.sentence_file)
 
     def _files_under(self, roots: list[Path], report: IngestReport) -> Iterator[Path]:
         corpus = self.settings.corpus_dir.resolve()
@@ -372,25 +381,34 @@ class Ingestor:
             chunk_ids,
             text_file,
         )
+        prefix = len(article.title) + 1
         return _Staged(
             candidate,
             entry,
             texts=[f"{article.title}\n{c.text}" for c in chunks],
             metadatas=[{**base, "chunk": c.index, "start": c.start, "end": c.end} for c in chunks],
+            sentence_spans=[[(s.start, s.end) for s in split_sentences(c.text, prefix)] for c in chunks],
         )
 
     def _embed_and_store(self, batch: list[_Staged], store: VectorStore, progress: _ChunkProgress) -> None:
-        """Embed and upsert in windows of EMBED_BATCH_CHUNKS, reporting progress after each."""
-        items = [(s, text, cid, meta) for s in batch for text, cid, meta in zip(
-            s.texts, s.entry.chunk_ids, s.metadatas, strict=True)]
+        """Embed and upsert in windows of EMBED_BATCH_CHUNKS, reporting progress after each; then
+        write each article's sentence vectors, which the commit's manifest will list."""
+        items = [(s, text, cid, meta, spans) for s in batch for text, cid, meta, spans in zip(
+            s.texts, s.entry.chunk_ids, s.metadatas, s.sentence_spans, strict=True)]
+        sentences: dict[str, list[np.ndarray]] = {}
         for at in range(0, len(items), EMBED_BATCH_CHUNKS):
             window = items[at : at + EMBED_BATCH_CHUNKS]
-            texts = [text for _, text, _, _ in window]
-            vectors = self.embedder.embed(texts)
+            texts = [text for _, text, *_ in window]
+            vectors, sentence_vectors = self.embedder.embed_with_sentences(texts, [spans for *_, spans in window])
+            for (staged, *_), chunk_sentences in zip(window, sentence_vectors, strict=True):
+                sentences.setdefault(staged.candidate.source, []).append(chunk_sentences)
             # Chroma stores the chunk alone; the title prefix is only for the embedding and keywords.
             documents = [t.split("\n", 1)[1] for t in texts]
-            store.upsert([cid for *_, cid, _ in window], vectors, documents, [m for *_, m in window])
+            store.upsert([cid for _, _, cid, _, _ in window], vectors, documents, [m for *_, m, _ in window])
             progress.advance(len(window), window[-1][0].candidate.source)
+        for staged in batch:
+            staged.entry.sentence_file = sentence_vectors_lib.file_for(staged.entry.text_file)
+            sentence_vectors_lib.save(self.index_dir / staged.entry.sentence_file, sentences[staged.candidate.source])
 
     # -- commit ----------------------------------------------------------------------------------
 
@@ -425,7 +443,8 @@ class Ingestor:
         keywords = self._keyword_index(manifest, staged, previous)
         keywords.save(self.index_dir / manifest.keyword_dir)
         manifest.save(self.index_dir)
-        store.delete(replaced)
+        # An article staged again unchanged (to gain its sentence vectors) keeps its chunk ids.
+        store.delete(sorted(set(replaced) - manifest.chunk_ids()))
         return keywords.entries()
 
     def _keyword_index(self, manifest: Manifest, staged: list[_Staged], previous: dict) -> KeywordIndex:
@@ -451,10 +470,11 @@ class Ingestor:
         for folder in self.index_dir.glob("keyword-*"):
             if folder.name != manifest.keyword_dir:
                 shutil.rmtree(folder, ignore_errors=True)
-        keep = {e.text_file.split("/")[1] for e in manifest.documents.values()}
-        for text_file in (self.index_dir / "articles").glob("*.txt"):
-            if text_file.name not in keep:
-                text_file.unlink(missing_ok=True)
+        listed = [f for e in manifest.documents.values() for f in (e.text_file, e.sentence_file) if f]
+        keep = {f.split("/")[1] for f in listed}
+        for article_file in (self.index_dir / "articles").glob("*"):
+            if article_file.name not in keep:
+                article_file.unlink(missing_ok=True)
 
 
 class _ChunkProgress:

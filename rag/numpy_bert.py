@@ -66,24 +66,29 @@ class NumpyBertEncoder:
         self._blas = ThreadpoolController()
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        token_ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
-        by_length = sorted(range(len(texts)), key=lambda i: len(token_ids[i]))
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        return np.vstack([_mean_normalised(states) for states, _ in self.token_states(texts)])
+
+    def token_states(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each text's last hidden states (tokens x dimension) and each token's character range in
+        the text ((0, 0) for the special tokens)."""
+        encodings = self.tokenizer.encode_batch(texts)
+        by_length = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        states: list = [None] * len(texts)
         with self._blas.limit(limits=1, user_api="blas"):
             for start in range(0, len(by_length), SUB_BATCH):
                 rows = by_length[start : start + SUB_BATCH]
-                vectors[rows] = self._encode([token_ids[i] for i in rows])
-        return vectors
+                for row, hidden in zip(rows, self._encode([encodings[i].ids for i in rows]), strict=True):
+                    states[row] = hidden
+        return [(states[i], np.asarray(encodings[i].offsets, dtype=np.int64)) for i in range(len(texts))]
 
-    def _encode(self, token_ids: list[list[int]]) -> np.ndarray:
+    def _encode(self, token_ids: list[list[int]]) -> list[np.ndarray]:
         ids, mask = _padded(token_ids)
         x = self._embeddings(ids)
         # Padding positions get -inf-like scores, so attention never looks at them.
         blocked = (1.0 - mask)[:, None, None, :] * -1e9
         for layer in range(self.layers):
             x = self._layer(x, blocked, f"encoder.layer.{layer}.")
-        pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return [x[row, : len(tokens)] for row, tokens in enumerate(token_ids)]
 
     def _embeddings(self, ids: np.ndarray) -> np.ndarray:
         w = self.weights
@@ -156,6 +161,11 @@ def _padded(token_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         ids[row, : len(tokens)] = tokens
         mask[row, : len(tokens)] = 1.0
     return ids, mask
+
+
+def _mean_normalised(states: np.ndarray) -> np.ndarray:
+    pooled = states.mean(0)
+    return pooled / np.linalg.norm(pooled)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:

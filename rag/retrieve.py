@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from rag import text as textlib
 from rag.embeddings import Embedder
 from rag.keyword import KeywordIndex, tokenize
 from rag.manifest import IndexDamaged, IndexUnusable, Manifest, manifest_stamp
+from rag.sentence_vectors import SentenceVectorFiles
 from rag.settings import RetrievalMode, Settings
 from rag.spelling import NameSpeller
 from rag.store import (
@@ -137,6 +139,7 @@ class Retriever:
         self.manifest: Manifest | None = None
         self._keywords: KeywordIndex | None = None
         self._committed: set[str] = set()
+        self.sentence_vectors: SentenceVectorFiles | None = None
 
     @property
     def store(self) -> VectorStore:
@@ -178,6 +181,7 @@ class Retriever:
                 f"{len(committed)} chunks, the keyword index {len(keywords.ids)}, the vector store {stored}"
             )
         self.manifest, self._keywords, self._committed = manifest, keywords, committed
+        self.sentence_vectors = _sentence_vector_files(self.settings.index_dir, manifest)
         self._retire(store)
         self._stamp = stamp
 
@@ -356,6 +360,10 @@ class CorpusView:
         speller = self.retriever.name_speller(frozenset())
         return speller.suggest(text) if speller else None
 
+    def sentence_vectors(self, chunk_id: str) -> np.ndarray | None:
+        self.retriever.refresh()
+        return self.retriever.sentence_vectors.for_chunk(chunk_id)
+
     def _published_in(self, year: int, allowed: dict | None) -> bool:
         days = self.retriever._keywords.field_values("published_int")
         mask = (days // 10000) == year
@@ -394,3 +402,12 @@ def _next_chunk_id(chunk_id: str) -> str:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _sentence_vector_files(index_dir: Path, manifest: Manifest) -> SentenceVectorFiles:
+    files = {
+        entry.chunk_ids[0].rpartition("-")[0]: entry.sentence_file
+        for entry in manifest.documents.values()
+        if entry.sentence_file and entry.chunk_ids
+    }
+    return SentenceVectorFiles(index_dir, files)

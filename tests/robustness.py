@@ -17,6 +17,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from rag import sentence_vectors
 from rag.keyword import KeywordIndex
 from rag.manifest import Manifest
 from rag.settings import Settings
@@ -47,7 +48,19 @@ def index_snapshot(settings: Settings) -> dict:
         "keyword_dir": manifest.keyword_dir,
         "keyword_dirs": sorted(p.name for p in settings.index_dir.glob("keyword-*")),
         "article_files": sorted(p.name for p in (settings.index_dir / "articles").glob("*")),
+        "sentence_chunks": _sentence_chunks(settings.index_dir, manifest),
     }
+
+
+def _sentence_chunks(index_dir: Path, manifest: Manifest) -> dict[str, int | str]:
+    """Per document, how many chunks its sentence file holds vectors for (or why it cannot be read)."""
+    counted: dict[str, int | str] = {}
+    for source, entry in manifest.documents.items():
+        try:
+            counted[source] = len(sentence_vectors.load(index_dir / entry.sentence_file))
+        except Exception as exc:  # noqa: BLE001 - any failure is what the check reports
+            counted[source] = f"unreadable: {type(exc).__name__}: {exc}"
+    return counted
 
 
 def check_consistent(snapshot: dict) -> None:
@@ -64,10 +77,16 @@ def check_consistent(snapshot: dict) -> None:
     assert snapshot["keyword_dirs"] == [snapshot["keyword_dir"]], (
         f"stale keyword folders: {snapshot['keyword_dirs']}"
     )
-    referenced = sorted(Path(d["text_file"]).name for d in snapshot["documents"].values())
-    assert snapshot["article_files"] == referenced, (
-        "article texts on disk differ from those the manifest lists"
+    referenced = sorted(
+        Path(name).name for d in snapshot["documents"].values() for name in (d["text_file"], d["sentence_file"])
     )
+    assert snapshot["article_files"] == referenced, (
+        "article texts and sentence vectors on disk differ from those the manifest lists"
+    )
+    for source, document in snapshot["documents"].items():
+        assert snapshot["sentence_chunks"][source] == len(document["chunk_ids"]), (
+            f"the sentence vectors of {source}: {snapshot['sentence_chunks'][source]} for {len(document['chunk_ids'])} chunks"
+        )
 
 
 def assert_index_consistent(settings: Settings) -> dict:

@@ -56,6 +56,7 @@ ORPHANS_CLEARED = re.compile(r"Cleared (\d+) chunks left by an interrupted inges
 
 
 WRITE_WINDOW_S = 0.3  # the upsert, the commit and the clean-up of these corpora take about this long
+SENTENCE_WINDOW_S = 0.03  # writing these corpora's sentence-vector files takes about this long
 # "anywhere" kills fall in this first part of the reference run's time: the killed run's own time
 # varies with the machine's load, and a kill timed past its commit found nothing left to kill in
 # its phase (the slow test once had 5 of 10 kills land, under the load of a parallel test run).
@@ -108,6 +109,10 @@ class IngestWatch:
         except FileNotFoundError:  # not created yet, or a text deleted while listed
             return set()
 
+    def sentence_files_begun(self) -> bool:
+        """The run writes its first sentence-vector file (after its upserts, before its commit)."""
+        return any(".sentences." in name for name, _ in self._articles() - self.articles)
+
     def locked(self) -> bool:
         return self._stamp(".ingest.lock") != self.lock
 
@@ -130,7 +135,8 @@ def kill_ingest(root: Path, rng: random.Random, phase: str, aim: str, run_second
     manifest_before = manifest.read_bytes() if manifest.exists() else None
     with running_ingest(root, cli_env(root)) as process:
         trigger = _wait_for(process, root, watch, aim)
-        delay = rng.uniform(0, ANYWHERE_SHARE * run_seconds if aim == "anywhere" else WRITE_WINDOW_S)
+        window = {"anywhere": ANYWHERE_SHARE * run_seconds, "sentence vectors": SENTENCE_WINDOW_S}
+        delay = rng.uniform(0, window.get(aim, WRITE_WINDOW_S))
         if trigger:
             time.sleep(delay)
         process.send_signal(signal.SIGKILL)  # does nothing if it has exited
@@ -162,13 +168,19 @@ def _wait_for(process: subprocess.Popen, root: Path, watch: IngestWatch, aim: st
             assert process.returncode == 0, (root / "ingest.log").read_text()[-3000:]
             return None
         if watch.locked():
-            if aim == "anywhere":
-                return "the ingest lock"
-            what = watch.writing()
+            what = _trigger(watch, aim)
             if what:
                 return what
         time.sleep(0.002)
     raise TimeoutError("rag ingest did not get going")
+
+
+def _trigger(watch: IngestWatch, aim: str) -> str | None:
+    if aim == "anywhere":
+        return "the ingest lock"
+    if aim == "sentence vectors":
+        return "the first sentence-vector file" if watch.sentence_files_begun() else None
+    return watch.writing()
 
 
 def complete_ingest(root: Path) -> int:
@@ -295,6 +307,13 @@ def settings_of(root: Path) -> Settings:
 
 def test_kill_9_during_build_and_update_loses_nothing(tmp_path):
     run_kill_scenario(tmp_path, {"first build": ["writing"], "update": ["writing"]}, check_reads=False)
+
+
+def test_kill_9_while_sentence_vectors_are_written_loses_nothing(tmp_path):
+    history = run_kill_scenario(
+        tmp_path, {"first build": ["sentence vectors"] * 3, "update": ["sentence vectors"] * 2}, check_reads=False
+    )
+    assert any(k.killed and not k.committed for k in history), "no kill landed before a commit"
 
 
 @pytest.mark.slow
