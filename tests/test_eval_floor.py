@@ -15,11 +15,13 @@ import pytest
 from rag.evaluate import run_suites
 from rag.suites import load_suites
 
-# Measured 2026-12-03 (evals/runs/committed/suites.md): floors about two points below.
+# Measured 2026-12-03 after sentence vectors were stored at ingest (evals/runs/committed/suites.md):
+# floors about two points below. The abstention floors were lowered with that change: the
+# confidence refitted on the new vectors answers more at the same target precision (evals/README.md).
 FLOORS = {
-    "bundled": {"answer_accuracy": 0.72, "abstention_accuracy": 0.85, "recall@5": 0.95},
-    "bbc": {"answer_accuracy": 0.58, "abstention_accuracy": 0.40, "recall@5": 0.89},
-    "squad": {"answer_accuracy": 0.59, "abstention_accuracy": 0.50, "recall@5": 0.99},
+    "bundled": {"answer_accuracy": 0.76, "abstention_accuracy": 0.82, "recall@5": 0.95},
+    "bbc": {"answer_accuracy": 0.60, "abstention_accuracy": 0.38, "recall@5": 0.89},
+    "squad": {"answer_accuracy": 0.61, "abstention_accuracy": 0.43, "recall@5": 0.99},
 }
 
 
