@@ -272,6 +272,7 @@ class Ingestor:
 
     def _scan(self, roots: list[Path], manifest: Manifest, report: IngestReport) -> list[_Candidate]:
         candidates: list[_Candidate] = []
+        lacking: list[str] = []  # unchanged, but without their sentence vectors
         # Only files still on disk count as originals: when a file is renamed, or deleted while a
         # copy remains, the copy is the article now and must not be skipped as a duplicate.
         seen_contents = {
@@ -289,11 +290,19 @@ class Ingestor:
             known = manifest.documents.get(source)
             if known and known.sha256 == sha and self._has_sentence_vectors(known):
                 report.unchanged.append(source)
+            elif known and known.sha256 == sha:
+                lacking.append(source)
+                candidates.append(_Candidate(path, source, sha, content_sha, sidecar))
             elif seen_contents.get(content_sha, source) != source:
                 report.skipped.append((source, f"duplicate of {seen_contents[content_sha]}"))
             else:
                 seen_contents[content_sha] = source
                 candidates.append(_Candidate(path, source, sha, content_sha, sidecar))
+        if lacking:
+            report.repaired.append(
+                f"wrote the sentence vectors of {len(lacking)} articles that had none (indexed before they "
+                "were stored, or their file was lost)"
+            )
         return candidates
 
     def _has_sentence_vectors(self, entry: DocumentEntry) -> bool:
@@ -430,10 +439,12 @@ class Ingestor:
         for item in staged:
             source = item.candidate.source
             old = manifest.documents.get(source)
+            manifest.documents[source] = item.entry
+            if old and old.sha256 == item.entry.sha256:
+                continue  # staged again for its sentence vectors alone: the same chunks, kept
             (report.updated if old else report.added).append(source)
             if old:
                 replaced.extend(old.chunk_ids)
-            manifest.documents[source] = item.entry
             report.chunks_added += len(item.entry.chunk_ids)
         report.chunks_removed += len(replaced)
         if not (staged or removed or report.orphans_cleared or report.repaired) and manifest.keyword_dir:
@@ -443,8 +454,7 @@ class Ingestor:
         keywords = self._keyword_index(manifest, staged, previous)
         keywords.save(self.index_dir / manifest.keyword_dir)
         manifest.save(self.index_dir)
-        # An article staged again unchanged (to gain its sentence vectors) keeps its chunk ids.
-        store.delete(sorted(set(replaced) - manifest.chunk_ids()))
+        store.delete(replaced)
         return keywords.entries()
 
     def _keyword_index(self, manifest: Manifest, staged: list[_Staged], previous: dict) -> KeywordIndex:

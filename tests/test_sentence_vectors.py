@@ -113,7 +113,8 @@ def test_an_index_built_before_sentence_vectors_gains_them_without_a_rebuild(pro
     _, counting, before = answer_of(project)
     assert counting.read_in_context > 0  # the old index still answers, embedding as it goes
     report = Ingestor(project).run(show_progress=False)
-    assert report.chunks_removed == report.chunks_added  # the same chunks, staged again
+    assert report.chunks_added == report.chunks_removed == 0 and not report.updated  # the same chunks
+    assert "sentence vectors of 5 articles" in report.summary()
     manifest = Manifest.load(project.index_dir)
     assert manifest.chunk_ids() == {cid for e in old["documents"].values() for cid in e["chunk_ids"]}
     assert len(sentence_files(project)) == len(manifest.documents)
