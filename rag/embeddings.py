@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from functools import lru_cache
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import numpy_bert
+from rag import onnx_encoder
 
 # Set before torch is imported: with the default spin-waiting, OpenMP threads fight for the
 # two cores and encoding runs about 3x slower.
@@ -22,8 +23,11 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-# Up to this many texts (a question, the sentences of an answer's passages) the numpy encoder is
-# used; above it, torch's two threads are faster and worth their import time.
+log = logging.getLogger(__name__)
+
+# Up to this many texts (a question, the sentences of an answer's passages) one onnxruntime thread
+# is used: a second was slower at p95 whenever other work shared the cores. Larger batches (an
+# ingest) get a session with a thread per core, as torch would use.
 SMALL_BATCH = 64
 
 
@@ -54,20 +58,22 @@ def resolve_model_path(name: str | None) -> Path:
 class Embedder:
     """Normalised embeddings, so that a dot product is the cosine similarity.
 
-    Questions and the answerer's few sentences go through a numpy forward pass when the model
-    allows it (see rag.numpy_bert); sentence-transformers, and with it torch, is imported only
-    for the large batches of an ingest, or for models the numpy path does not cover."""
+    Texts go through onnxruntime when the model allows it (see rag.onnx_encoder): it gives
+    sentence-transformers' vectors and was faster than torch, for questions and ingests alike.
+    sentence-transformers, and with it torch, is imported only for models the ONNX path does not
+    cover (and once, to export the model)."""
 
     def __init__(self, model_path: Path, batch_size: int = 64):
         self.model_path = model_path
         self.name = model_path.name if model_path.name != "model" else model_path.parent.name
         self.batch_size = batch_size
         self._model = None
-        self._light = numpy_bert.NumpyBertEncoder(model_path) if numpy_bert.supports(model_path) else None
+        self._light = _onnx_encoder(model_path)
+        self._bulk = None  # the light encoder's export in a session with a thread per core
         self.dimension = self._light.dimension if self._light else self._full_model().get_embedding_dimension()
-        # One torch encode at a time: torch already uses both cores, and concurrent calls only
+        # One large batch at a time: it already uses every core, and concurrent calls only
         # thrash. The lock is held for one batch of `batch_size` texts, never for a whole ingest,
-        # and questions (the numpy encoder) have a lock of their own: an upload being embedded
+        # and small batches (questions) have a lock of their own: an upload being embedded
         # slows an answer by sharing the cores, but never makes it wait for the upload.
         self._lock = threading.Lock()
         self._light_lock = threading.Lock()
@@ -81,16 +87,15 @@ class Embedder:
         parts = []
         for at in range(0, len(texts), self.batch_size):
             with self._lock:
-                parts.append(
-                    self._full_model().encode(
-                        texts[at : at + self.batch_size],
-                        batch_size=self.batch_size,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                        show_progress_bar=False,
-                    )
-                )
+                parts.append(self._embed_large(texts[at : at + self.batch_size]))
         return np.vstack(parts).astype(np.float32, copy=False)
+
+    def _embed_large(self, texts: list[str]) -> np.ndarray:
+        if self._light:
+            return self._bulk_encoder().embed(texts)
+        return self._full_model().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
@@ -118,16 +123,25 @@ class Embedder:
         """(text vector, token states, token character ranges) per text."""
         if self._light and len(texts) <= SMALL_BATCH:
             with self._light_lock:
-                read = self._light.token_states(texts)
-            return [(_normalised(states.mean(0)), states, offsets) for states, offsets in read]
+                return _with_vectors(self._light.token_states(texts))
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
         read: list = [None] * len(texts)
         for at in range(0, len(order), self.batch_size):
             rows = order[at : at + self.batch_size]
             with self._lock:
-                for row, result in zip(rows, self._full_token_states([texts[i] for i in rows]), strict=True):
+                for row, result in zip(rows, self._large_token_states([texts[i] for i in rows]), strict=True):
                     read[row] = result
         return read
+
+    def _large_token_states(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if self._light:
+            return _with_vectors(self._bulk_encoder().token_states(texts))
+        return self._full_token_states(texts)
+
+    def _bulk_encoder(self) -> onnx_encoder.OnnxEncoder:
+        if self._bulk is None:
+            self._bulk = onnx_encoder.OnnxEncoder(self.model_path, threads=len(os.sched_getaffinity(0)))
+        return self._bulk
 
     def _full_token_states(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         import torch
@@ -153,6 +167,16 @@ class Embedder:
         return self._model
 
 
+def _onnx_encoder(model_path: Path) -> onnx_encoder.OnnxEncoder | None:
+    if not onnx_encoder.supports(model_path):
+        return None
+    try:
+        return onnx_encoder.OnnxEncoder(model_path)
+    except Exception as exc:  # an export that fails must not stop the embedding: torch still can
+        log.warning("embedding with sentence-transformers only: the ONNX export failed (%s)", exc)
+        return None
+
+
 @lru_cache(maxsize=4)
 def load_embedder(model_name: str | None, batch_size: int = 64) -> Embedder:
     """One loaded model per process and name: loading takes seconds, and the chat, the eval
@@ -172,6 +196,11 @@ def _pooled(states: np.ndarray, offsets: np.ndarray, spans: list[tuple[int, int]
         if end <= read_up_to and inside.any():
             pooled[i] = _normalised(states[inside].mean(0))
     return pooled
+
+
+def _with_vectors(read: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(text vector, token states, token character ranges): the vector is the states' mean."""
+    return [(_normalised(states.mean(0)), states, offsets) for states, offsets in read]
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:
