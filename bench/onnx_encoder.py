@@ -1,5 +1,5 @@
 """The query encoder on ONNX Runtime against the numpy forward pass it replaced and against
-sentence-transformers: `python -m bench.onnx_encoder` (about 10 minutes on 2 busy cores).
+sentence-transformers: `python -m bench.onnx_encoder` (about 5 minutes on 2 busy cores).
 
 Real text: sentences, ~600-character chunks with their title, and whole articles (past the
 model's 256 tokens, so truncation is compared too) from the BBC corpus in ../shared/corpora/bbc.
