@@ -68,22 +68,22 @@ class Embedder:
         self.name = model_path.name if model_path.name != "model" else model_path.parent.name
         self.batch_size = batch_size
         self._model = None
-        self._light = _onnx_encoder(model_path)
-        self._bulk = None  # the light encoder's export in a session with a thread per core
-        self.dimension = self._light.dimension if self._light else self._full_model().get_embedding_dimension()
+        self._onnx = _onnx_encoder(model_path)
+        self._onnx_bulk_encoder = None  # the same export in a session with a thread per core, for large batches
+        self.dimension = self._onnx.dimension if self._onnx else self._full_model().get_embedding_dimension()
         # One large batch at a time: it already uses every core, and concurrent calls only
         # thrash. The lock is held for one batch of `batch_size` texts, never for a whole ingest,
         # and small batches (questions) have a lock of their own: an upload being embedded
         # slows an answer by sharing the cores, but never makes it wait for the upload.
         self._lock = threading.Lock()
-        self._light_lock = threading.Lock()
+        self._small_batch_lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._light and len(texts) <= SMALL_BATCH:
-            with self._light_lock:
-                return self._light.embed(texts)
+        if self._onnx and len(texts) <= SMALL_BATCH:
+            with self._small_batch_lock:
+                return self._onnx.embed(texts)
         parts = []
         for at in range(0, len(texts), self.batch_size):
             with self._lock:
@@ -91,8 +91,8 @@ class Embedder:
         return np.vstack(parts).astype(np.float32, copy=False)
 
     def _embed_large(self, texts: list[str]) -> np.ndarray:
-        if self._light:
-            return self._bulk_encoder().embed(texts)
+        if self._onnx:
+            return self._onnx_bulk().embed(texts)
         return self._full_model().encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
@@ -121,9 +121,9 @@ class Embedder:
 
     def _read_in_context(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(text vector, token states, token character ranges) per text."""
-        if self._light and len(texts) <= SMALL_BATCH:
-            with self._light_lock:
-                return _with_vectors(self._light.token_states(texts))
+        if self._onnx and len(texts) <= SMALL_BATCH:
+            with self._small_batch_lock:
+                return _with_vectors(self._onnx.token_states(texts))
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
         read: list = [None] * len(texts)
         for at in range(0, len(order), self.batch_size):
@@ -134,14 +134,14 @@ class Embedder:
         return read
 
     def _large_token_states(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        if self._light:
-            return _with_vectors(self._bulk_encoder().token_states(texts))
+        if self._onnx:
+            return _with_vectors(self._onnx_bulk().token_states(texts))
         return self._full_token_states(texts)
 
-    def _bulk_encoder(self) -> onnx_encoder.OnnxEncoder:
-        if self._bulk is None:
-            self._bulk = onnx_encoder.OnnxEncoder(self.model_path, threads=len(os.sched_getaffinity(0)))
-        return self._bulk
+    def _onnx_bulk(self) -> onnx_encoder.OnnxEncoder:
+        if self._onnx_bulk_encoder is None:
+            self._onnx_bulk_encoder = onnx_encoder.OnnxEncoder(self.model_path, threads=len(os.sched_getaffinity(0)))
+        return self._onnx_bulk_encoder
 
     def _full_token_states(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         import torch

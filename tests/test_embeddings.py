@@ -38,7 +38,7 @@ def reference_vectors(embedder) -> np.ndarray:
 
 
 def test_the_bundled_model_gets_the_onnx_encoder(embedder):
-    assert embedder._light is not None
+    assert embedder._onnx is not None
     assert embedder.dimension == 384
 
 
@@ -54,7 +54,7 @@ def test_onnx_vectors_match_sentence_transformers(embedder, reference_vectors):
 def test_onnx_token_states_match_sentence_transformers(embedder):
     """The states an ingest pools each sentence's vector from, small batches and large alike."""
     expected = embedder._full_token_states(TEXTS)
-    for read in (embedder._light.token_states(TEXTS), embedder._bulk_encoder().token_states(TEXTS)):
+    for read in (embedder._onnx.token_states(TEXTS), embedder._onnx_bulk().token_states(TEXTS)):
         for (states, offsets), (_, want_states, want_offsets) in zip(read, expected, strict=True):
             assert states.shape == want_states.shape
             assert np.abs(states - want_states).max() < 1e-4
@@ -71,14 +71,14 @@ def test_large_batches_go_through_onnxruntime_too(reference_vectors):
     fresh = Embedder(resolve_model_path(None), batch_size=32)
     many = (TEXTS * (SMALL_BATCH // len(TEXTS) + 2))[: SMALL_BATCH + 5]
     vectors = fresh.embed(many)
-    assert fresh._model is None and fresh._bulk is not None
+    assert fresh._model is None and fresh._onnx_bulk_encoder is not None
     expected = reference_vectors[[i % len(TEXTS) for i in range(len(many))]]
     assert np.abs(vectors - expected).max() < 1e-5
 
 
 @pytest.fixture
 def good_export(embedder) -> Path:
-    return embedder._light.export_dir
+    return embedder._onnx.export_dir
 
 
 @pytest.fixture
