@@ -431,7 +431,7 @@ def plot(results: dict, path: Path) -> None:
         right.plot(at, [answer["p95"]], "*", color="tab:green", markersize=13, alpha=0.5, label="BBC News answer p95")
         memory.plot(at, [bbc["serving"]["rss_mb"]], "^", color="tab:cyan", markersize=9, label="BBC News serving RSS")
     memory.set_ylabel("RSS MB")
-    right.set_ylim(bottom=0)
+    right.set_ylim(0, max(right.get_ylim()[1], 170))  # the 150 ms line inside the plot
     memory.set_ylim(bottom=0)
     handles = right.get_legend_handles_labels()
     extra = memory.get_legend_handles_labels()
