@@ -1,7 +1,9 @@
 """End-to-end answers: warm `Assistant.stream` in a running process, cold `rag ask` processes, the
 chat's streaming API (`rag serve` + gradio_client), and the memory of a serving process.
 
-Every run uses the offline default answerer (extractive) and the bench's own copy of an index.
+Every run uses the offline default answerer (extractive) and the bench's own copy of an index. The
+questions come from an eval suite's file (`questions_file`, relative to the project): the bundled
+corpus's evals/questions.jsonl by default, evals/suites/bbc/questions.jsonl for the BBC corpus.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from bench import synthetic
 from bench.common import CACHE, ROOT, log, memory_mb, ms_since, summary
 from bench.indexes import bench_settings
 
-QUESTIONS_FILE = ROOT / "evals" / "questions.jsonl"
+QUESTIONS_FILE = "evals/questions.jsonl"
 STAGES = ("embed_ms", "dense_ms", "keyword_ms", "fuse_ms", "retrieve_ms", "rank_ms", "generate_ms", "total_ms")
 RAG = Path(sys.executable).parent / "rag"
 
 
-def eval_questions(limit: int | None = None) -> list[str]:
-    lines = QUESTIONS_FILE.read_text().splitlines()
+def eval_questions(limit: int | None = None, questions_file: str = QUESTIONS_FILE) -> list[str]:
+    lines = (ROOT / questions_file).read_text().splitlines()
     return [json.loads(line)["question"] for line in lines if line.strip()][:limit]
 
 
@@ -53,10 +55,11 @@ def _assistant(index_dir: str, corpus_dir: str):
     return Assistant.from_settings(bench_settings(ROOT / index_dir, ROOT / corpus_dir))
 
 
-def warm(index_dir: str, corpus_dir: str, passes: int = 2, limit: int | None = None) -> dict:
+def warm(index_dir: str, corpus_dir: str, passes: int = 2, limit: int | None = None,
+         questions_file: str = QUESTIONS_FILE) -> dict:
     """Every eval question, `passes` times, through one Assistant; run in a fresh process."""
     assistant = _assistant(index_dir, corpus_dir)
-    questions = eval_questions(limit)
+    questions = eval_questions(limit, questions_file)
     for question in questions[:3]:
         assistant.ask(question)
     runs = [_streamed(assistant, q) for _ in range(passes) for q in questions]
@@ -81,17 +84,23 @@ def _stages(runs: list[dict]) -> dict:
     return {name: summary(values) for name, values in stages.items() if values}
 
 
-def serving(index_dir: str, corpus_dir: str, questions: int = 20, seed: int = 1) -> dict:
-    """A serving process over one index: answer latency and memory after some questions."""
+def serving(index_dir: str, corpus_dir: str, questions: int = 20, seed: int = 1,
+            questions_file: str | None = None) -> dict:
+    """A serving process over one index: answer latency and memory after some questions (generated
+    ones, or the first of an eval suite's file)."""
     started = time.perf_counter()
     assistant = _assistant(index_dir, corpus_dir)
-    asked = synthetic.questions(seed + 2000, questions + 3)
+    if questions_file:
+        asked = eval_questions(questions + 3, questions_file)
+    else:
+        asked = synthetic.questions(seed + 2000, questions + 3)
     first = _streamed(assistant, asked[0])
     ready_s = ms_since(started) / 1000
     for question in asked[1:3]:
         assistant.ask(question)
     runs = [_streamed(assistant, q) for q in asked[3:]]
     return {
+        "questions": len(runs),
         "ready_after_first_answer_s": ready_s,
         "first_answer_ms": first["answer_ms"],
         "answer_ms": summary([r["answer_ms"] for r in runs]),
@@ -106,11 +115,12 @@ def _rag_env(index_dir: str, corpus_dir: str) -> dict[str, str]:
             "RAG_LLM": "extractive"}
 
 
-def cold(index_dir: str, corpus_dir: str, runs: int = 5) -> dict:
+def cold(index_dir: str, corpus_dir: str, runs: int = 5, questions_file: str = QUESTIONS_FILE) -> dict:
     """Fresh `rag ask QUESTION --json` processes, each a different question, timed from outside."""
     env = _rag_env(index_dir, corpus_dir)
     walls, inner = [], []
-    for question in eval_questions()[:: max(1, len(eval_questions()) // runs)][:runs]:
+    questions = eval_questions(questions_file=questions_file)
+    for question in questions[:: max(1, len(questions) // runs)][:runs]:
         started = time.perf_counter()
         done = subprocess.run([str(RAG), "ask", question, "--json"], env=env, cwd=ROOT,
                               capture_output=True, text=True, check=True)
@@ -123,12 +133,12 @@ def cold(index_dir: str, corpus_dir: str, runs: int = 5) -> dict:
         "wall_s": summary(walls),
         "first_answer_ms_inside": summary(inner),
         "python_startup_s": ms_since(started) / 1000,
-        "stages_s": _cold_stages(index_dir, corpus_dir),
-        "imports": import_profile(index_dir, corpus_dir),
+        "stages_s": _cold_stages(index_dir, corpus_dir, questions_file),
+        "imports": import_profile(index_dir, corpus_dir, questions_file),
     }
 
 
-def cold_stages(index_dir: str, corpus_dir: str) -> dict:
+def cold_stages(index_dir: str, corpus_dir: str, questions_file: str = QUESTIONS_FILE) -> dict:
     """Inside a fresh process: what `rag ask` does, step by step, in seconds."""
     marks = {}
     started = time.perf_counter()
@@ -143,7 +153,7 @@ def cold_stages(index_dir: str, corpus_dir: str) -> dict:
 
     marks["import_chromadb"] = time.perf_counter() - step
     step = time.perf_counter()
-    question = eval_questions()[0]
+    question = eval_questions(1, questions_file)[0]
     assistant.ask(question)
     marks["first_ask (opens the store and keyword index)"] = time.perf_counter() - step
     step = time.perf_counter()
@@ -154,18 +164,19 @@ def cold_stages(index_dir: str, corpus_dir: str) -> dict:
     return {"seconds": marks, "heavy_modules_loaded": [name for name in heavy if name in sys.modules]}
 
 
-def _cold_stages(index_dir: str, corpus_dir: str) -> dict:
+def _cold_stages(index_dir: str, corpus_dir: str, questions_file: str) -> dict:
     from bench.common import in_fresh_process
 
-    return in_fresh_process("bench.ask_bench:cold_stages", index_dir=index_dir, corpus_dir=corpus_dir)
+    return in_fresh_process("bench.ask_bench:cold_stages", index_dir=index_dir, corpus_dir=corpus_dir,
+                            questions_file=questions_file)
 
 
-def import_profile(index_dir: str, corpus_dir: str, top: int = 12) -> list[dict]:
+def import_profile(index_dir: str, corpus_dir: str, questions_file: str = QUESTIONS_FILE, top: int = 12) -> list[dict]:
     """`python -X importtime -m rag.cli ask ...`: import time by package, each module's own (self)
     time counted under the package it belongs to, whoever imported it. (-X importtime slows
     imports down, so the shares matter more than the sums.)"""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "rag.cli", "ask", eval_questions()[0], "--json"],
+        [sys.executable, "-X", "importtime", "-m", "rag.cli", "ask", eval_questions(1, questions_file)[0], "--json"],
         env=_rag_env(index_dir, corpus_dir), cwd=ROOT, capture_output=True, text=True, check=True,
     )
     totals: dict[str, float] = {}
@@ -197,7 +208,7 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float) -> None:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)  # the first answer after the start is measured: poll finely
     raise TimeoutError(f"rag serve did not answer at {url} within {timeout:.0f}s")
 
 
@@ -208,27 +219,32 @@ def _process_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def ui(index_dir: str, corpus_dir: str, questions: int = 20, timeout: float = 240) -> dict:
+def ui(index_dir: str, corpus_dir: str, questions: int = 20, timeout: float = 240,
+       questions_file: str = QUESTIONS_FILE, floor: bool = True) -> dict:
     """Time to the sources, the first token and the answer through the chat's `/ask` endpoint
-    (gradio_client streaming), against a `rag serve` started here on a free local port; then the
-    same against bench/gradio_floor.py, an endpoint of the same shape that computes nothing."""
+    (gradio_client streaming), against a `rag serve` started here on a free local port, and how
+    long after its start the first answer came; then the same against bench/gradio_floor.py, an
+    endpoint of the same shape that computes nothing (`floor`; it does not depend on the index)."""
     env = {**_rag_env(index_dir, corpus_dir), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    asked = eval_questions(questions + 2, questions_file)
     chat = _serve_and_time(lambda port: [str(RAG), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                           env, questions, timeout)
-    floor = _serve_and_time(lambda port: [sys.executable, "-m", "bench.gradio_floor", str(port)],
-                            env, questions, timeout)
-    # The same questions in the same order through a fresh Assistant here: its sentence cache starts
-    # as cold as the server's did, so the difference is the chat's own cost.
+                           env, asked, timeout)
+    if floor:
+        chat["floor"] = _serve_and_time(lambda port: [sys.executable, "-m", "bench.gradio_floor", str(port)],
+                                        env, asked, timeout)
+    # The same questions in the same order through a fresh Assistant here: its caches start as cold
+    # as the server's did, so the difference is the chat's own cost.
     assistant = _assistant(index_dir, corpus_dir)
-    asked = eval_questions()
     for question in asked[:2]:
         assistant.ask(question)
-    runs = [_streamed(assistant, q) for q in asked[2 : 2 + questions]]
-    in_process = {key: summary([r[key] for r in runs]) for key in ("sources_ms", "first_token_ms", "answer_ms")}
-    return {**chat, "floor": floor, "in_process_ms": in_process}
+    runs = [_streamed(assistant, q) for q in asked[2:]]
+    chat["in_process_ms"] = {key: summary([r[key] for r in runs]) for key in ("sources_ms", "first_token_ms", "answer_ms")}
+    return chat
 
 
-def _serve_and_time(command, env: dict, questions: int, timeout: float) -> dict:
+def _serve_and_time(command, env: dict, asked: list[str], timeout: float) -> dict:
+    """Start the server, then: HTTP up, the first answer (asked[0]), one more question to warm up,
+    and the rest timed; the server's RSS at the end."""
     from gradio_client import Client
 
     port = _free_port()
@@ -240,12 +256,14 @@ def _serve_and_time(command, env: dict, questions: int, timeout: float) -> dict:
         _wait_for(url, server, timeout)
         ready_s = ms_since(started) / 1000
         client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
-        asked = eval_questions()
-        for question in asked[:2]:
-            client.predict(question, [], 5, "extractive", "", "", "", api_name="/ask")
-        runs = [_streamed_ui(client, q) for q in asked[2 : 2 + questions]]
+        first = _streamed_ui(client, asked[0])
+        first_answer_s = ms_since(started) / 1000
+        client.predict(asked[1], [], 5, "extractive", "", "", "", api_name="/ask")
+        runs = [_streamed_ui(client, q) for q in asked[2:]]
         return {
             "server_ready_s": ready_s,
+            "first_answer_after_start_s": first_answer_s,
+            "first_answer_ms": first["answer_ms"],
             "questions": len(runs),
             "latency_ms": {key: summary([r[key] for r in runs if key in r])
                            for key in ("sources_ms", "first_token_ms", "answer_ms")},

@@ -1,98 +1,126 @@
 """Ingest throughput: `Ingestor.run` end to end against a raw `SentenceTransformer.encode` of the
-same texts, with the same batch size, in one process.
+same texts, with the same batch size, in one process, on generated articles or on a sample of the
+BBC News corpus.
 
-The rounds run A B B A (ingest, raw, raw, ingest, ...) so that a change in the machine's load
-during the run weighs on both sides alike. The ingest's own stages are timed by wrapping the
-Ingestor's methods, which shows where any time beyond the encoding goes.
+The ingest stores each chunk's sentence vectors too (`Embedder.embed_with_sentences`: the chunk and
+its sentences from one forward pass), so the ratio to raw encode includes them. The rounds run
+A B B A (ingest, raw, raw, ingest, ...) so that a change in the machine's load during the run weighs
+on both sides alike. The ingest's own stages are timed by wrapping the Ingestor's methods, which
+shows where any time beyond the encoding goes.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import random
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from bench import synthetic
 from bench.common import CACHE, log, memory_mb
-from bench.indexes import bench_settings
+from bench.indexes import bbc_corpus, bench_settings
 
-# Ingest stages timed: (class path, method). The embedding is timed by RecordingEmbedder.
+# Stages timed by wrapping them: (module, attribute). The embedding itself is timed by
+# RecordingEmbedder; the sentence pooling runs inside it, the sentence files' writing after it.
 STAGES = (
-    ("rag.ingest:Ingestor", "_reconcile"),
-    ("rag.ingest:Ingestor", "_scan"),
-    ("rag.ingest:Ingestor", "_prepare"),
-    ("rag.store:VectorStore", "upsert"),
-    ("rag.ingest:Ingestor", "_commit"),
-    ("rag.ingest:Ingestor", "_clean_up"),
+    ("rag.ingest", "Ingestor._reconcile"),
+    ("rag.ingest", "Ingestor._scan"),
+    ("rag.ingest", "Ingestor._prepare"),
+    ("rag.embeddings", "_pooled"),
+    ("rag.store", "VectorStore.upsert"),
+    ("rag.sentence_vectors", "save"),
+    ("rag.ingest", "Ingestor._commit"),
+    ("rag.ingest", "Ingestor._clean_up"),
 )
 
 
 class RecordingEmbedder:
-    """Passes through to the project's Embedder, keeping the texts it was asked to embed and the time."""
+    """Passes through to the project's Embedder, keeping the texts it was asked to embed, how many
+    sentence vectors it returned and the time."""
 
     def __init__(self, inner):
         self.inner = inner
         self.name = inner.name
         self.dimension = inner.dimension
+        self.reset()
+
+    def reset(self) -> None:
         self.texts: list[str] = []
+        self.sentences = 0
         self.seconds = 0.0
 
-    def embed(self, texts: list[str], show_progress: bool = False):
+    def embed_with_sentences(self, texts: list[str], sentence_spans: list[list[tuple[int, int]]]):
         started = time.perf_counter()
-        vectors = self.inner.embed(texts)
+        vectors, sentences = self.inner.embed_with_sentences(texts, sentence_spans)
         self.seconds += time.perf_counter() - started
         self.texts.extend(texts)
-        return vectors
+        self.sentences += sum(len(s) for s in sentences)
+        return vectors, sentences
+
+    def embed(self, texts: list[str]):
+        return self.inner.embed(texts)  # not called by the Ingestor: it embeds with the sentences
 
     def embed_one(self, text: str):
         return self.inner.embed_one(text)
 
 
-def _sentence_cost(raw, texts: list[str], batch_size: int, chunk_seconds: float) -> dict:
-    """What embedding every chunk's sentences would add to an ingest (the answerer embeds ~30 of
-    them per answer, at query time, when they are not cached)."""
-    from rag.chunking import split_sentences
-
-    sentences = list(dict.fromkeys(
-        chunk[s.start : s.end] for text in texts for chunk in [text.split("\n", 1)[1]] for s in split_sentences(chunk)
-    ))
-    started = time.perf_counter()
-    raw.encode(sentences, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-               show_progress_bar=False)
-    seconds = time.perf_counter() - started
-    return {"sentences": len(sentences), "seconds": seconds, "chunk_seconds": chunk_seconds,
-            "relative_to_chunks": seconds / chunk_seconds}
-
-
 def _time_stages(totals: dict[str, float]) -> None:
-    import importlib
-
-    for path, method in STAGES:
-        module, name = path.split(":")
-        cls = getattr(importlib.import_module(module), name)
-        original = getattr(cls, method)
+    for module, attribute in STAGES:
+        owner = importlib.import_module(module)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
 
         @functools.wraps(original)
-        def timed(*args, _original=original, _key=f"{name}.{method}", **kwargs):
+        def timed(*args, _original=original, _key=attribute, **kwargs):
             started = time.perf_counter()
             try:
                 return _original(*args, **kwargs)
             finally:
                 totals[_key] += time.perf_counter() - started
 
-        setattr(cls, method, timed)
+        setattr(owner, name, timed)
 
 
-def run(chunks: int = 2000, seed: int = 7, repeats: int = 2) -> dict:
-    """Run in a fresh process (it patches the Ingestor to time its stages)."""
+def _synthetic_sample(chunks: int, seed: int) -> tuple[Path, list[Path]]:
+    corpus = CACHE / f"ingest-corpus-seed{seed}-{chunks}"
+    synthetic.write_corpus(corpus, seed, synthetic.articles_for_chunks(seed, chunks))
+    return corpus, [corpus]
+
+
+def _bbc_sample(chunks: int, seed: int, chunk_chars: int) -> tuple[Path, list[Path]]:
+    """Seeded random BBC articles, read where they lie, until their chunks reach about `chunks`."""
+    from rag.chunking import chunk_text
+
+    corpus = bbc_corpus()
+    files = sorted(corpus.glob("*/*.txt"))
+    random.Random(seed).shuffle(files)
+    picked, total = [], 0
+    for path in files:
+        if total >= chunks:
+            break
+        picked.append(path)
+        total += len(chunk_text(path.read_text(errors="replace"), chunk_chars))
+    return corpus, picked
+
+
+def run(chunks: int = 1000, seed: int = 7, repeats: int = 2, corpus: str = "synthetic") -> dict:
+    """Run in a fresh process (it patches the Ingestor to time its stages). `corpus` is
+    "synthetic" (generated articles) or "bbc" (a sample of the BBC corpus)."""
     from sentence_transformers import SentenceTransformer
 
     from rag.embeddings import load_embedder, resolve_model_path
     from rag.ingest import Ingestor
 
-    corpus = CACHE / f"ingest-corpus-seed{seed}-{chunks}"
-    synthetic.write_corpus(corpus, seed, synthetic.articles_for_chunks(seed, chunks))
-    settings = bench_settings(CACHE / "ingest-index", corpus)
+    if corpus == "bbc" and bbc_corpus() is None:
+        return {"missing": "the BBC corpus (evals/suites.json) is not on this machine"}
+    probe = bench_settings(CACHE / "unused", CACHE)
+    folder, paths = (_bbc_sample(chunks, seed, probe.chunk_chars) if corpus == "bbc"
+                     else _synthetic_sample(chunks, seed))
+    settings = bench_settings(CACHE / f"ingest-index-{corpus}", folder)
     embedder = RecordingEmbedder(load_embedder(settings.embed_model, settings.embed_batch_size))
     embedder.inner.embed(["warm up the model"] * settings.embed_batch_size)
     stages: dict[str, float] = defaultdict(float)
@@ -103,17 +131,17 @@ def run(chunks: int = 2000, seed: int = 7, repeats: int = 2) -> dict:
     for number in range(repeats):
         for step in ("ingest", "raw") if number % 2 == 0 else ("raw", "ingest"):
             if step == "ingest":
-                embedder.texts, embedder.seconds = [], 0.0
+                embedder.reset()
                 stages.clear()
                 cpu = time.process_time()
-                report = Ingestor(settings, embedder=embedder).run([corpus], rebuild=True, show_progress=False)
+                report = Ingestor(settings, embedder=embedder).run(paths, rebuild=True, show_progress=False)
                 texts = list(embedder.texts)
                 ingest = {"chunks": report.chunks_added, "seconds": report.seconds,
-                          "cpu_seconds": time.process_time() - cpu,
+                          "cpu_seconds": time.process_time() - cpu, "sentences": embedder.sentences,
                           "embed_seconds": embedder.seconds, "stages": dict(stages)}
                 if number == 0:
                     after_ingest = memory_mb()  # before the raw model is loaded: the ingest's own peak
-                log(f"ingest round {number}: {report.chunks_added} chunks in {report.seconds:.1f}s")
+                log(f"ingest round {number} ({corpus}): {report.chunks_added} chunks in {report.seconds:.1f}s")
             else:
                 if raw is None:
                     raw = SentenceTransformer(str(resolve_model_path(settings.embed_model)), device="cpu")
@@ -123,9 +151,7 @@ def run(chunks: int = 2000, seed: int = 7, repeats: int = 2) -> dict:
                            convert_to_numpy=True, show_progress_bar=False)
                 raw_seconds = time.perf_counter() - started
                 raw_cpu_seconds = time.process_time() - cpu
-                log(f"raw encode round {number}: {len(texts)} texts in {raw_seconds:.1f}s")
-                if number == 0:
-                    sentences = _sentence_cost(raw, texts, settings.embed_batch_size, raw_seconds)
+                log(f"raw encode round {number} ({corpus}): {len(texts)} texts in {raw_seconds:.1f}s")
         rounds.append({
             "ingest_chunks_per_s": ingest["chunks"] / ingest["seconds"],
             "raw_chunks_per_s": len(texts) / raw_seconds,
@@ -138,11 +164,11 @@ def run(chunks: int = 2000, seed: int = 7, repeats: int = 2) -> dict:
             "raw_cpu_seconds": raw_cpu_seconds,
         })
     return {
+        "corpus": corpus,
         "articles": report.documents,
         "chunks": report.chunks,
         "batch_size": settings.embed_batch_size,
         "rounds": rounds,
-        "sentences": sentences,
         "rss_before_ingest_mb": before["rss_mb"],
         "ingest_peak_rss_mb": after_ingest["peak_rss_mb"],
         "peak_rss_mb": memory_mb()["peak_rss_mb"],
