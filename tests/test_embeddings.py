@@ -161,16 +161,18 @@ def test_a_question_is_answered_without_importing_torch(corpus_settings):
         "import json, sys\n"
         "from rag import Assistant, Settings\n"
         f"settings = Settings(corpus_dir={str(corpus_settings.corpus_dir)!r}, index_dir={str(corpus_settings.index_dir)!r})\n"
-        "answer = Assistant.from_settings(settings).ask('What did EXIM approve under Project Vault?')\n"
+        "assistant = Assistant.from_settings(settings)\n"
+        "answer = assistant.ask('What did EXIM approve under Project Vault?')\n"
+        "assistant.ask('Who announced Project Vault?')  # a person asked for: spaCy tags the sentences\n"
         "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'onnx') if m in sys.modules)\n"
         "print(json.dumps({'abstained': answer.abstained, 'citations': len(answer.citations), 'heavy': heavy,\n"
-        "                  'onnxruntime': 'onnxruntime' in sys.modules}))\n"
+        "                  'onnxruntime': 'onnxruntime' in sys.modules, 'spacy': 'spacy' in sys.modules}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["heavy"] == []
-    assert result["onnxruntime"]
+    assert result["onnxruntime"] and result["spacy"]
     assert not result["abstained"] and result["citations"] >= 1
 
 
