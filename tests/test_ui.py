@@ -386,3 +386,18 @@ def test_a_saved_conversation_restores_its_turns_and_sources_and_junk_restores_n
     assert "sources 39" in view.panel and view.copy_text == "copied"
     for junk in ({}, None, {"turns": "x"}, {"turns": [{"nope": 1}], "messages": []}, []):
         assert restored_conversation(junk).turns == []
+
+
+def test_warm_up_loads_what_the_first_question_waits_for(corpus_settings, assistant):
+    from rag import entities
+
+    entities._pipeline.cache_clear()
+    service = ChatService(corpus_settings, assistant)
+    service.warm_up()
+    assert entities._pipeline.cache_info().currsize == 1
+    assert service._examples is not None and service._examples[1]  # the first page finds them ready
+
+
+def test_a_failed_warm_up_leaves_the_error_to_the_first_question(tmp_path):
+    service = ChatService(Settings(corpus_dir=tmp_path / "c", index_dir=tmp_path / "i"))
+    service.warm_up()  # no index: nothing raised here; the chat says `rag ingest` when asked

@@ -44,6 +44,7 @@ mandatory when binding an address other than localhost.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -362,6 +363,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None
     check_bind(host, auth)
     check_port_free(host, port)
     service = ChatService(settings)
+    threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
     app = build_app(settings, service)
     app.queue(default_concurrency_limit=1)
     app.launch(

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
+from rag import entities
 from rag.assistant import Assistant, Final, QuestionError, Replace, Sources, Token, clean_question
 from rag.examples import Example, corpus_examples
 from rag.manifest import DocumentEntry, IndexUnusable
@@ -202,6 +203,16 @@ class ChatService:
             return f"The index cannot be used: {exc}"
         chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
         return f"Index: {len(manifest.documents)} articles, {chunks} passages."
+
+    def warm_up(self) -> None:
+        """Open the index and load the encoder and the entity tagger while Gradio starts, so the
+        first question does not wait seconds for them (bench/findings.md). Working out the example
+        questions does most of it, and the first page then finds them ready."""
+        try:
+            self.examples()
+            entities.tag(["Warm up."])
+        except Exception:  # noqa: BLE001 - the first question reports any problem, with its fix
+            log.debug("warm-up failed", exc_info=True)
 
     def examples(self) -> list[Example]:
         """Example questions about the articles in the index, worked out once per index version."""
