@@ -138,13 +138,13 @@ class Launcher:
 
 
 @contextmanager
-def warm_chat(root: Path) -> Iterator[Server]:
+def warm_chat(root: Path, **env: str) -> Iterator[Server]:
     """The chat over its own indexed copy of the bundled corpus in `root` (uploads change it),
     warmed up by one question so that measured times are warm."""
     make_project(root)
     port = free_port()
     server = start(
-        [sys.executable, "-c", SERVE_INDEXED, "127.0.0.1", str(port)], root, root / "server.log", port
+        [sys.executable, "-c", SERVE_INDEXED, "127.0.0.1", str(port)], root, root / "server.log", port, **env
     )
     try:
         client(server.url).predict(WARM_UP_QUESTION, api_name="/ask")
