@@ -16,7 +16,5 @@ from tests.ui_server import Server, warm_chat
 
 @pytest.fixture(scope="session")
 def robustness_server(tmp_path_factory) -> Iterator[Server]:
-    # These tests are about what the chat shows, not about the answerer's confidence: every
-    # candidate answer is shown, so hostile text in one reaches the page whatever its confidence.
-    with warm_chat(tmp_path_factory.mktemp("robustness-ui"), RAG_MIN_CONFIDENCE="0") as server:
+    with warm_chat(tmp_path_factory.mktemp("robustness-ui")) as server:
         yield server
