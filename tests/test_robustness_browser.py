@@ -22,6 +22,7 @@ pytestmark = pytest.mark.browser
 
 EXIM = "What did EXIM approve under Project Vault?"
 FINISHED = "#chat .answer.final, #chat .answer.error"
+ENTER_ATTEMPTS, ENTER_RETRY_MS = 5, 3_000
 
 
 class BrowserThread:
@@ -74,10 +75,23 @@ def browser(tmp_path_factory):
 
 
 def submit(page, question: str):
-    """Ask, and wait for this question's bubble to finish (an answer or an error)."""
+    """Ask, and wait for this question's bubble to finish (an answer or an error).
+
+    Gradio ignores Enter while the chat's previous event is still finishing (its trigger mode
+    "once"), as after a blank question's warning; a user then presses Enter again, and so does
+    this. Pressing again while the question is queued or answered is ignored the same way, so it
+    never asks twice."""
     before = page.locator(FINISHED).count()
     page.fill("#question textarea", question)
-    page.press("#question textarea", "Enter")
+    turns = page.locator("#chat .answer").count()
+    for _ in range(ENTER_ATTEMPTS):
+        page.press("#question textarea", "Enter")
+        try:  # its answer bubble shows with the first reply; an Enter while it waits is ignored
+            page.wait_for_function("n => document.querySelectorAll('#chat .answer').length > n",
+                                   arg=turns, timeout=ENTER_RETRY_MS)
+            break
+        except playwright.TimeoutError:
+            continue
     page.wait_for_function(f"n => document.querySelectorAll('{FINISHED}').length > n", arg=before)
     return page.locator("#chat .answer").last
 
@@ -87,7 +101,7 @@ def test_an_empty_question_gets_a_warning_and_the_chat_carries_on(browser, robus
         for blank in ("", "   \n  "):
             page.fill("#question textarea", blank)
             page.press("#question textarea", "Enter")
-            playwright.expect(page.get_by_text("Type a question first.").first).to_be_visible()
+            playwright.expect(page.get_by_text("Type a question first.").last).to_be_visible()
         assert page.locator("#chat .answer").count() == 0, "an empty question must not start a turn"
         assert "10 billion" in submit(page, EXIM).inner_text()
 
