@@ -66,6 +66,7 @@ class Answer:
     attributed: list[str] = field(default_factory=list)  # LLM sentences written uncited, cited after the fact
     dropped: list[str] = field(default_factory=list)  # LLM sentences no passage supports, left out
     answerable: float | None = None  # the model's chance that the passages state the answer (the check)
+    draft: str = ""  # the model's answer as it wrote it, before the check ("" when no model wrote one)
 
     def answered_by(self) -> str:
         """Which model answered, in words; for the extractive answerer chosen by RAG_LLM=auto,
@@ -82,7 +83,7 @@ class Answer:
             citation["quote_spans"] = [list(span) for span in citation["quote_spans"]]
         if self.fallback is None:
             del data["fallback"]
-        for key in ("attributed", "dropped"):
+        for key in ("attributed", "dropped", "draft"):
             if not data[key]:
                 del data[key]
         if self.answerable is None:

@@ -63,12 +63,13 @@ Event = Sources | Token | Replace | Final
 
 @dataclass
 class ModelRead:
-    """What an LLM answer adds to the Answer: the answerability check's verdict, and the
-    sentences written uncited that were attributed after the fact or dropped."""
+    """What an LLM answer adds to the Answer: the answerability check's verdict, the answer as the
+    model wrote it, and its sentences written uncited that were attributed after the fact or dropped."""
 
     answerable: float | None = None
     attributed: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    draft: str = ""
 
 
 def clean_question(question: str | None, max_chars: int) -> str:
@@ -156,6 +157,7 @@ class Assistant:
         timings["total_ms"] = _ms_since(started)
         answer = self._finish(question, searched, text, retrieval, decision, backend, timings, fallback)
         answer.attributed, answer.dropped, answer.answerable = read.attributed, read.dropped, read.answerable
+        answer.draft = read.draft
         answer.backend_reason = backend_reason
         if backend != "extractive" and not decision.hard:
             answer.model = self._chat_backend(backend).name
@@ -224,6 +226,7 @@ class Assistant:
         for piece in chat.stream(llm.build_messages(question, evidence)):
             draft += piece
             yield Token(piece)
+        read.draft = draft
         checked = llm.check_answer(draft, evidence)
         if checked.problem is None:
             read.attributed, read.dropped = checked.attributed, checked.dropped

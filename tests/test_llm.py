@@ -420,6 +420,8 @@ def test_a_made_up_number_falls_back_to_the_extractive_answer(assistant, scripte
     assert answer.answer == extractive.answer and "650" not in answer.answer
     assert [e.reason for e in events if isinstance(e, Replace)] == [answer.fallback]
     assert answer.to_dict()["fallback"] == answer.fallback and not answer.abstained
+    assert answer.to_dict()["draft"] == "The DFC gave the Orion consortium USD 650 million [1]."  # what was replaced
+    assert "draft" not in extractive.to_dict()
 
 
 def test_a_checked_answer_is_shown_with_its_citations(assistant, scripted):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_robustness_hostile import HOSTILE_TEXT
-from tests.test_ui_browser import ANSWER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS, open_fresh_chat
+from tests.test_ui_browser import ANSWER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS, open_fresh_chat, send
 from tests.ui_server import warm_chat
 
 pytest_plugins = ["tests.ui_server", "tests.robustness_server"]
@@ -22,7 +22,6 @@ pytestmark = pytest.mark.browser
 
 EXIM = "What did EXIM approve under Project Vault?"
 FINISHED = "#chat .answer.final, #chat .answer.error"
-ENTER_ATTEMPTS, ENTER_RETRY_MS = 5, 3_000
 
 
 class BrowserThread:
@@ -75,23 +74,9 @@ def browser(tmp_path_factory):
 
 
 def submit(page, question: str):
-    """Ask, and wait for this question's bubble to finish (an answer or an error).
-
-    Gradio ignores Enter while the chat's previous event is still finishing (its trigger mode
-    "once"), as after a blank question's warning; a user then presses Enter again, and so does
-    this. Pressing again while the question is queued or answered is ignored the same way, so it
-    never asks twice."""
+    """Ask, and wait for this question's bubble to finish (an answer or an error)."""
     before = page.locator(FINISHED).count()
-    page.fill("#question textarea", question)
-    turns = page.locator("#chat .answer").count()
-    for _ in range(ENTER_ATTEMPTS):
-        page.press("#question textarea", "Enter")
-        try:  # its answer bubble shows with the first reply; an Enter while it waits is ignored
-            page.wait_for_function("n => document.querySelectorAll('#chat .answer').length > n",
-                                   arg=turns, timeout=ENTER_RETRY_MS)
-            break
-        except playwright.TimeoutError:
-            continue
+    send(page, question)
     page.wait_for_function(f"n => document.querySelectorAll('{FINISHED}').length > n", arg=before)
     return page.locator("#chat .answer").last
 
