@@ -1,0 +1,91 @@
+"""Replays a recorded LLM eval run through today's code, with the model's recorded replies.
+
+`rag eval` with a model records, for every question, what the model wrote (`draft`) and its
+answerability verdict (`answerable`). Replaying asks the same questions again with those replies
+in the model's place, so a change to what happens after the model has spoken (the validator,
+attribution, the fallback) is measured on every suite in minutes, not in an hour of model time.
+A change to what the model is shown (evidence, prompt) needs a real run: its replies would no
+longer be the ones the model gave.
+
+    python evals/replay.py SUITE RECORDED_RUN_DIR OUT_DIR
+
+RECORDED_RUN_DIR holds the recorded predictions.jsonl (e.g. evals/runs/committed/llm/bbc-all);
+OUT_DIR gets the replayed run's report, as `rag eval` writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag.assistant import Assistant
+from rag.evaluate import Question, RunResult, evaluate, write_run
+from rag.llm import build_messages
+from rag.settings import Settings
+from rag.suites import SUITES_FILE, pick_suites
+
+
+class ReplayedChat:
+    """A chat backend that gives, for each question, the reply recorded for it."""
+
+    def __init__(self, predictions: list[dict], name: str):
+        self.name = name
+        self._recorded: dict[str, dict] = {}
+        for prediction in predictions:
+            for asked in (prediction["question"], prediction.get("searched")):
+                if asked:
+                    self._recorded[_question_line(asked)] = prediction
+        self.unrecorded: list[str] = []  # questions the model is asked that the run never asked it
+
+    def yes_probability(self, messages: list[dict[str, str]]) -> float | None:
+        return self._reply(messages).get("answerable")
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        yield self._reply(messages).get("draft", "")
+
+    def _reply(self, messages: list[dict[str, str]]) -> dict:
+        line = next(ln for ln in messages[-1]["content"].splitlines() if ln.startswith("Question: "))
+        recorded = self._recorded.get(line)
+        if recorded is None:
+            self.unrecorded.append(line)
+            return {}
+        return recorded
+
+
+def _question_line(question: str) -> str:
+    """The question as the prompt writes it (defused), to find the recorded reply by."""
+    prompt = build_messages(question, [])[-1]["content"]
+    return next(ln for ln in prompt.splitlines() if ln.startswith("Question: "))
+
+
+def replay(assistant: Assistant, questions: list[Question], predictions: list[dict], label: str) -> RunResult:
+    """The questions answered by `assistant` with the recorded replies in its model's place."""
+    chat = ReplayedChat(predictions, next((p["model"] for p in predictions if p.get("model")), "replayed"))
+    assistant._chat_backends[assistant.settings.llm] = chat
+    result = evaluate(assistant.settings, questions, label, assistant)
+    if chat.unrecorded:
+        print(f"{len(chat.unrecorded)} questions had no recorded reply, e.g. {chat.unrecorded[0]}", file=sys.stderr)
+    return result
+
+
+REPORTED = ("answer_accuracy", "abstention_accuracy", "answered_precision", "overall_accuracy", "fallback_rate")
+
+
+def main(suite_name: str, recorded: Path, out: Path) -> None:
+    lines = (recorded / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    predictions = [json.loads(line) for line in lines if line.strip()]
+    suite = next(iter(pick_suites([suite_name], SUITES_FILE)))
+    backend = next(p["backend"] for p in predictions if p.get("backend"))
+    settings = suite.settings(Settings().with_overrides(llm=backend))
+    suite.prepare(settings)
+    result = replay(Assistant(settings), suite.questions(None), predictions, suite.name)
+    write_run(out, result)
+    print(json.dumps({k: result.metrics["overall"][k] for k in REPORTED}, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
