@@ -9,7 +9,7 @@ longer be the ones the model gave.
 
     python evals/replay.py SUITE RECORDED_RUN_DIR OUT_DIR
 
-RECORDED_RUN_DIR holds the recorded predictions.jsonl (e.g. evals/runs/committed/llm/bbc-all);
+RECORDED_RUN_DIR holds the recorded predictions.jsonl (e.g. evals/runs/committed/llm/bbc);
 OUT_DIR gets the replayed run's report, as `rag eval` writes it.
 """
 

@@ -15,6 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # usual ports; the tests answer extractively (here and in the servers and CLIs they start) unless
 # a test asks for a model.
 os.environ["RAG_LLM"] = "extractive"
+# Plugins that test modules also import from (warm_chat): their asserts are rewritten either way.
+pytest.register_assert_rewrite("tests.ui_server", "tests.robustness_server")
 
 from rag.settings import Settings  # noqa: E402
 
