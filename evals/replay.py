@@ -36,7 +36,7 @@ class ReplayedChat:
         for prediction in predictions:
             for asked in (prediction["question"], prediction.get("searched")):
                 if asked:
-                    self._recorded[_question_line(asked)] = prediction
+                    self._recorded[_question_line(build_messages(asked, []))] = prediction
         self.unrecorded: list[str] = []  # questions the model is asked that the run never asked it
 
     def yes_probability(self, messages: list[dict[str, str]]) -> float | None:
@@ -46,7 +46,7 @@ class ReplayedChat:
         yield self._reply(messages).get("draft", "")
 
     def _reply(self, messages: list[dict[str, str]]) -> dict:
-        line = next(ln for ln in messages[-1]["content"].splitlines() if ln.startswith("Question: "))
+        line = _question_line(messages)
         recorded = self._recorded.get(line)
         if recorded is None:
             self.unrecorded.append(line)
@@ -54,10 +54,9 @@ class ReplayedChat:
         return recorded
 
 
-def _question_line(question: str) -> str:
-    """The question as the prompt writes it (defused), to find the recorded reply by."""
-    prompt = build_messages(question, [])[-1]["content"]
-    return next(ln for ln in prompt.splitlines() if ln.startswith("Question: "))
+def _question_line(messages: list[dict[str, str]]) -> str:
+    """The prompt's question line (the question as the prompt writes it), to find a reply by."""
+    return next(ln for ln in messages[-1]["content"].splitlines() if ln.startswith("Question: "))
 
 
 def replay(assistant: Assistant, questions: list[Question], predictions: list[dict], label: str) -> RunResult:
