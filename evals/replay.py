@@ -7,10 +7,13 @@ attribution, the fallback) is measured on every suite in minutes, not in an hour
 A change to what the model is shown (evidence, prompt) needs a real run: its replies would no
 longer be the ones the model gave.
 
-    python evals/replay.py SUITE RECORDED_RUN_DIR OUT_DIR
+    python evals/replay.py SUITE RECORDED_RUN_DIR OUT_DIR [--ask-model]
 
 RECORDED_RUN_DIR holds the recorded predictions.jsonl (e.g. evals/runs/committed/llm/bbc);
-OUT_DIR gets the replayed run's report, as `rag eval` writes it.
+OUT_DIR gets the replayed run's report, as `rag eval` writes it. With --ask-model, an answer the
+run never had the model write (its answerability check said no, and today's lets it through) is
+asked of the model configured as for `rag eval` (RAG_LLM=openai ...), so a change to the
+answerability threshold costs model time only for the questions it lets through.
 """
 
 from __future__ import annotations
@@ -22,28 +25,36 @@ from pathlib import Path
 
 from rag.assistant import Assistant
 from rag.evaluate import Question, RunResult, evaluate, write_run
-from rag.llm import build_messages
+from rag.llm import build_messages, make_chat_backend
 from rag.settings import Settings
 from rag.suites import SUITES_FILE, pick_suites
 
 
 class ReplayedChat:
-    """A chat backend that gives, for each question, the reply recorded for it."""
+    """A chat backend that gives, for each question, the reply recorded for it; an answer never
+    recorded is written by `model` when one is given."""
 
-    def __init__(self, predictions: list[dict], name: str):
+    def __init__(self, predictions: list[dict], name: str, model=None):
         self.name = name
+        self.model = model
         self._recorded: dict[str, dict] = {}
         for prediction in predictions:
             for asked in (prediction["question"], prediction.get("searched")):
                 if asked:
                     self._recorded[_question_line(build_messages(asked, []))] = prediction
         self.unrecorded: list[str] = []  # questions the model is asked that the run never asked it
+        self.asked = 0  # answers written by `model`
 
     def yes_probability(self, messages: list[dict[str, str]]) -> float | None:
         return self._reply(messages).get("answerable")
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-        yield self._reply(messages).get("draft", "")
+        recorded = self._reply(messages)
+        if "draft" in recorded or self.model is None:
+            yield recorded.get("draft", "")
+            return
+        self.asked += 1
+        yield from self.model.stream(messages)
 
     def _reply(self, messages: list[dict[str, str]]) -> dict:
         line = _question_line(messages)
@@ -59,32 +70,39 @@ def _question_line(messages: list[dict[str, str]]) -> str:
     return next(ln for ln in messages[-1]["content"].splitlines() if ln.startswith("Question: "))
 
 
-def replay(assistant: Assistant, questions: list[Question], predictions: list[dict], label: str) -> RunResult:
-    """The questions answered by `assistant` with the recorded replies in its model's place."""
-    chat = ReplayedChat(predictions, next((p["model"] for p in predictions if p.get("model")), "replayed"))
+def replay(
+    assistant: Assistant, questions: list[Question], predictions: list[dict], label: str, model=None
+) -> RunResult:
+    """The questions answered by `assistant` with the recorded replies in its model's place (and
+    `model` writing the answers never recorded, when given)."""
+    chat = ReplayedChat(predictions, next((p["model"] for p in predictions if p.get("model")), "replayed"), model)
     assistant._chat_backends[assistant.settings.llm] = chat
     result = evaluate(assistant.settings, questions, label, assistant)
     if chat.unrecorded:
         print(f"{len(chat.unrecorded)} questions had no recorded reply, e.g. {chat.unrecorded[0]}", file=sys.stderr)
+    if model is not None:
+        print(f"the model wrote {chat.asked} answers the run had not recorded", file=sys.stderr)
     return result
 
 
 REPORTED = ("answer_accuracy", "abstention_accuracy", "answered_precision", "overall_accuracy", "fallback_rate")
 
 
-def main(suite_name: str, recorded: Path, out: Path) -> None:
+def main(suite_name: str, recorded: Path, out: Path, ask_model: bool = False) -> None:
     lines = (recorded / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     predictions = [json.loads(line) for line in lines if line.strip()]
     suite = next(iter(pick_suites([suite_name], SUITES_FILE)))
     backend = next(p["backend"] for p in predictions if p.get("backend"))
     settings = suite.settings(Settings().with_overrides(llm=backend))
     suite.prepare(settings)
-    result = replay(Assistant(settings), suite.questions(None), predictions, suite.name)
+    model = make_chat_backend(settings) if ask_model else None
+    result = replay(Assistant(settings), suite.questions(None), predictions, suite.name, model)
     write_run(out, result)
     print(json.dumps({k: result.metrics["overall"][k] for k in REPORTED}, indent=1))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    arguments = [a for a in sys.argv[1:] if a != "--ask-model"]
+    if len(arguments) != 3:
         sys.exit(__doc__)
-    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
+    main(arguments[0], Path(arguments[1]), Path(arguments[2]), ask_model="--ask-model" in sys.argv)

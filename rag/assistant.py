@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from rag.answer import Answer, Citation, supporting_spans
+from rag.answerability import load_threshold
 from rag.citations import CITATION_RE, REFUSAL, cite
 from rag.confidence import MODEL_FILE, ConfidenceModel
 from rag.conversation import rewrite_follow_up
@@ -96,6 +97,9 @@ class Assistant:
         self.ranker = SentenceRanker(self.embedder, CorpusView(self.retriever, Filters()))
         self.extractive = ExtractiveAnswerer()
         self.confidence = confidence or ConfidenceModel.load(MODEL_FILE)
+        self.answerable_threshold = settings.llm_answerable_threshold
+        if self.answerable_threshold is None:
+            self.answerable_threshold = load_threshold()
         self._chat_backends: dict[str, object] = {}
         self._auto: tuple[Backend, str] | None = None  # what RAG_LLM=auto resolved to, and why
 
@@ -218,7 +222,7 @@ class Assistant:
             checking = time.perf_counter()
             read.answerable = llm.judged_answerable(chat, question, evidence)
             timings["check_ms"] = _ms_since(checking)
-            if read.answerable is not None and read.answerable < 0.5:  # the model's "no" outweighs its "yes"
+            if read.answerable is not None and read.answerable < self.answerable_threshold:
                 text = f"{REFUSAL} {llm.NOT_STATED[0].upper()}{llm.NOT_STATED[1:]}."
                 yield Token(text)
                 return text, None

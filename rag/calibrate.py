@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rag import answerability
 from rag.confidence import MODEL_FILE, ConfidenceModel, fit
 from rag.settings import Settings
 
@@ -82,3 +83,35 @@ def print_summary(fitted: dict, model_file: Path) -> None:
         )
     print(f"refusals before any candidate were right {fitted['refusal_confidence']:.0%} of {fitted['refusals']}")
     print(f"wrote {model_file}", file=sys.stderr)
+
+
+def calibrate_answerability(runs: list[Path], threshold_file: Path = answerability.THRESHOLD_FILE) -> dict:
+    """Fit the answerability threshold on recorded LLM eval runs (one folder per suite, named
+    after it, holding the predictions.jsonl that `rag eval` wrote) and write it to `threshold_file`."""
+    by_suite, models = {}, set()
+    for run in runs:
+        lines = (Path(run) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+        predictions = [json.loads(line) for line in lines if line.strip()]
+        by_suite[Path(run).name] = answerability.examples(predictions)
+        models |= {p["model"] for p in predictions if p.get("model")}
+    if not any(by_suite.values()):
+        raise ValueError("no prediction in these runs has an answerability verdict: were they run with a model?")
+    fitted = answerability.fit(by_suite)
+    fitted["models"] = sorted(models)
+    fitted["command"] = "rag calibrate --answerability " + " ".join(str(run) for run in runs)
+    fitted["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+    threshold_file.write_text(json.dumps(fitted, indent=2) + "\n", encoding="utf-8")
+    return fitted
+
+
+def print_answerability_summary(fitted: dict, threshold_file: Path) -> None:
+    models = ", ".join(fitted["models"]) or "an unnamed model"
+    print(f"answerability threshold {fitted['threshold']:.3f}, fitted on {models}")
+    for suite, scores in fitted["suites"].items():
+        held = scores["fitted_without_it"]
+        print(
+            f"  {suite} ({scores['examples']} judged, {scores['answerable']} answerable): balanced accuracy "
+            f"{scores['balanced_accuracy']} (at even odds {scores['at_even_odds']}; fitted without it: "
+            f"{held['balanced_accuracy']} at {held['threshold']:.3f})"
+        )
+    print(f"wrote {threshold_file}", file=sys.stderr)

@@ -116,13 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
 
     calibrate = commands.add_parser(
-        "calibrate", help="fit the answer confidence on the eval suites (writes rag/confidence.json)"
+        "calibrate",
+        help="fit the answer confidence on the eval suites (writes rag/confidence.json), or with "
+        "--answerability the LLM answerability threshold on recorded runs (rag/answerability.json)",
     )
     calibrate.add_argument("--suite", nargs="+", default=["all"], metavar="NAME", help="suites to fit on")
     calibrate.add_argument(
         "--target-precision", type=float, help="pooled precision the threshold keeps (default 0.62)"
     )
     calibrate.add_argument("--out", type=Path, default=Path("evals/runs/calibration"), help="where the runs go")
+    calibrate.add_argument(
+        "--answerability",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="fit the answerability threshold on these recorded LLM runs (a folder per suite) instead",
+    )
 
     serve = commands.add_parser("serve", help="start the chat in the browser")
     serve.add_argument("--host", default="127.0.0.1")
@@ -302,10 +311,15 @@ def cmd_eval(args, settings: Settings) -> int:
 
 
 def cmd_calibrate(args, settings: Settings) -> int:
-    from rag.calibrate import DEFAULT_TARGET_PRECISION, MODEL_FILE, calibrate, print_summary
+    from rag import calibrate as calibration
 
-    fitted = calibrate(settings, args.suite, args.out, args.target_precision or DEFAULT_TARGET_PRECISION)
-    print_summary(fitted, MODEL_FILE)
+    if args.answerability:
+        fitted = calibration.calibrate_answerability(args.answerability)
+        calibration.print_answerability_summary(fitted, calibration.answerability.THRESHOLD_FILE)
+        return 0
+    target = args.target_precision or calibration.DEFAULT_TARGET_PRECISION
+    fitted = calibration.calibrate(settings, args.suite, args.out, target)
+    calibration.print_summary(fitted, calibration.MODEL_FILE)
     return 0
 
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 256
     # Before writing, the model is asked whether the passages state the answer; a "no" abstains.
     llm_check_answerable: bool = True
+    llm_answerable_threshold: float | None = Field(
+        None, ge=0, le=1, description="the model's chance of yes below which it declines; unset = the fitted threshold"
+    )
     llm_timeout_s: float = 120.0
 
     max_question_chars: int = 2000
