@@ -154,9 +154,16 @@ def check_claim(i: int, claim: Claim, sources: list[str]) -> str | None:
     if unsupported:
         kind, what = unsupported[0]
         return f"the {kind} {what} in sentence {i} is in none of the passages it cites"
+    if _is_bare_value(claim.text):  # "$25m (£13m)": its figures, checked above, are all it says
+        return None
     if not set(textlib.content_stems(claim.text)) & set(textlib.content_stems(cited)):
         return f"sentence {i} shares no words with the passages it cites"
     return None
+
+
+def _is_bare_value(claim: str) -> bool:
+    """A figure alone ("$10bn", "1994"), the short answer to "how much" or "which year"."""
+    return bool(textlib.numbers(claim)) and not textlib.content_stems(_FIGURE.sub(" ", claim))
 
 
 # The share of an uncited sentence's distinct content stems that a passage must also have to be
@@ -171,6 +178,8 @@ def supporting_passage(claim: str, sources: list[str]) -> int | None:
     numbers, dates and names are in the passage) and the passage has at least MIN_SHARED_STEMS of
     the claim's content stems. Of several, the one sharing the most stems wins; a tie goes to the
     lower number, the stronger evidence. A refusal sentence is nobody's claim."""
+    if _is_bare_value(claim):  # the best-ranked passage that states the figure answers with it
+        return next((n for n in range(1, len(sources) + 1) if check_claim(1, Claim(claim, [n]), sources) is None), None)
     stems = set(textlib.content_stems(claim))
     if not stems or is_refusal(claim):
         return None

@@ -407,11 +407,25 @@ class OpenAIChat:
 
     def yes_probability(self, messages: list[dict[str, str]]) -> float | None:
         with self._server_errors():
-            reply = self._judge.invoke(messages)
+            reply = self._judged(messages)
         content = (reply.response_metadata.get("logprobs") or {}).get("content") or []
         if content and content[0].get("top_logprobs"):
             return yes_share({t["token"]: math.exp(t["logprob"]) for t in content[0]["top_logprobs"]})
         return _first_word_verdict(reply.content if isinstance(reply.content, str) else "")
+
+    def _judged(self, messages: list[dict[str, str]]):
+        """The judge's reply. A server that cannot give log-probabilities (llama-cpp-python's
+        started with --logits_all false, which makes it faster) is asked, from then on, for a
+        two-token reply whose first word is read."""
+        import openai
+
+        try:
+            return self._judge.invoke(messages)
+        except openai.APIStatusError as exc:
+            if "logprobs" not in str(exc.message).lower():
+                raise
+            self._judge = self._chat.model_copy(update={"extra_body": {"max_tokens": 2}})
+            return self._judge.invoke(messages)
 
     @contextmanager
     def _server_errors(self):

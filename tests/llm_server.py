@@ -33,9 +33,10 @@ def gemma_gguf() -> Path:
 class LlamaServer:
     """`python -m llama_cpp.server` on 127.0.0.1 and a free port, as a context manager."""
 
-    def __init__(self, model: Path, n_ctx: int = 4096):
+    def __init__(self, model: Path, n_ctx: int = 4096, options: tuple[str, ...] = ()):
         self.model = model
         self.n_ctx = n_ctx
+        self.options = options  # more of the server's command-line flags
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         # Kept only when the server fails to start, to say why.
@@ -60,6 +61,7 @@ class LlamaServer:
             str(self.port),
             "--n_ctx",
             str(self.n_ctx),
+            *self.options,
         ]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -127,6 +127,16 @@ def test_a_sentence_sharing_no_words_with_its_passage_is_caught():
     assert check("The bananas are yellow [1].", VAULT) == "sentence 1 shares no words with the passages it cites"
 
 
+@pytest.mark.parametrize("answer", ["USD 600 million [1].", "$600m [1]", "2024 [2]."])
+def test_a_cited_figure_alone_passes_when_its_passage_states_it(answer):
+    assert check(answer, DFC, MOU) is None
+
+
+@pytest.mark.parametrize("answer", ["USD 650 million [1].", "2024 [1].", "4 [3]."])
+def test_a_cited_figure_alone_is_checked_like_any_figure(answer):
+    assert "is in none of the passages it cites" in (check(answer, DFC, MOU, VAULT) or "")
+
+
 def test_an_empty_answer_is_a_problem():
     assert check("   ", VAULT) == "the model wrote no answer"
 
@@ -199,6 +209,12 @@ def test_of_two_supporting_passages_the_one_sharing_more_words_wins():
 
 def test_a_tie_goes_to_the_stronger_passage():
     assert supporting_passage("Trump announced Project Vault.", [VAULT, VAULT]) == 1
+
+
+def test_an_uncited_figure_alone_goes_to_the_best_ranked_passage_that_states_it():
+    assert supporting_passage("USD 600 million", [VAULT, DFC, DFC]) == 2
+    assert supporting_passage("$10bn.", [VAULT, DFC]) == 1
+    assert supporting_passage("USD 70 million", [VAULT, DFC]) is None
 
 
 def test_a_refusal_is_never_attributed():

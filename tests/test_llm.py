@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.answerability import THRESHOLD_FILE, load_threshold
 from rag.assistant import Assistant, Final, Replace, Sources, Token, _is_refusal
 from rag.citations import REFUSAL, normalise_markers, split_claims, unsupported_numbers
 from rag.conversation import rewrite_follow_up
@@ -40,7 +41,7 @@ from rag.llm import (
 from rag.retrieve import Passage
 from rag.settings import Settings
 from tests.conftest import make_project
-from tests.llm_server import BrokenServer, gemma_gguf
+from tests.llm_server import BrokenServer, LlamaServer, gemma_gguf
 from tests.processes import free_port
 
 RAG_CLI = str(Path(sys.executable).with_name("rag"))
@@ -513,6 +514,21 @@ def test_a_yes_or_no_verdict_lets_the_model_answer(assistant, scripted, verdict)
     assert judged[1]["content"].endswith(ANSWERABLE_REQUEST)
 
 
+@pytest.mark.parametrize("verdict, declined", [(0.45, False), (0.35, True)])
+def test_the_threshold_on_the_models_yes_decides_who_answers(corpus_settings, assistant, verdict, declined):
+    at_40 = Assistant(corpus_settings.with_overrides(llm_answerable_threshold=0.4), retriever=assistant.retriever)
+    backend = ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict)
+    at_40._chat_backends["openai"] = backend
+    answer = at_40.ask(DFC_QUESTION, backend="openai")
+    assert answer.abstained == declined and (backend.seen == []) == declined
+
+
+def test_the_fitted_threshold_is_read_from_its_file(assistant):
+    fitted = json.loads(THRESHOLD_FILE.read_text(encoding="utf-8"))
+    assert assistant.answerable_threshold == fitted["threshold"] == load_threshold()
+    assert fitted["command"].startswith("rag calibrate --answerability ")
+
+
 def test_the_check_can_be_switched_off(corpus_settings, assistant):
     unchecked = Assistant(corpus_settings.with_overrides(llm_check_answerable=False), retriever=assistant.retriever)
     backend = ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict=0.0)
@@ -616,6 +632,18 @@ def test_a_real_server_gives_the_chance_of_yes(llm_server):
     # first token, read from the log-probabilities, hold a yes or a no
     chance = backend.yes_probability(messages)
     assert chance is not None and 0.0 <= chance <= 1.0
+
+
+@pytest.mark.llm
+def test_a_server_without_log_probabilities_is_judged_by_the_first_word_of_its_reply(corpus_settings, assistant):
+    # llama-cpp-python's server refuses logprobs when started with --logits_all false
+    with LlamaServer(gemma_gguf(), n_ctx=2048, options=("--logits_all", "false")) as server:
+        settings = corpus_settings.with_overrides(llm="openai", openai_base_url=server.base_url, llm_max_tokens=MAX_TOKENS)
+        served = Assistant(settings, retriever=assistant.retriever)
+        for _ in range(2):  # and again, once the backend knows the server gives no log-probabilities
+            answer = served.ask(DFC_QUESTION)
+            assert answer.answerable in (0.0, 1.0, None) and answer.model == "openai:gemma"
+            assert "check_ms" in answer.timings
 
 
 @pytest.mark.llm

@@ -57,3 +57,18 @@ def test_a_question_the_run_never_asked_gets_no_reply(corpus_settings, recorded)
     other = [parse_question({"id": "other", "question": "Who signed the MoU with India?", "answers": [["Raimondo"]]})]
     replayed = replay(fresh_assistant(corpus_settings), other, recorded, "replayed").predictions
     assert replayed[0].get("draft", "") == "" and replayed[0]["fallback"] == "the model wrote no answer"
+
+
+def test_an_answer_the_run_never_had_written_is_asked_of_the_model_when_one_is_given(corpus_settings):
+    declining = Assistant(corpus_settings.with_overrides(llm="openai", llm_answerable_threshold=0.5))
+    declining._chat_backends["openai"] = ScriptedChat(made_up_or_checked, verdict=0.45)
+    recorded = evaluate(declining.settings, QUESTIONS[1:], "recorded", declining).predictions
+    assert recorded[0]["abstained"] and "draft" not in recorded[0]
+
+    lower = corpus_settings.with_overrides(llm="openai", llm_answerable_threshold=0.4)
+    model = ScriptedChat(made_up_or_checked)
+    asked = replay(Assistant(lower), QUESTIONS[1:], recorded, "replayed", model).predictions
+    assert not asked[0]["abstained"] and "10 billion" in asked[0]["answer"] and len(model.seen) == 1
+    assert model.judged == []  # the verdict is still the recorded one
+    unasked = replay(Assistant(lower), QUESTIONS[1:], recorded, "replayed").predictions
+    assert unasked[0]["fallback"] == "the model wrote no answer"

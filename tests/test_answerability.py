@@ -1,0 +1,94 @@
+"""The answerability threshold: fitted on recorded LLM runs so that it best tells answerable from
+unanswerable questions, every suite weighing the same, and read back by the assistant."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag import answerability
+from rag.answerability import EVEN_ODDS, balanced_accuracy, best_threshold, examples, fit, load_threshold
+from rag.calibrate import calibrate_answerability
+
+
+def prediction(yes: float | None, answerable: bool, scored: bool = True) -> dict:
+    scores = {"answerable": answerable, "should_abstain": not answerable} if scored else {}
+    return {"answerable": yes, "eval": scores, "model": "openai:qwen"}
+
+
+def test_balanced_accuracy_is_the_mean_of_answerable_let_through_and_unanswerable_stopped():
+    found = [(0.9, True), (0.45, True), (0.2, False), (0.6, False)]
+    assert balanced_accuracy(found, 0.5) == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert balanced_accuracy(found, 0.4) == pytest.approx((2 / 2 + 1 / 2) / 2)
+    assert balanced_accuracy([(0.9, True)], 0.5) is None  # nothing to stop: no balance to strike
+
+
+def test_the_best_threshold_falls_between_the_verdicts_it_separates():
+    found = [(0.45, True), (0.6, True), (0.9, True), (0.1, False), (0.3, False), (0.42, False)]
+    assert best_threshold({"one": found}) == pytest.approx((0.42 + 0.45) / 2)
+
+
+def test_every_suite_weighs_the_same_however_many_questions_it_has():
+    # Pooled, the big suite's cut at 0.35 would win; suite by suite, the small one's 0.55 does.
+    big = [(0.4, True)] * 10 + [(0.3, False)] * 10 + [(0.5, False)]
+    small = [(0.6, True), (0.5, False)]
+    assert best_threshold({"big": big}) == pytest.approx(0.35)
+    assert best_threshold({"big": big, "small": small}) == pytest.approx(0.55)
+
+
+def test_of_equally_good_thresholds_the_nearest_to_even_odds_is_taken():
+    found = [(0.1, False), (0.2, True), (0.6, False), (0.8, True)]
+    assert balanced_accuracy(found, 0.15) == balanced_accuracy(found, 0.7) == 0.75
+    assert best_threshold({"one": found}) == pytest.approx(0.7)
+    assert best_threshold({"one": [(0.2, False)]}) == EVEN_ODDS  # one verdict: no cut between two
+
+
+def test_the_fit_reports_each_suite_also_when_fitted_without_it():
+    fitted = fit({"a": [(0.45, True), (0.3, False)], "b": [(0.7, True), (0.5, False)]})
+    assert fitted["suites"]["a"]["fitted_without_it"]["threshold"] == pytest.approx(0.6)
+    assert fitted["suites"]["a"]["fitted_without_it"]["balanced_accuracy"] == 0.5  # 0.45 not let through
+    assert fitted["suites"]["a"]["at_even_odds"] == 0.5
+    assert fitted["suites"]["b"]["examples"] == 2 and fitted["suites"]["b"]["answerable"] == 1
+
+
+def test_only_scored_questions_the_model_judged_are_examples():
+    found = examples([prediction(0.7, True), prediction(None, True), prediction(0.2, False, scored=False)])
+    assert found == [(0.7, True)]
+
+
+def test_without_a_fitted_file_the_threshold_is_even_odds(tmp_path):
+    assert load_threshold(tmp_path / "none.json") == EVEN_ODDS
+
+
+def write_run(folder, predictions):
+    folder.mkdir(parents=True)
+    (folder / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions), encoding="utf-8")
+    return folder
+
+
+def test_calibrating_writes_the_threshold_with_the_command_that_fitted_it(tmp_path):
+    runs = [
+        write_run(tmp_path / "bbc", [prediction(0.45, True), prediction(0.35, False)]),
+        write_run(tmp_path / "squad", [prediction(0.6, True), prediction(0.2, False)]),
+    ]
+    out = tmp_path / "answerability.json"
+    calibrate_answerability(runs, out)
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written["threshold"] == pytest.approx(0.4) and load_threshold(out) == written["threshold"]
+    assert set(written["suites"]) == {"bbc", "squad"} and written["models"] == ["openai:qwen"]
+    assert written["command"] == f"rag calibrate --answerability {runs[0]} {runs[1]}"
+
+
+def test_runs_without_verdicts_are_refused_and_nothing_is_written(tmp_path):
+    run = write_run(tmp_path / "bundled", [prediction(None, True)])
+    out = tmp_path / "answerability.json"
+    with pytest.raises(ValueError, match="were they run with a model"):
+        calibrate_answerability([run], out)
+    assert not out.exists()
+
+
+def test_the_shipped_threshold_was_fitted_on_every_suite():
+    fitted = json.loads(answerability.THRESHOLD_FILE.read_text(encoding="utf-8"))
+    assert set(fitted["suites"]) == {"bundled", "bbc", "squad"}
+    assert 0 < fitted["threshold"] < 1
