@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag.assistant import Assistant
-from rag.evaluate import Question, RunResult, evaluate, write_run
+from rag.evaluate import Question, RunResult, evaluate, read_predictions, write_run
 from rag.llm import build_messages, make_chat_backend
 from rag.settings import Settings
 from rag.suites import SUITES_FILE, pick_suites
@@ -89,8 +89,7 @@ REPORTED = ("answer_accuracy", "abstention_accuracy", "answered_precision", "ove
 
 
 def main(suite_name: str, recorded: Path, out: Path, ask_model: bool = False) -> None:
-    lines = (recorded / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-    predictions = [json.loads(line) for line in lines if line.strip()]
+    predictions = read_predictions(recorded)
     suite = next(iter(pick_suites([suite_name], SUITES_FILE)))
     backend = next(p["backend"] for p in predictions if p.get("backend"))
     settings = suite.settings(Settings().with_overrides(llm=backend))

@@ -88,10 +88,11 @@ def print_summary(fitted: dict, model_file: Path) -> None:
 def calibrate_answerability(runs: list[Path], threshold_file: Path = answerability.THRESHOLD_FILE) -> dict:
     """Fit the answerability threshold on recorded LLM eval runs (one folder per suite, named
     after it, holding the predictions.jsonl that `rag eval` wrote) and write it to `threshold_file`."""
+    from rag.evaluate import read_predictions
+
     by_suite, models = {}, set()
     for run in runs:
-        lines = (Path(run) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-        predictions = [json.loads(line) for line in lines if line.strip()]
+        predictions = read_predictions(run)
         by_suite[Path(run).name] = answerability.examples(predictions)
         models |= {p["model"] for p in predictions if p.get("model")}
     if not any(by_suite.values()):

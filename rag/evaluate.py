@@ -675,6 +675,12 @@ def write_predictions(path: Path, predictions: list[dict]) -> None:
             handle.write(json.dumps(prediction, ensure_ascii=False) + "\n")
 
 
+def read_predictions(run: Path) -> list[dict]:
+    """The predictions a run folder's predictions.jsonl holds, as `write_run` wrote them."""
+    lines = (Path(run) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

@@ -10,6 +10,7 @@ import pytest
 from rag import answerability
 from rag.answerability import EVEN_ODDS, balanced_accuracy, best_threshold, examples, fit, load_threshold
 from rag.calibrate import calibrate_answerability
+from rag.evaluate import write_predictions
 
 
 def prediction(yes: float | None, answerable: bool, scored: bool = True) -> dict:
@@ -63,7 +64,7 @@ def test_without_a_fitted_file_the_threshold_is_even_odds(tmp_path):
 
 def write_run(folder, predictions):
     folder.mkdir(parents=True)
-    (folder / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions), encoding="utf-8")
+    write_predictions(folder / "predictions.jsonl", predictions)
     return folder
 
 
