@@ -29,13 +29,13 @@ def run(index_dir: str, corpus_dir: str, queries: int = 200, seed: int = 1, k: i
 
     from rag.embeddings import load_embedder
     from rag.retrieve import CANDIDATES_PER_RANKER, Retriever
-    from rag.store import make_chroma_client
+    from rag.store import open_vector_store
 
     settings = bench_settings(ROOT / index_dir, ROOT / corpus_dir)
     embedder = load_embedder(settings.embed_model, settings.embed_batch_size)
     retriever = Retriever(settings, embedder)
     manifest = retriever.refresh()
-    collection = make_chroma_client(settings).get_collection(manifest.collection or settings.collection)
+    collection = open_vector_store(settings, embedder.name, manifest.collection, create=False).collection
     bm25 = bm25s.BM25.load(str(settings.index_dir / manifest.keyword_dir), mmap=False, show_progress=False)
     stemmer = Stemmer.Stemmer("english")
     questions = synthetic.questions(seed + QUESTION_SEED_OFFSET, queries + WARM_UP)

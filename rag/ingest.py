@@ -182,7 +182,7 @@ class Ingestor:
         with the command that rebuilds it."""
         manifest = self._load_manifest()
         try:
-            store = open_vector_store(self.settings, self.embedder.name, manifest.collection, fresh=True)
+            store = open_vector_store(self.settings, self.embedder.name, manifest.collection)
             store.check_readable()
         except (IndexMismatch, StoreUnavailable):
             raise
@@ -206,14 +206,14 @@ class Ingestor:
         manifest.collection = f"{self.settings.collection}-g{generation + 1:06d}"
         try:
             drop_collections(self.settings, keep=old and (old.collection or self.settings.collection))
-            store = open_vector_store(self.settings, self.embedder.name, manifest.collection, fresh=True)
+            store = open_vector_store(self.settings, self.embedder.name, manifest.collection)
         except StoreUnavailable:
             raise
         except Exception:
             if self.settings.chroma_url:
                 raise
             reset_local_store(self.settings)  # Chroma cannot open its own files: start them afresh
-            store = open_vector_store(self.settings, self.embedder.name, manifest.collection, fresh=True)
+            store = open_vector_store(self.settings, self.embedder.name, manifest.collection)
         return manifest, store
 
     def _wanted_manifest(self, generation: int = 0) -> Manifest:

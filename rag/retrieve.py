@@ -156,8 +156,20 @@ class Retriever:
             )
         with self._lock:
             if stamp != self._stamp or reopen:
-                self._load(stamp)
+                self._load_latest(stamp)
         return self.manifest
+
+    def _load_latest(self, stamp: float) -> None:
+        """Load the committed index. An ingest that commits again meanwhile deletes files the
+        manifest being read names: that index is no longer current, so read the newer one."""
+        while True:
+            try:
+                return self._load(stamp)
+            except IndexDamaged:
+                newer = manifest_stamp(self.settings.index_dir)
+                if newer is None or newer == stamp:
+                    raise
+                stamp = newer
 
     def _load(self, stamp: float) -> None:
         manifest = Manifest.load(self.settings.index_dir)
@@ -193,11 +205,9 @@ class Retriever:
         self._retired, self._store = self._store, fresh
 
     def _reopened_store(self, manifest: Manifest) -> VectorStore:
-        """The manifest's collection, read anew from disk (an embedded store caches what it read)."""
+        """The manifest's collection, read anew from disk."""
         try:
-            return open_vector_store(
-                self.settings, self.embedder.name, manifest.collection, create=False, fresh=True
-            )
+            return open_vector_store(self.settings, self.embedder.name, manifest.collection, create=False)
         except (IndexDamaged, IndexMismatch, StoreUnavailable):
             raise
         except Exception as exc:

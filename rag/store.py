@@ -8,6 +8,8 @@ would try to download a model on its first add.
 from __future__ import annotations
 
 import shutil
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -42,55 +44,48 @@ def _chroma_settings():
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
-def make_chroma_client(settings: Settings, fresh: bool = False):
-    """A client of the configured store. `fresh` gives an embedded store read anew from disk:
-    Chroma caches one store per folder and process, and that cached copy never sees what another
-    process wrote (new chunks are missed, deleted ones still found, a dropped collection gone)."""
+def _open_client(settings: Settings):
+    """A client of the configured store, and the embedded store it alone uses (None for a server)."""
     import chromadb
 
-    if settings.chroma_url:
-        url = urlparse(settings.chroma_url)
-        try:
-            return chromadb.HttpClient(
-                host=url.hostname or "127.0.0.1",
-                port=url.port or 8000,
-                ssl=url.scheme == "https",
-                settings=_chroma_settings(),
-            )
-        except Exception as exc:
-            raise StoreUnavailable(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from exc
-    path = local_store_path(settings)
+    if not settings.chroma_url:
+        return _open_private_store(local_store_path(settings))
+    url = urlparse(settings.chroma_url)
+    try:
+        client = chromadb.HttpClient(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 8000,
+            ssl=url.scheme == "https",
+            settings=_chroma_settings(),
+        )
+    except Exception as exc:
+        raise StoreUnavailable(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from exc
+    return client, None
+
+
+# Chroma caches one embedded store per folder and process, shared by every client of that folder,
+# and builds it without a lock. That cached copy never sees what another process wrote, and
+# sharing it let an ingest pick up the store a reader was about to stop on its next reload (and
+# a failed client stops the shared store for all). So each client reads the folder anew into a
+# store of its own, taken out of the cache as soon as the client is built, under one lock.
+_BUILDING_CLIENT = threading.Lock()
+
+
+def _open_private_store(path: Path):
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
+
     path.mkdir(parents=True, exist_ok=True)
-    if fresh:
+    with _BUILDING_CLIENT:
         _forget_cached_store(path)
-    return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
-
-
-def local_store_path(settings: Settings) -> Path:
-    return settings.index_dir / "chroma"
-
-
-def _cached_store(path: Path):
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    return SharedSystemClient._identifier_to_system.get(str(path))
-
-
-def _stop_store(system) -> None:
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    with SharedSystemClient._refcount_lock:
-        for identifier, cached in list(SharedSystemClient._identifier_to_system.items()):
-            if cached is system:
-                del SharedSystemClient._identifier_to_system[identifier]
-                SharedSystemClient._identifier_to_refcount.pop(identifier, None)
-    system.stop()
+        client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+        system = SharedSystemClient._identifier_to_system.get(str(path))
+        _forget_cached_store(path)
+    return client, system
 
 
 def _forget_cached_store(path: Path) -> None:
-    """Drop Chroma's cached store for this folder, so the next client opens it from disk. The old
-    one is not stopped: a question or an upload still using it finishes, and it is freed with its
-    last client. (chromadb 1.5 keeps the cache in SharedSystemClient, keyed by the folder.)"""
+    """(chromadb 1.5 keeps the cache in SharedSystemClient, keyed by the folder.)"""
     from chromadb.api.shared_system_client import SharedSystemClient
 
     with SharedSystemClient._refcount_lock:
@@ -98,27 +93,41 @@ def _forget_cached_store(path: Path) -> None:
         SharedSystemClient._identifier_to_refcount.pop(str(path), None)
 
 
+@contextmanager
+def chroma_client(settings: Settings):
+    """A client of the configured store for a few calls; an embedded store is stopped after them."""
+    client, system = _open_client(settings)
+    try:
+        yield client
+    finally:
+        if system is not None:
+            system.stop()
+
+
+def local_store_path(settings: Settings) -> Path:
+    return settings.index_dir / "chroma"
+
+
 class VectorStore:
     def __init__(self, collection, location: str, owned_system=None):
-        self._collection = collection
+        self.collection = collection
         self.location = location
-        self._owned_system = owned_system  # Chroma's store in this process, when opened fresh
+        self._owned_system = owned_system  # the embedded store only this one uses
 
     def close(self) -> None:
-        """Stop the embedded store this opened fresh, freeing its memory (Chroma keeps every
-        store it opened alive otherwise: some megabytes a reload)."""
+        """Stop the embedded store this opened, freeing its memory (some megabytes a reload)."""
         if self._owned_system is not None:
-            _stop_store(self._owned_system)
+            self._owned_system.stop()
             self._owned_system = None
 
     def count(self) -> int:
-        return self._guard(self._collection.count)
+        return self._guard(self.collection.count)
 
     def upsert(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict]) -> None:
         for at in range(0, len(ids), MAX_BATCH):
             window = slice(at, at + MAX_BATCH)
             self._guard(
-                self._collection.upsert,
+                self.collection.upsert,
                 ids=ids[window],
                 embeddings=vectors[window],
                 documents=texts[window],
@@ -127,12 +136,12 @@ class VectorStore:
 
     def delete(self, ids: list[str]) -> None:
         for at in range(0, len(ids), MAX_BATCH):
-            self._guard(self._collection.delete, ids=ids[at : at + MAX_BATCH])
+            self._guard(self.collection.delete, ids=ids[at : at + MAX_BATCH])
 
     def all_ids(self) -> list[str]:
         ids: list[str] = []
         while True:
-            page = self._guard(self._collection.get, include=[], limit=MAX_BATCH, offset=len(ids))
+            page = self._guard(self.collection.get, include=[], limit=MAX_BATCH, offset=len(ids))
             ids.extend(page["ids"])
             if len(page["ids"]) < MAX_BATCH:
                 return ids
@@ -141,7 +150,7 @@ class VectorStore:
         """The chunks with these ids, in this order, with their stored vectors."""
         if not ids:
             return []
-        found = self._guard(self._collection.get, ids=ids, include=["documents", "metadatas", "embeddings"])
+        found = self._guard(self.collection.get, ids=ids, include=["documents", "metadatas", "embeddings"])
         by_id = {
             cid: StoredChunk(cid, text, meta, vector=np.asarray(vector, dtype=np.float32))
             for cid, text, meta, vector in zip(
@@ -158,10 +167,10 @@ class VectorStore:
         """Raise if the vectors cannot be searched: Chroma reads its vector index files only when
         first queried, and listing ids or counting reads only its database."""
         if self.count():
-            self._guard(self._collection.query, query_embeddings=[self._any_vector()], n_results=1, include=[])
+            self._guard(self.collection.query, query_embeddings=[self._any_vector()], n_results=1, include=[])
 
     def _any_vector(self) -> np.ndarray:
-        stored = self._guard(self._collection.get, limit=1, include=["embeddings"])["embeddings"]
+        stored = self._guard(self.collection.get, limit=1, include=["embeddings"])["embeddings"]
         return np.asarray(stored[0], dtype=np.float32)
 
     def nearest(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[tuple[str, float]]:
@@ -169,7 +178,7 @@ class VectorStore:
         fetching texts and metadata for every fusion candidate made a query 2-3x slower at 100k
         chunks, and the retriever needs them for the few passages it returns."""
         result = self._guard(
-            self._collection.query,
+            self.collection.query,
             query_embeddings=[vector],
             n_results=k,
             where=where or None,
@@ -211,13 +220,22 @@ def open_vector_store(
     collection: str | None = None,
     *,
     create: bool = True,
-    fresh: bool = False,
 ) -> VectorStore:
-    """Open the collection (by default the one the committed manifest names), refusing one built
-    with another embedding model: its vectors would not be comparable with the question's and
-    every answer would be nonsense. Readers pass create=False: a missing collection is a damaged
-    index, not an empty one."""
-    client = make_chroma_client(settings, fresh=fresh)
+    """Open the collection (by default the one the committed manifest names), as it is on disk
+    now, refusing one built with another embedding model: its vectors would not be comparable with
+    the question's and every answer would be nonsense. Readers pass create=False: a missing
+    collection is a damaged index, not an empty one."""
+    client, system = _open_client(settings)
+    try:
+        found = _collection(client, settings, model_name, collection, create)
+    except BaseException:
+        if system is not None:
+            system.stop()
+        raise
+    return VectorStore(found, settings.chroma_url or str(local_store_path(settings)), system)
+
+
+def _collection(client, settings: Settings, model_name: str, collection: str | None, create: bool):
     location = settings.chroma_url or str(local_store_path(settings))
     name = collection or committed_collection(settings)
     try:
@@ -243,8 +261,7 @@ def open_vector_store(
             f"model {built_with!r}, not {model_name!r}. Rebuild it with `rag ingest --rebuild`, or set "
             f"RAG_EMBED_MODEL back to the model it was built with."
         )
-    owned = _cached_store(local_store_path(settings)) if fresh and not settings.chroma_url else None
-    return VectorStore(found, location, owned)
+    return found
 
 
 def committed_collection(settings: Settings) -> str:
@@ -257,23 +274,16 @@ def committed_collection(settings: Settings) -> str:
     return (manifest and manifest.collection) or settings.collection
 
 
-def index_collections(settings: Settings) -> list[str]:
-    """This index's collections in the store: the configured name and its rebuilt generations."""
-    names = [c.name for c in make_chroma_client(settings).list_collections()]
-    return [n for n in names if n == settings.collection or n.startswith(settings.collection + "-g")]
-
-
 def drop_collections(settings: Settings, keep: str | None) -> None:
-    """Delete this index's collections other than `keep`: ones replaced by a rebuild, or left by
-    a rebuild that was killed before its commit."""
-    client = make_chroma_client(settings)
-    for name in index_collections(settings):
-        if name != keep:
-            client.delete_collection(name)
+    """Delete this index's collections other than `keep` (the configured name and its rebuilt
+    generations): ones replaced by a rebuild, or left by a rebuild killed before its commit."""
+    with chroma_client(settings) as client:
+        for found in client.list_collections():
+            ours = found.name == settings.collection or found.name.startswith(settings.collection + "-g")
+            if ours and found.name != keep:
+                client.delete_collection(found.name)
 
 
 def reset_local_store(settings: Settings) -> None:
     """Delete an embedded store's files: the way back from a store Chroma cannot open any more."""
-    path = local_store_path(settings)
-    _forget_cached_store(path)
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(local_store_path(settings), ignore_errors=True)

@@ -1,6 +1,7 @@
 """Incremental ingest: what is new, changed, deleted or unreadable, and a consistent index after."""
 
 import json
+import threading
 
 import pytest
 
@@ -165,3 +166,62 @@ def test_progress_is_counted_in_chunks(tmp_path, monkeypatch):
     assert {total for _, total, _ in calls} == {report.chunks_added} == {41}
     assert done == list(range(8, 41, 8)) + [41]
     assert {source for *_, source in calls} <= set(report.added)
+
+
+def test_reloading_readers_and_an_ingest_at_once_never_break_each_other(project):
+    """A serving process reopens the store on every commit while an upload is ingested beside it,
+    and Chroma caches one store per folder: each must read the files into a store of its own, or
+    one stops the store the other is using (the concurrency test saw "the vector store cannot be
+    read" and a failed upload from this)."""
+    from rag.retrieve import Retriever
+
+    ingestor = Ingestor(project)
+    readers = [Retriever(project, ingestor.embedder) for _ in range(2)]
+    errors, done = [], threading.Event()
+
+    def reload_until_done(retriever):
+        while not done.is_set():
+            try:
+                retriever.refresh(reopen=True)
+                retriever.store.count()
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=reload_until_done, args=(r,)) for r in readers]
+    for thread in threads:
+        thread.start()
+    try:
+        for n in range(4):
+            (project.corpus_dir / f"added-{n}.txt").write_text(f"Article {n}\n\nThe ferry {n} sailed at dawn.\n")
+            assert len(ingestor.run(show_progress=False).added) == 1
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors[:3]
+    assert all(len(r.refresh().documents) == 9 for r in readers)
+    assert_consistent(project)
+
+
+def test_a_reader_whose_index_is_replaced_while_it_loads_reads_the_newer_one(project, monkeypatch):
+    """An ingest committing while a reader loads deletes the keyword index the reader's manifest
+    names: the reader must load the newer commit, not call the index damaged."""
+    import rag.retrieve
+    from rag.retrieve import Retriever
+
+    ingestor = Ingestor(project)
+    reader = Retriever(project, ingestor.embedder)
+    real_load = rag.retrieve.KeywordIndex.load
+    interrupted = []
+
+    def load_after_another_commit(folder):
+        if not interrupted:
+            interrupted.append(folder)
+            (project.corpus_dir / "late.txt").write_text("Late article\n\nThe ferry sailed late.\n")
+            ingestor.run(show_progress=False)
+        return real_load(folder)
+
+    monkeypatch.setattr(rag.retrieve.KeywordIndex, "load", load_after_another_commit)
+    manifest = reader.refresh()
+    assert interrupted and not interrupted[0].exists()
+    assert len(manifest.documents) == 6 and "corpus/late.txt" in manifest.documents
