@@ -85,7 +85,8 @@ def _open_private_store(path: Path):
 
 
 def _forget_cached_store(path: Path) -> None:
-    """(chromadb 1.5 keeps the cache in SharedSystemClient, keyed by the folder.)"""
+    """Take the folder's store out of Chroma's cache (chromadb 1.5 keeps it in SharedSystemClient,
+    keyed by the folder), leaving it to the clients already built on it."""
     from chromadb.api.shared_system_client import SharedSystemClient
 
     with SharedSystemClient._refcount_lock:
