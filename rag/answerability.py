@@ -7,13 +7,16 @@ it spreads its "no" over several first words. The fitted threshold is the one th
 answerable from unanswerable questions on recorded LLM eval runs of every suite, each suite
 weighing the same: the mean over suites of (answerable questions let through + unanswerable ones
 stopped) / 2. `rag calibrate --answerability RUN_DIR ...` writes it to `rag/answerability.json`,
-with what it scores on each suite, and on each suite when fitted on the others only.
+with what it scores on each suite, and on each suite when fitted on the others only, beside the
+chance that the model's answer or refusal is right (`ChanceRight`, below), fitted on the same runs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import NamedTuple
 
 THRESHOLD_FILE = Path(__file__).with_name("answerability.json")
 EVEN_ODDS = 0.5
@@ -86,3 +89,121 @@ def fit(by_suite: dict[str, list[Example]]) -> dict:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+# --- the chance that what the model's path shows is right -----------------------------------
+#
+# An answer the model wrote, or a refusal it made, is right more or less often depending on how
+# sure its verdict was and how good the extractive candidate from the same passages looked. A
+# logistic model over the two, one for answers and one for refusals, fitted on the same recorded
+# runs as the threshold, gives the confidence shown with them.
+
+
+class Outcome(NamedTuple):
+    yes: float | None  # the model's chance of yes (None: not asked)
+    candidate: float  # the extractive candidate's confidence
+    right: bool
+    shown: float  # the confidence the run showed with it
+
+
+CHANCE_FEATURES = ["log-odds of the model's yes", "log-odds of the extractive candidate's confidence"]
+_EDGE = 1e-3  # probabilities are kept this far from 0 and 1 before their log-odds are taken
+
+
+def outcomes(predictions: list[dict]) -> dict[str, list[Outcome]]:
+    """The model's own answers and refusals, scored, each with what it was shown from: not the
+    extractive answers that replaced a rejected one, and not refusals made before the model."""
+    found: dict[str, list[Outcome]] = {"answer": [], "refusal": []}
+    for prediction in predictions:
+        candidate = prediction.get("candidate")
+        judged = prediction.get("model") and not prediction.get("fallback") and candidate
+        if not judged or prediction.get("correct") is None:
+            continue
+        shown = "refusal" if prediction["abstained"] else "answer"
+        found[shown].append(
+            Outcome(prediction.get("answerable"), candidate["confidence"], bool(prediction["correct"]),
+                    prediction["confidence"])
+        )
+    return found
+
+
+def _graded(yes: float | None) -> bool:
+    return yes is not None and 0.0 < yes < 1.0
+
+
+def _log_odds(probability: float) -> float:
+    probability = min(max(probability, _EDGE), 1 - _EDGE)
+    return math.log(probability / (1 - probability))
+
+
+class ChanceRight:
+    """How likely an answer or refusal of the model is right, from the fitted logistic models.
+
+    A verdict without a grade (none asked, or a first word: 0 or 1) counts as the typical verdict
+    of the fitted examples of its kind, so a "yes" read from a word is not taken for certainty."""
+
+    def __init__(self, fitted: dict):
+        self.fitted = fitted
+
+    @classmethod
+    def load(cls, path: Path = THRESHOLD_FILE) -> ChanceRight | None:
+        if not Path(path).exists():
+            return None
+        fitted = json.loads(Path(path).read_text(encoding="utf-8")).get("chance_right")
+        return cls(fitted) if fitted else None
+
+    def of(self, answered: bool, yes: float | None, candidate_confidence: float) -> float:
+        model = self.fitted["answer" if answered else "refusal"]
+        yes_odds = _log_odds(yes) if _graded(yes) else model["typical_yes_log_odds"]
+        z = model["intercept"] + model["coef"][0] * yes_odds + model["coef"][1] * _log_odds(candidate_confidence)
+        return 1 / (1 + math.exp(-z))
+
+
+def fit_chance_right(by_suite: dict[str, dict[str, list[Outcome]]]) -> dict | None:
+    """The two logistic models, each suite weighing the same, and per suite the Brier score (mean
+    squared distance between confidence and outcome; lower is better) of the fitted chance, of
+    the one fitted without that suite, and of the confidence the runs showed. None when the runs
+    hold no scored answer or no scored refusal of the model to fit on."""
+    fitted: dict = {"features": CHANCE_FEATURES}
+    for kind in ("answer", "refusal"):
+        rows = {suite: found[kind] for suite, found in by_suite.items() if found[kind]}
+        if not rows:
+            return None
+        model = _fit_logistic(rows)
+        suites = {}
+        for suite, found in rows.items():
+            others = {other: r for other, r in rows.items() if other != suite}
+            held_out = _fit_logistic(others) if others else model
+            suites[suite] = {
+                "examples": len(found),
+                "right": round(sum(o.right for o in found) / len(found), 4),
+                "brier": _brier(ChanceRight({kind: model}), kind, found),
+                "brier_fitted_without_it": _brier(ChanceRight({kind: held_out}), kind, found),
+                "brier_as_shown": round(sum((o.shown - o.right) ** 2 for o in found) / len(found), 4),
+            }
+        fitted[kind] = {**model, "suites": suites}
+    return fitted
+
+
+def _fit_logistic(by_suite: dict[str, list[Outcome]]) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    pooled = [o for found in by_suite.values() for o in found]
+    graded = [_log_odds(o.yes) for o in pooled if _graded(o.yes)]
+    typical = round(sum(graded) / len(graded), 4) if graded else 0.0
+    outcome = [o.right for o in pooled]
+    if len(set(outcome)) < 2:  # one outcome only: its share is all there is to say
+        return {"coef": [0.0, 0.0], "intercept": _log_odds(float(outcome[0])), "typical_yes_log_odds": typical}
+    features = [[_log_odds(o.yes) if _graded(o.yes) else typical, _log_odds(o.candidate)] for o in pooled]
+    weights = [len(pooled) / (len(by_suite) * len(found)) for found in by_suite.values() for _ in found]
+    model = LogisticRegression().fit(features, outcome, sample_weight=weights)
+    return {
+        "coef": [round(float(c), 4) for c in model.coef_[0]],
+        "intercept": round(float(model.intercept_[0]), 4),
+        "typical_yes_log_odds": typical,
+    }
+
+
+def _brier(chance: ChanceRight, kind: str, found: list[Outcome]) -> float:
+    errors = [(chance.of(kind == "answer", o.yes, o.candidate) - o.right) ** 2 for o in found]
+    return round(sum(errors) / len(errors), 4)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from rag.answer import Answer, Citation, supporting_spans
-from rag.answerability import load_threshold
+from rag.answerability import ChanceRight, load_threshold
 from rag.citations import CITATION_RE, REFUSAL, cite
 from rag.confidence import MODEL_FILE, ConfidenceModel
 from rag.conversation import rewrite_follow_up
@@ -100,6 +100,7 @@ class Assistant:
         self.answerable_threshold = settings.llm_answerable_threshold
         if self.answerable_threshold is None:
             self.answerable_threshold = load_threshold()
+        self.chance_right = ChanceRight.load()
         self._chat_backends: dict[str, object] = {}
         self._auto: tuple[Backend, str] | None = None  # what RAG_LLM=auto resolved to, and why
 
@@ -165,7 +166,17 @@ class Assistant:
         answer.backend_reason = backend_reason
         if backend != "extractive" and not decision.hard:
             answer.model = self._chat_backend(backend).name
+            fitted = self._model_confidence(answer, decision, read)
+            answer.confidence = answer.confidence if fitted is None else fitted
         yield Final(answer, decision)
+
+    def _model_confidence(self, answer: Answer, decision: Decision, read: ModelRead) -> float | None:
+        """The fitted chance that the model's own answer or refusal is right. None when what is
+        shown is not the model's (the extractive answer replacing a rejected one), or when there is
+        no fitted chance or no extractive candidate to read it from."""
+        if self.chance_right is None or answer.fallback or not decision.sentences:
+            return None
+        return round(self.chance_right.of(not answer.abstained, read.answerable, decision.confidence), 3)
 
     def _resolve(self, backend: Backend) -> tuple[Backend, str]:
         """The backend to answer with. `auto` is resolved once per assistant: a configured model,
@@ -296,8 +307,8 @@ class Assistant:
 
 def _shown_confidence(decision: Decision, refused: bool) -> float:
     """The estimated chance that what is shown is right: the answer's own for an answer; for a
-    refusal of a candidate, the chance that the candidate was wrong. An LLM's answer is given the
-    confidence of the extractive candidate from the same passages: the model's wording is not fitted."""
+    refusal of a candidate, the chance that the candidate was wrong. The model's own answers and
+    refusals are given their fitted chance instead (`Assistant._model_confidence`)."""
     if decision.hard or not refused:
         return round(decision.confidence, 3)
     return round(1.0 - decision.confidence, 3)

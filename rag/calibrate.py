@@ -90,14 +90,18 @@ def calibrate_answerability(runs: list[Path], threshold_file: Path = answerabili
     after it, holding the predictions.jsonl that `rag eval` wrote) and write it to `threshold_file`."""
     from rag.evaluate import read_predictions
 
-    by_suite, models = {}, set()
+    by_suite, outcomes, models = {}, {}, set()
     for run in runs:
         predictions = read_predictions(run)
         by_suite[Path(run).name] = answerability.examples(predictions)
+        outcomes[Path(run).name] = answerability.outcomes(predictions)
         models |= {p["model"] for p in predictions if p.get("model")}
     if not any(by_suite.values()):
         raise ValueError("no prediction in these runs has an answerability verdict: were they run with a model?")
     fitted = answerability.fit(by_suite)
+    chance_right = answerability.fit_chance_right(outcomes)
+    if chance_right:
+        fitted["chance_right"] = chance_right
     fitted["models"] = sorted(models)
     fitted["command"] = "rag calibrate --answerability " + " ".join(str(run) for run in runs)
     fitted["created"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -115,4 +119,11 @@ def print_answerability_summary(fitted: dict, threshold_file: Path) -> None:
             f"{scores['balanced_accuracy']} (at even odds {scores['at_even_odds']}; fitted without it: "
             f"{held['balanced_accuracy']} at {held['threshold']:.3f})"
         )
+    for kind in ("answer", "refusal") if "chance_right" in fitted else ():
+        for suite, scores in fitted["chance_right"][kind]["suites"].items():
+            print(
+                f"  chance that the model's {kind} is right, {suite} ({scores['examples']}, {scores['right']:.0%} "
+                f"right): Brier {scores['brier']} (fitted without it {scores['brier_fitted_without_it']}; the "
+                f"confidence the run showed {scores['brier_as_shown']})"
+            )
     print(f"wrote {threshold_file}", file=sys.stderr)

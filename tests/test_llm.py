@@ -737,3 +737,38 @@ def test_by_default_the_cli_answers_with_a_model_server_running_here(corpus_sett
     assert answer["backend"] == "openai" and answer["model"] == "openai:gemma"
     assert answer["backend_reason"] == f"the model server found at {llm_server.base_url}"
     _assert_checked(answer)
+
+
+# --- the confidence shown with the model's answers and refusals ------------------------------
+
+@pytest.mark.parametrize("verdict", [0.5, 0.9])
+def test_the_models_answer_shows_its_fitted_chance_of_being_right(assistant, scripted, verdict):
+    scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict))
+    answer, decision = _answer_and_decision(assistant, DFC_QUESTION)
+    assert answer.confidence == round(assistant.chance_right.of(True, verdict, decision.confidence), 3)
+    assert answer.confidence != round(decision.confidence, 3)  # not the extractive candidate's
+
+
+def test_a_surer_yes_shows_a_higher_chance(assistant, scripted):
+    shown = []
+    for verdict in (0.45, 0.95):
+        scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict))
+        shown.append(assistant.ask(DFC_QUESTION, backend="openai").confidence)
+    assert shown[0] < shown[1]
+
+
+def test_a_refusal_of_the_model_shows_its_chance_of_being_right(assistant, scripted):
+    scripted(ScriptedChat("", verdict=0.2))
+    answer, decision = _answer_and_decision(assistant, DFC_QUESTION)
+    assert answer.abstained and answer.confidence == round(assistant.chance_right.of(False, 0.2, decision.confidence), 3)
+
+
+def test_an_extractive_answer_replacing_the_models_keeps_its_own_confidence(assistant, scripted):
+    scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 650 million [1].", 0.9))
+    answer = assistant.ask(DFC_QUESTION, backend="openai")
+    assert answer.fallback and answer.confidence == assistant.ask(DFC_QUESTION, backend="extractive").confidence
+
+
+def _answer_and_decision(assistant, question):
+    final = next(e for e in assistant.stream(question, backend="openai") if isinstance(e, Final))
+    return final.answer, final.decision
