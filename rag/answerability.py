@@ -71,9 +71,8 @@ def fit(by_suite: dict[str, list[Example]]) -> dict:
     the threshold fitted without that suite."""
     threshold = best_threshold(by_suite)
     suites = {}
-    for name, found in by_suite.items():
-        others = {other: rows for other, rows in by_suite.items() if other != name}
-        held_out = best_threshold(others) if others else threshold
+    for name, held_out in _fitted_without_each(by_suite, best_threshold, threshold).items():
+        found = by_suite[name]
         suites[name] = {
             "examples": len(found),
             "answerable": sum(answerable for _, answerable in found),
@@ -85,6 +84,13 @@ def fit(by_suite: dict[str, list[Example]]) -> dict:
             },
         }
     return {"threshold": round(threshold, 4), "suites": suites}
+
+
+def _fitted_without_each(by_suite: dict, fit_on, pooled):
+    """For each suite, what `fit_on` fits on the other suites only (`pooled` when there are none)."""
+    if len(by_suite) == 1:
+        return {suite: pooled for suite in by_suite}
+    return {suite: fit_on({o: rows for o, rows in by_suite.items() if o != suite}) for suite in by_suite}
 
 
 def _round(value: float | None) -> float | None:
@@ -170,19 +176,22 @@ def fit_chance_right(by_suite: dict[str, dict[str, list[Outcome]]]) -> dict | No
         if not rows:
             return None
         model = _fit_logistic(rows)
-        suites = {}
-        for suite, found in rows.items():
-            others = {other: r for other, r in rows.items() if other != suite}
-            held_out = _fit_logistic(others) if others else model
-            suites[suite] = {
-                "examples": len(found),
-                "right": round(sum(o.right for o in found) / len(found), 4),
-                "brier": _brier(ChanceRight({kind: model}), kind, found),
-                "brier_fitted_without_it": _brier(ChanceRight({kind: held_out}), kind, found),
-                "brier_as_shown": round(sum((o.shown - o.right) ** 2 for o in found) / len(found), 4),
-            }
+        suites = {
+            suite: _chance_scores(kind, model, held_out, rows[suite])
+            for suite, held_out in _fitted_without_each(rows, _fit_logistic, model).items()
+        }
         fitted[kind] = {**model, "suites": suites}
     return fitted
+
+
+def _chance_scores(kind: str, model: dict, held_out: dict, found: list[Outcome]) -> dict:
+    return {
+        "examples": len(found),
+        "right": round(sum(o.right for o in found) / len(found), 4),
+        "brier": _brier(ChanceRight({kind: model}), kind, found),
+        "brier_fitted_without_it": _brier(ChanceRight({kind: held_out}), kind, found),
+        "brier_as_shown": round(sum((o.shown - o.right) ** 2 for o in found) / len(found), 4),
+    }
 
 
 def _fit_logistic(by_suite: dict[str, list[Outcome]]) -> dict:
