@@ -160,9 +160,15 @@ class ChanceRight:
 
     def of(self, answered: bool, yes: float | None, candidate_confidence: float) -> float:
         model = self.fitted["answer" if answered else "refusal"]
-        yes_odds = _log_odds(yes) if _graded(yes) else model["typical_yes_log_odds"]
-        z = model["intercept"] + model["coef"][0] * yes_odds + model["coef"][1] * _log_odds(candidate_confidence)
+        features = _chance_features(yes, candidate_confidence, model["typical_yes_log_odds"])
+        z = model["intercept"] + sum(c * x for c, x in zip(model["coef"], features, strict=True))
         return 1 / (1 + math.exp(-z))
+
+
+def _chance_features(yes: float | None, candidate_confidence: float, typical_yes_log_odds: float) -> list[float]:
+    """CHANCE_FEATURES, an ungraded verdict counting as the typical one."""
+    yes_odds = _log_odds(yes) if _graded(yes) else typical_yes_log_odds
+    return [yes_odds, _log_odds(candidate_confidence)]
 
 
 def fit_chance_right(by_suite: dict[str, dict[str, list[Outcome]]]) -> dict | None:
@@ -188,10 +194,15 @@ def _chance_scores(kind: str, model: dict, held_out: dict, found: list[Outcome])
     return {
         "examples": len(found),
         "right": round(sum(o.right for o in found) / len(found), 4),
-        "brier": _brier(ChanceRight({kind: model}), kind, found),
-        "brier_fitted_without_it": _brier(ChanceRight({kind: held_out}), kind, found),
-        "brier_as_shown": round(sum((o.shown - o.right) ** 2 for o in found) / len(found), 4),
+        "brier": _brier(_chances(kind, model, found), found),
+        "brier_fitted_without_it": _brier(_chances(kind, held_out, found), found),
+        "brier_as_shown": _brier([o.shown for o in found], found),
     }
+
+
+def _chances(kind: str, model: dict, found: list[Outcome]) -> list[float]:
+    chance = ChanceRight({kind: model})
+    return [chance.of(kind == "answer", o.yes, o.candidate) for o in found]
 
 
 def _fit_logistic(by_suite: dict[str, list[Outcome]]) -> dict:
@@ -203,7 +214,7 @@ def _fit_logistic(by_suite: dict[str, list[Outcome]]) -> dict:
     outcome = [o.right for o in pooled]
     if len(set(outcome)) < 2:  # one outcome only: its share is all there is to say
         return {"coef": [0.0, 0.0], "intercept": _log_odds(float(outcome[0])), "typical_yes_log_odds": typical}
-    features = [[_log_odds(o.yes) if _graded(o.yes) else typical, _log_odds(o.candidate)] for o in pooled]
+    features = [_chance_features(o.yes, o.candidate, typical) for o in pooled]
     weights = [len(pooled) / (len(by_suite) * len(found)) for found in by_suite.values() for _ in found]
     model = LogisticRegression().fit(features, outcome, sample_weight=weights)
     return {
@@ -213,6 +224,6 @@ def _fit_logistic(by_suite: dict[str, list[Outcome]]) -> dict:
     }
 
 
-def _brier(chance: ChanceRight, kind: str, found: list[Outcome]) -> float:
-    errors = [(chance.of(kind == "answer", o.yes, o.candidate) - o.right) ** 2 for o in found]
-    return round(sum(errors) / len(errors), 4)
+def _brier(chances: list[float], found: list[Outcome]) -> float:
+    """The mean squared distance between each chance and its outcome (1 right, 0 wrong)."""
+    return round(sum((chance - o.right) ** 2 for chance, o in zip(chances, found, strict=True)) / len(found), 4)
