@@ -33,7 +33,7 @@ def bench_settings(index_dir: Path, corpus_dir: Path, **overrides):
 
 
 class CachingEmbedder:
-    """Stands in for rag.embeddings.Embedder in the Ingestor: chunk vectors and each chunk's
+    """Stands in for rag.index.embeddings.Embedder in the Ingestor: chunk vectors and each chunk's
     sentence vectors (`embed_with_sentences`, one forward pass) are cached together, keyed by the
     SHA-1 of the text and its sentence spans, so a change to the sentence splitting misses the cache
     instead of returning vectors for other sentences."""
@@ -65,7 +65,7 @@ class CachingEmbedder:
             vectors, sentences = self.inner.embed_with_sentences(*map(list, zip(*missing.values(), strict=True)))
             self.encode_seconds += time.perf_counter() - started
             self.encoded += len(missing)
-            # float16, as rag.sentence_vectors stores them anyway: half the cache, the same index.
+            # float16, as rag.index.sentence_vectors stores them anyway: half the cache, the same index.
             fresh = {k: (v, s.astype(np.float16)) for k, v, s in zip(missing, vectors, sentences, strict=True)}
             self._rows.update(fresh)
             self._pending.update(fresh)
@@ -99,8 +99,8 @@ def synthetic_index(size: int, seed: int = 1) -> dict:
     """The index of the first articles of corpus `seed` that make about `size` chunks; built on the
     first call (embedding what the cache lacks), reused after. Run it in its own process: the
     build's peak RSS is reported."""
-    from rag.embeddings import load_embedder
-    from rag.ingest import Ingestor
+    from rag.index.embeddings import load_embedder
+    from rag.index.ingestor import Ingestor
 
     corpus = CACHE / f"corpus-seed{seed}"
     count = synthetic.articles_for_chunks(seed, size)
@@ -156,7 +156,7 @@ def synthetic_index(size: int, seed: int = 1) -> dict:
 def sentence_files(index_dir: Path) -> dict:
     """How many of the manifest's articles list a sentence-vector file, and how many of those exist:
     an index without them would time the answerer embedding sentences at question time."""
-    from rag.manifest import Manifest
+    from rag.index.manifest import Manifest
 
     entries = Manifest.load(index_dir).documents.values()
     listed = [e.sentence_file for e in entries if e.sentence_file]
@@ -187,7 +187,7 @@ def bbc_index() -> dict:
 
 
 def _real_index(index_dir: Path, corpus: Path) -> dict:
-    from rag.ingest import Ingestor
+    from rag.index.ingestor import Ingestor
 
     report = Ingestor(bench_settings(index_dir, corpus)).run(show_progress=False)
     return {"index_dir": str(index_dir.relative_to(ROOT)), "corpus_dir": str(corpus),

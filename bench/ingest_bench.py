@@ -25,14 +25,14 @@ from bench.indexes import bbc_corpus, bench_settings
 # Stages timed by wrapping them: (module, attribute). The embedding itself is timed by
 # RecordingEmbedder; the sentence pooling runs inside it, the sentence files' writing after it.
 STAGES = (
-    ("rag.ingest", "Ingestor._reconcile"),
-    ("rag.ingest", "Ingestor._scan"),
-    ("rag.ingest", "Ingestor._prepare"),
-    ("rag.embeddings", "_pooled"),
-    ("rag.store", "VectorStore.upsert"),
-    ("rag.sentence_vectors", "save"),
-    ("rag.ingest", "Ingestor._commit"),
-    ("rag.ingest", "Ingestor._clean_up"),
+    ("rag.index.ingestor", "Ingestor._reconcile"),
+    ("rag.index.ingestor", "Ingestor._scan"),
+    ("rag.index.ingestor", "Ingestor._prepare"),
+    ("rag.index.embeddings", "_pooled"),
+    ("rag.index.store", "VectorStore.upsert"),
+    ("rag.index.sentence_vectors", "save"),
+    ("rag.index.ingestor", "Ingestor._commit"),
+    ("rag.index.ingestor", "Ingestor._clean_up"),
 )
 
 
@@ -93,7 +93,7 @@ def _synthetic_sample(chunks: int, seed: int) -> tuple[Path, list[Path]]:
 
 def _bbc_sample(chunks: int, seed: int, chunk_chars: int) -> tuple[Path, list[Path]]:
     """Seeded random BBC articles, read where they lie, until their chunks reach about `chunks`."""
-    from rag.chunking import chunk_text
+    from rag.ingest.chunking import chunk_text
 
     corpus = bbc_corpus()
     files = sorted(corpus.glob("*/*.txt"))
@@ -112,8 +112,8 @@ def run(chunks: int = 1000, seed: int = 7, repeats: int = 2, corpus: str = "synt
     "synthetic" (generated articles) or "bbc" (a sample of the BBC corpus)."""
     from sentence_transformers import SentenceTransformer
 
-    from rag.embeddings import load_embedder, resolve_model_path
-    from rag.ingest import Ingestor
+    from rag.index.embeddings import load_embedder, resolve_model_path
+    from rag.index.ingestor import Ingestor
 
     if corpus == "bbc" and bbc_corpus() is None:
         return {"missing": "the BBC corpus (evals/suites.json) is not on this machine"}
@@ -180,8 +180,8 @@ def sidecar_scan(counts: tuple[int, ...] = (250, 1000, 4000), seed: int = 9) -> 
     that lists them all (a sidecar that grows with the folder must not make the scan quadratic)."""
     import json
 
-    from rag.ingest import Ingestor, IngestReport
-    from rag.manifest import Manifest
+    from rag.index.ingestor import Ingestor, IngestReport
+    from rag.index.manifest import Manifest
 
     rows = []
     for count in counts:
@@ -213,8 +213,8 @@ def keyword_rebuild(index_dir: str) -> dict:
     from pathlib import Path
 
     from bench.common import ROOT
-    from rag.keyword import KeywordIndex
-    from rag.manifest import Manifest
+    from rag.index.keyword import KeywordIndex
+    from rag.index.manifest import Manifest
 
     folder = ROOT / index_dir
     manifest = Manifest.load(folder)

@@ -37,7 +37,7 @@ def bbc_articles(count: int, seed: int = 13) -> list[tuple[str, str]]:
 
 
 def bbc_sentences(count: int) -> list[str]:
-    from rag.chunking import split_sentences
+    from rag.ingest.chunking import split_sentences
 
     found = [body[s.start : s.end] for _, body in bbc_articles(200) for s in split_sentences(body)]
     found = [s for s in found if len(s) > 15]
@@ -46,7 +46,7 @@ def bbc_sentences(count: int) -> list[str]:
 
 
 def bbc_chunks(count: int) -> list[str]:
-    from rag.chunking import chunk_text
+    from rag.ingest.chunking import chunk_text
 
     chunks = [f"{title}\n{c.text}" for title, body in bbc_articles(400, seed=21) for c in chunk_text(body.strip(), 600)]
     return chunks[:count]
@@ -81,8 +81,8 @@ def numpy_bert():
 
 def encoder(kind: str):
     """"numpy", "ort" (the project's settings) or "ort-t2" (two intra-op threads)."""
-    from rag.embeddings import default_model_path
-    from rag.onnx_encoder import OnnxEncoder
+    from rag.index.embeddings import default_model_path
+    from rag.index.onnx_encoder import OnnxEncoder
 
     if kind == "numpy":
         return numpy_bert().NumpyBertEncoder(default_model_path())
@@ -96,7 +96,7 @@ def vectors(count: int) -> dict:
     """Cosine of each encoder's vectors to sentence-transformers' on the same real texts."""
     from sentence_transformers import SentenceTransformer
 
-    from rag.embeddings import default_model_path
+    from rag.index.embeddings import default_model_path
 
     texts = mixed_texts(count)
     reference = SentenceTransformer(str(default_model_path()), device="cpu")
@@ -111,8 +111,8 @@ def vectors(count: int) -> dict:
 
 def export_cost() -> dict:
     """The one-time export into an empty cache (torch imported, model loaded, traced, checked)."""
-    from rag.embeddings import default_model_path
-    from rag.onnx_encoder import OnnxEncoder
+    from rag.index.embeddings import default_model_path
+    from rag.index.onnx_encoder import OnnxEncoder
 
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
@@ -135,10 +135,10 @@ def cold_start(kind: str) -> dict:
     else:
         import onnxruntime  # noqa: F401
 
-        import rag.onnx_encoder  # noqa: F401
+        import rag.index.onnx_encoder  # noqa: F401
     import tokenizers  # noqa: F401
 
-    from rag.embeddings import default_model_path  # noqa: F401
+    from rag.index.embeddings import default_model_path  # noqa: F401
 
     imported = time.perf_counter()
     model = encoder(kind)
@@ -168,7 +168,7 @@ def ingest(batches: int, kinds: list[str]) -> dict:
     """Chunks/s over batches of 64 chunks (~600 characters and their title): torch against ONNX."""
     from sentence_transformers import SentenceTransformer
 
-    from rag.embeddings import default_model_path
+    from rag.index.embeddings import default_model_path
 
     chunks = bbc_chunks(64 * batches)
     torch_model = SentenceTransformer(str(default_model_path()), device="cpu")

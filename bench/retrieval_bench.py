@@ -27,9 +27,9 @@ def run(index_dir: str, corpus_dir: str, queries: int = 200, seed: int = 1, k: i
     import bm25s
     import Stemmer
 
-    from rag.embeddings import load_embedder
-    from rag.retrieve import CANDIDATES_PER_RANKER, Retriever
-    from rag.store import open_vector_store
+    from rag.answer.retrieve import CANDIDATES_PER_RANKER, Retriever
+    from rag.index.embeddings import load_embedder
+    from rag.index.store import open_vector_store
 
     settings = bench_settings(ROOT / index_dir, ROOT / corpus_dir)
     embedder = load_embedder(settings.embed_model, settings.embed_batch_size)

@@ -7,7 +7,7 @@ It copies a built index (by default the BBC eval suite's), starts its own `chrom
 - whether the server accepts a BM25 sparse index, `Search()` and `Rrf` (Chroma documents them);
   when it does, the sparse ranking is compared with bm25s as the rest is;
 - inserting the chunks (stored vectors, no embedding) into the server: chunks/s, disk, server RSS;
-- keyword top-10 from bm25s (rag.keyword) against the only keyword search this server answers,
+- keyword top-10 from bm25s (rag.index.keyword) against the only keyword search this server answers,
   its full-text index (`where_document` `$contains`), ranked here by the IDF of the words matched;
 - recall@5 of the gold article for the project's hybrid retrieval, and for the same fusion with the
   dense side on the server and the keyword side from bm25s or from the server;
@@ -41,7 +41,7 @@ DEFAULT_CORPUS = ROOT.parent / "shared/corpora/bbc"
 COLLECTION = "probe"
 BATCH = 1000
 TOP = 10  # keyword rankings compared at this depth
-CANDIDATES = 20  # per ranker before fusion, as rag.retrieve asks for k=5
+CANDIDATES = 20  # per ranker before fusion, as rag.answer.retrieve asks for k=5
 RRF_K = 60
 WORD = re.compile(r"\w+")
 
@@ -92,7 +92,7 @@ def _find_index(args) -> Path | None:
             f"{'exists' if args.corpus.is_dir() else 'is absent'})"
         )
         return None
-    from rag.ingest import Ingestor
+    from rag.index.ingestor import Ingestor
     from rag.settings import Settings
 
     print(
@@ -104,7 +104,7 @@ def _find_index(args) -> Path | None:
 
 
 def run_probe(index: Path, server_path: Path, args) -> dict:
-    from rag.keyword import KeywordIndex
+    from rag.index.keyword import KeywordIndex
 
     chunks = read_chunks(index)
     manifest = json.loads((index / "manifest.json").read_text())
@@ -149,7 +149,7 @@ def read_chunks(index: Path) -> dict:
             chunks[key].extend(page[key])
         if len(page["ids"]) < 5000:
             break
-    # Title and text, as bm25s indexed them (rag.ingest), so both keyword sides see the same words.
+    # Title and text, as bm25s indexed them (rag.index.ingestor), so both keyword sides see the same words.
     chunks["texts"] = [
         f"{m.get('title', '')}\n{d}" for m, d in zip(chunks["metadatas"], chunks["documents"], strict=True)
     ]
@@ -314,7 +314,7 @@ def sparse_collection(client, chunks: dict):
     """Only reached on a server that accepts the sparse index (none released for local use yet)."""
     from chromadb.base_types import SparseVector
 
-    from rag.keyword import tokenize
+    from rag.index.keyword import tokenize
 
     collection = client.create_collection(f"{COLLECTION}-bm25", schema=_bm25_schema())
     for at in range(0, len(chunks["ids"]), BATCH):
@@ -372,7 +372,7 @@ def sparse_search(collection, query: str, k: int) -> list[str]:
     from chromadb import Knn, Search
     from chromadb.base_types import SparseVector
 
-    from rag.keyword import tokenize
+    from rag.index.keyword import tokenize
 
     counts = Counter(tokenize([query])[0])
     keys = sorted(_sparse(list(counts), SparseVector).indices)
@@ -433,8 +433,8 @@ def _fuse(*rankings: list[str], k: int = 5) -> list[str]:
 def compare_hybrid(collection, keywords, index: Path, questions: list[dict], chunks: dict) -> dict:
     """recall@5 of the gold article: the project's Retriever on the copied index, and the same
     fusion with the dense side on the server (what RAG_CHROMA_URL serves) and either keyword side."""
-    from rag.embeddings import load_embedder
-    from rag.retrieve import Retriever
+    from rag.answer.retrieve import Retriever
+    from rag.index.embeddings import load_embedder
     from rag.settings import Settings
 
     gold = [q for q in questions if q.get("gold_sources") and not q.get("abstain")]
@@ -492,7 +492,7 @@ def bm25s_sharing(folder: Path, queries: list[str]) -> dict:
 def bm25s_at_scale(folder: Path, size: int, queries: list[str]) -> dict:
     """bm25s over `size` chunks made from the index's own: each copy renames a third of its words,
     so the vocabulary grows with the corpus as a news archive's does (an assumption, not data)."""
-    from rag.keyword import KeywordIndex
+    from rag.index.keyword import KeywordIndex
 
     tokens = [t for t, _ in KeywordIndex.saved_entries(folder).values()]
     corpus = [
@@ -514,7 +514,7 @@ def _load_and_query(folder: Path, way: str, queries: list[str]) -> dict:
     code = (
         "import json, sys, time, bm25s\n"
         "from pathlib import Path\n"
-        "from rag.keyword import KeywordIndex\n"
+        "from rag.index.keyword import KeywordIndex\n"
         "from bench.common import percentile\n"
         "def rss():\n"
         "    return int(next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('VmRSS')).split()[1]) / 1024\n"

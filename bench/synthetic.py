@@ -245,7 +245,7 @@ def questions(seed: int, count: int) -> list[str]:
 
 def chunks_per_article(seed: int, sample: int = 200, chunk_chars: int = 600, overlap: int = 1) -> float:
     """Mean chunks per article (through the project's own chunker), to size a corpus for N chunks."""
-    from rag.chunking import chunk_text
+    from rag.ingest.chunking import chunk_text
 
     total = sum(len(chunk_text(a.body, chunk_chars, overlap)) for a in articles(seed, sample))
     return total / sample

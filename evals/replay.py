@@ -23,11 +23,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from rag.answer.llm import build_messages, make_chat_backend
 from rag.assistant import Assistant
-from rag.evaluate import Question, RunResult, evaluate, read_predictions, write_run
-from rag.llm import build_messages, make_chat_backend
+from rag.evals.runner import Question, RunResult, evaluate, read_predictions, write_run
+from rag.evals.suites import SUITES_FILE, pick_suites
 from rag.settings import Settings
-from rag.suites import SUITES_FILE, pick_suites
 
 
 class ReplayedChat:

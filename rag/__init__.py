@@ -16,11 +16,11 @@ def __getattr__(name: str):
 
         return Assistant
     if name == "Answer":
-        from rag.answer import Answer
+        from rag.answer.result import Answer
 
         return Answer
     if name == "Ingestor":
-        from rag.ingest import Ingestor
+        from rag.index.ingestor import Ingestor
 
         return Ingestor
     raise AttributeError(name)

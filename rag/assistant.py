@@ -11,16 +11,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from rag.answer import Answer, Citation, supporting_spans
-from rag.answerability import ChanceRight, load_threshold
-from rag.citations import CITATION_RE, REFUSAL, cite
-from rag.confidence import MODEL_FILE, ConfidenceModel
-from rag.conversation import rewrite_follow_up
-from rag.embeddings import load_embedder
-from rag.extractive import Decision, ExtractiveAnswerer, Sentence, SentenceRanker
-from rag.retrieve import CorpusView, Filters, Passage, Retrieval, Retriever
+from rag.answer.answerability import ChanceRight, load_threshold
+from rag.answer.citations import CITATION_RE, REFUSAL, cite
+from rag.answer.confidence import MODEL_FILE, ConfidenceModel
+from rag.answer.conversation import rewrite_follow_up
+from rag.answer.extractive import Decision, ExtractiveAnswerer, Sentence, SentenceRanker
+from rag.answer.result import Answer, Citation, supporting_spans
+from rag.answer.retrieve import CorpusView, Filters, Passage, Retrieval, Retriever
+from rag.answer.spelling import model_words
+from rag.index.embeddings import load_embedder
 from rag.settings import Backend, RetrievalMode, Settings
-from rag.spelling import model_words
 
 NEAREST_ON_ABSTAIN = 3
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -184,7 +184,7 @@ class Assistant:
         if backend != "auto":
             return backend, ""
         if self._auto is None:
-            from rag import llm
+            from rag.answer import llm
 
             settings, reason = llm.resolve_auto(self.settings)
             if settings is None:
@@ -225,7 +225,7 @@ class Assistant:
     ):
         """The model's answer, checked, as tokens then (text, fallback reason); what the model
         judged and which sentences were attributed or dropped go into `read`."""
-        from rag import llm
+        from rag.answer import llm
 
         chat = self._chat_backend(backend)
         evidence = llm.select_evidence(retrieval.passages, ranked)
@@ -262,7 +262,7 @@ class Assistant:
                 raise QuestionError(f"No article in the index is from {filters.publisher!r}: {listing}.")
 
     def _spelled(self, question: str) -> str:
-        """The question with its misspelt names corrected to the index's spelling (rag/spelling.py)."""
+        """The question with its misspelt names corrected to the index's spelling (rag/answer/spelling.py)."""
         speller = self.retriever.name_speller(model_words(self.embedder.model_path))
         return speller.correct(question) if speller else question
 
@@ -270,14 +270,14 @@ class Assistant:
         """An LLM backend rewrites follow-ups itself; the extractive one keeps the rule-based rewrite."""
         if backend == "extractive":
             return rewrite_follow_up(question, history)
-        from rag import llm
+        from rag.answer import llm
 
         # The backend is built here, on the first question, so a misconfigured or unreachable
         # model fails at once, even when the answer would have abstained without it.
         return llm.rewrite_question(self._chat_backend(backend), question, history)
 
     def _chat_backend(self, backend: Backend):
-        from rag import llm
+        from rag.answer import llm
 
         if backend not in self._chat_backends:
             self._chat_backends[backend] = llm.make_chat_backend(self.settings.with_overrides(llm=backend))

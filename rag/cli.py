@@ -1,4 +1,4 @@
-"""`rag`: a thin command line over the public Python API (rag.Assistant, rag.Ingestor, rag.evaluate).
+"""`rag`: a thin command line over the public Python API (rag.Assistant, rag.Ingestor, rag.evals.runner).
 
 Heavy libraries are imported inside the commands that use them, so `rag ask` does not pay for
 Gradio and `rag --help` pays for nothing.
@@ -64,8 +64,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _example_questions() -> str:
-    from rag.examples import corpus_examples
-    from rag.manifest import Manifest
+    from rag.index.examples import corpus_examples
+    from rag.index.manifest import Manifest
 
     try:
         settings = Settings()
@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = commands.add_parser(
         "calibrate",
-        help="fit the answer confidence on the eval suites (writes rag/confidence.json), or with "
-        "--answerability the LLM answerability threshold on recorded runs (rag/answerability.json)",
+        help="fit the answer confidence on the eval suites (writes rag/answer/confidence.json), or with "
+        "--answerability the LLM answerability threshold on recorded runs (rag/answer/answerability.json)",
     )
     calibrate.add_argument("--suite", nargs="+", default=["all"], metavar="NAME", help="suites to fit on")
     calibrate.add_argument(
@@ -132,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="fit the answerability threshold on these recorded LLM runs (a folder per suite) instead",
     )
+
+    from rag.reader.training import Recipe  # light: torch is imported only when training runs
+
+    train = commands.add_parser(
+        "train-reader",
+        help="make training pairs from article text and fine-tune the reader (writes rag/reader/reader.onnx)",
+    )
+    train.add_argument("--corpus", nargs="+", type=Path, default=[Path("corpus")], metavar="FOLDER",
+                       help="article folders the questions are made from (never an eval suite's questions)")
+    train.add_argument("--questions", type=int, default=Recipe.questions, help="questions to generate")
+    train.add_argument("--seed", type=int, default=Recipe.seed)
+    train.add_argument("--out", type=Path, default=None, help="where the reader goes (default: rag/reader/)")
+    train.add_argument("--work", type=Path, default=Path(".models/reader-training"),
+                       help="where the pairs and the unquantised model go")
 
     serve = commands.add_parser("serve", help="start the chat in the browser")
     serve.add_argument("--host", default="127.0.0.1")
@@ -223,13 +237,13 @@ def _is_user_error(exc: Exception) -> bool:
 def _is_store_error(exc: Exception) -> bool:
     # Chroma's embedded store can be left unreadable by a process killed while it saved its vector
     # index (chroma-core/chroma#7510, #7678). The articles are safe in the corpus: say how to rebuild.
-    from rag.store import is_chroma_error
+    from rag.index.store import is_chroma_error
 
     return is_chroma_error(exc)
 
 
 def cmd_ingest(args, settings: Settings) -> int:
-    from rag.ingest import Ingestor
+    from rag.index.ingestor import Ingestor
 
     report = Ingestor(settings).run(args.paths or None, rebuild=args.rebuild, show_progress=not args.quiet)
     print(report.summary())
@@ -303,7 +317,7 @@ def format_answer(answer, already_printed: bool = False) -> str:
 
 
 def cmd_eval(args, settings: Settings) -> int:
-    from rag.evaluate import run_eval, run_suites
+    from rag.evals.runner import run_eval, run_suites
 
     if args.suite:
         return run_suites(settings, args.suite, args.out, compare=args.compare, limit=args.limit)
@@ -311,7 +325,7 @@ def cmd_eval(args, settings: Settings) -> int:
 
 
 def cmd_calibrate(args, settings: Settings) -> int:
-    from rag import calibrate as calibration
+    from rag.evals import calibrate as calibration
 
     if args.answerability:
         fitted = calibration.calibrate_answerability(args.answerability)
@@ -320,6 +334,20 @@ def cmd_calibrate(args, settings: Settings) -> int:
     target = args.target_precision or calibration.DEFAULT_TARGET_PRECISION
     fitted = calibration.calibrate(settings, args.suite, args.out, target)
     calibration.print_summary(fitted, calibration.MODEL_FILE)
+    return 0
+
+
+def cmd_train_reader(args, settings: Settings) -> int:
+    from rag.index.embeddings import default_model_path
+    from rag.reader import training
+    from rag.reader.model import READER_DIR
+
+    # The reader starts from the MiniLM the project ships, whatever embedding model is configured.
+    base_model = default_model_path()
+    recipe = training.Recipe(corpora=[str(c) for c in args.corpus], questions=args.questions, seed=args.seed)
+    record = training.train_reader(recipe, base_model, args.out or READER_DIR, args.work, log=training.main_log)
+    print(f"trained on {record['pairs']} pairs from {record['articles']} articles in {record['minutes']} min; "
+          f"held-out AUC {record['held_out_auc']}; wrote {record['file']} ({record['bytes'] / 1e6:.1f} MB)")
     return 0
 
 
@@ -336,6 +364,7 @@ COMMANDS = {
     "ask": cmd_ask,
     "eval": cmd_eval,
     "calibrate": cmd_calibrate,
+    "train-reader": cmd_train_reader,
     "serve": cmd_serve,
 }
 

@@ -66,8 +66,8 @@ from typing_extensions import TypedDict  # pydantic reads a TypedDict from here 
 from rag.settings import Settings
 
 if TYPE_CHECKING:
+    from rag.answer.retrieve import Filters
     from rag.assistant import Assistant
-    from rag.retrieve import Filters
 
 __all__ = ["AnswerChain", "AnswerInput", "NewsRetriever", "answer_chain"]
 
@@ -106,7 +106,7 @@ def _assistant_of(holder) -> Assistant:
 def _filters(settings: Settings, date_from: Any, date_to: Any, publisher: str | None) -> Filters:
     """The filters asked for; each one not given (None or "") is the settings' default
     (`RAG_DATE_FROM`, `RAG_DATE_TO`, `RAG_PUBLISHER`; unset unless configured)."""
-    from rag.retrieve import Filters
+    from rag.answer.retrieve import Filters
 
     start = _as_date(date_from, "date_from") or settings.date_from
     end = _as_date(date_to, "date_to") or settings.date_to

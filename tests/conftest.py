@@ -34,7 +34,7 @@ def make_project(root: Path, **overrides) -> Settings:
 def corpus_settings(tmp_path_factory) -> Settings:
     """Settings over an indexed copy of the bundled corpus. Read-only: tests that change the
     corpus or the index make their own project with `make_project`."""
-    from rag.ingest import Ingestor
+    from rag.index.ingestor import Ingestor
 
     settings = make_project(tmp_path_factory.mktemp("project"))
     Ingestor(settings).run(show_progress=False)

@@ -17,11 +17,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from rag import sentence_vectors
-from rag.keyword import KeywordIndex
-from rag.manifest import Manifest
+from rag.index import sentence_vectors
+from rag.index.keyword import KeywordIndex
+from rag.index.manifest import Manifest
+from rag.index.store import open_vector_store
 from rag.settings import Settings
-from rag.store import open_vector_store
 from tests.test_ingest import index_state
 
 RAG = [sys.executable, "-m", "rag.cli"]
@@ -239,9 +239,9 @@ def writable_copy(settings: Settings) -> Settings:
 
 
 def embed_model_name(settings: Settings) -> str:
-    """The name an index records for its model, as rag.embeddings.Embedder derives it, without
+    """The name an index records for its model, as rag.index.embeddings.Embedder derives it, without
     loading the model."""
-    from rag.embeddings import resolve_model_path
+    from rag.index.embeddings import resolve_model_path
 
     path = resolve_model_path(settings.embed_model)
     return path.name if path.name != "model" else path.parent.name

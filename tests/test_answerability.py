@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from rag import answerability
-from rag.answerability import (
+from rag.answer import answerability
+from rag.answer.answerability import (
     EVEN_ODDS,
     ChanceRight,
     Outcome,
@@ -21,8 +21,8 @@ from rag.answerability import (
     load_threshold,
     outcomes,
 )
-from rag.calibrate import calibrate_answerability
-from rag.evaluate import write_predictions
+from rag.evals.calibrate import calibrate_answerability
+from rag.evals.runner import write_predictions
 
 
 def prediction(yes: float | None, answerable: bool, scored: bool = True) -> dict:

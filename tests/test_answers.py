@@ -8,9 +8,9 @@ from datetime import date
 
 import pytest
 
+from rag.answer.citations import REFUSAL
+from rag.answer.retrieve import Filters
 from rag.assistant import Final, QuestionError, Sources, Token
-from rag.citations import REFUSAL
-from rag.retrieve import Filters
 
 EXIM_QUESTION = "What did EXIM approve under Project Vault?"
 PROJECT_VAULT_ARTICLE = "corpus/ani-2026-critical-minerals-ministerial-project-vault.txt"
@@ -72,7 +72,7 @@ def test_the_sample_question_is_answered_with_a_citation(assistant):
 
 
 def test_citation_quotes_point_at_their_text_and_the_article(assistant, corpus_settings):
-    from rag.manifest import Manifest
+    from rag.index.manifest import Manifest
 
     manifest = Manifest.load(corpus_settings.index_dir)
     answer = assistant.ask("How much did the DFC commit to tungsten in Kazakhstan?")

@@ -3,8 +3,8 @@
 import pytest
 
 from rag.assistant import Assistant
-from rag.ingest import Ingestor
-from rag.store import StoreUnavailable
+from rag.index.ingestor import Ingestor
+from rag.index.store import StoreUnavailable
 from tests.chroma_server import ChromaServer
 from tests.conftest import make_project
 

@@ -1,4 +1,4 @@
-from rag.chunking import chunk_text, split_sentences
+from rag.ingest.chunking import chunk_text, split_sentences
 
 
 def sentences(text):

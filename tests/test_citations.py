@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import (
+from rag.answer.citations import (
     CITATION_RE,
     MIN_SHARED_STEMS,
     REFUSAL,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rag.confidence import FEATURES, MODEL_FILE, ConfidenceModel, choose_threshold, fit
+from rag.answer.confidence import FEATURES, MODEL_FILE, ConfidenceModel, choose_threshold, fit
 from rag.settings import Settings
 
 EXIM_QUESTION = "What did EXIM approve under Project Vault?"

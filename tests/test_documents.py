@@ -1,4 +1,4 @@
-"""Tests for rag.documents: loading article files and stripping news-page boilerplate.
+"""Tests for rag.ingest.documents: loading article files and stripping news-page boilerplate.
 
 The corpus tests pin the behaviour on the bundled articles; the synthetic tests use made-up text so the
 rules are shown to be general patterns rather than matches on those particular articles.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from rag.documents import (
+from rag.ingest.documents import (
     MAX_FILE_BYTES,
     SUPPORTED_SUFFIXES,
     Article,

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import onnx_encoder, onnx_export
-from rag.embeddings import SMALL_BATCH, Embedder, resolve_model_path
+from rag.index import onnx_encoder, onnx_export
+from rag.index.embeddings import SMALL_BATCH, Embedder, resolve_model_path
 from tests.conftest import PROJECT_ROOT
 
 TEXTS = [

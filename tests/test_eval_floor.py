@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from rag.evaluate import run_suites
-from rag.suites import load_suites
+from rag.evals.runner import run_suites
+from rag.evals.suites import load_suites
 
 # Measured 2026-12-03 after sentence vectors were stored at ingest (evals/runs/committed/suites.md):
 # floors about two points below. The abstention floors were lowered with that change: the

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import evaluate as ev
+from rag.evals import runner as ev
 
 ANI = "corpus/ani-2026-critical-minerals-ministerial-project-vault.txt"
 FORGE = "corpus/us-launches-global-critical-minerals-initiative-forge.txt"
@@ -187,7 +187,7 @@ def test_a_line_with_only_id_and_question_is_answered_and_timed_but_not_scored(t
 
 
 def test_an_unscored_line_goes_through_the_runner(tmp_path):
-    from rag.answer import Answer
+    from rag.answer.result import Answer
     from rag.assistant import Final, Sources
 
     class FakeAssistant:

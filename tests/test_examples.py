@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from rag.examples import EXAMPLES_KEY, Example, corpus_examples, headline_examples, listed_examples
-from rag.manifest import DocumentEntry, Manifest
+from rag.index.examples import EXAMPLES_KEY, Example, corpus_examples, headline_examples, listed_examples
+from rag.index.manifest import DocumentEntry, Manifest
 from tests.conftest import CORPUS, PROJECT_ROOT
 
 

@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from rag.ingest import Ingestor
-from rag.keyword import KeywordIndex
-from rag.manifest import Manifest
-from rag.store import IndexMismatch, open_vector_store
+from rag.index.ingestor import Ingestor
+from rag.index.keyword import KeywordIndex
+from rag.index.manifest import Manifest
+from rag.index.store import IndexMismatch, open_vector_store
 from tests.conftest import make_project
 
 EXIM_FILE = "corpus/ani-2026-critical-minerals-ministerial-project-vault.txt"
@@ -156,9 +156,9 @@ def test_changing_the_chunk_size_asks_for_a_rebuild(project):
 def test_progress_is_counted_in_chunks(tmp_path, monkeypatch):
     """One long article and a short one are not the same amount of work: progress counts chunks,
     reported after each window of chunks embedded (8 here, to see several)."""
-    import rag.ingest
+    import rag.index.ingestor
 
-    monkeypatch.setattr(rag.ingest, "EMBED_BATCH_CHUNKS", 8)
+    monkeypatch.setattr(rag.index.ingestor, "EMBED_BATCH_CHUNKS", 8)
     settings = make_project(tmp_path)
     calls = []
     report = Ingestor(settings).run(show_progress=False, on_progress=lambda *call: calls.append(call))
@@ -173,7 +173,7 @@ def test_reloading_readers_and_an_ingest_at_once_never_break_each_other(project)
     and Chroma caches one store per folder: each must read the files into a store of its own, or
     one stops the store the other is using (the concurrency test saw "the vector store cannot be
     read" and a failed upload from this)."""
-    from rag.retrieve import Retriever
+    from rag.answer.retrieve import Retriever
 
     ingestor = Ingestor(project)
     readers = [Retriever(project, ingestor.embedder) for _ in range(2)]
@@ -206,12 +206,12 @@ def test_reloading_readers_and_an_ingest_at_once_never_break_each_other(project)
 def test_a_reader_whose_index_is_replaced_while_it_loads_reads_the_newer_one(project, monkeypatch):
     """An ingest committing while a reader loads deletes the keyword index the reader's manifest
     names: the reader must load the newer commit, not call the index damaged."""
-    import rag.retrieve
-    from rag.retrieve import Retriever
+    import rag.answer.retrieve
+    from rag.answer.retrieve import Retriever
 
     ingestor = Ingestor(project)
     reader = Retriever(project, ingestor.embedder)
-    real_load = rag.retrieve.KeywordIndex.load
+    real_load = rag.answer.retrieve.KeywordIndex.load
     interrupted = []
 
     def load_after_another_commit(folder):
@@ -221,7 +221,7 @@ def test_a_reader_whose_index_is_replaced_while_it_loads_reads_the_newer_one(pro
             ingestor.run(show_progress=False)
         return real_load(folder)
 
-    monkeypatch.setattr(rag.retrieve.KeywordIndex, "load", load_after_another_commit)
+    monkeypatch.setattr(rag.answer.retrieve.KeywordIndex, "load", load_after_another_commit)
     manifest = reader.refresh()
     assert interrupted and not interrupted[0].exists()
     assert len(manifest.documents) == 6 and "corpus/late.txt" in manifest.documents

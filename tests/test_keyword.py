@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from rag.keyword import TOKENS_FILE, KeywordIndex, tokenize
+from rag.index.keyword import TOKENS_FILE, KeywordIndex, tokenize
 
 TEXTS = ["EXIM approved a loan under Project Vault", "Japan and the US signed a rare earths framework"]
 FIELDS = {"published_int": [20260202, 20251028], "publisher_key": ["ani", "bbc"]}

@@ -9,7 +9,7 @@ from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 
 import rag.langchain
-from rag.citations import CITATION_RE
+from rag.answer.citations import CITATION_RE
 from rag.langchain import NewsRetriever, answer_chain
 
 EXIM_QUESTION = "What did EXIM approve under Project Vault?"

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answerability import THRESHOLD_FILE, load_threshold
-from rag.assistant import Assistant, Final, Replace, Sources, Token, _is_refusal
-from rag.citations import REFUSAL, normalise_markers, split_claims, unsupported_numbers
-from rag.conversation import rewrite_follow_up
-from rag.extractive import Sentence
-from rag.llm import (
+from rag.answer.answerability import THRESHOLD_FILE, load_threshold
+from rag.answer.citations import REFUSAL, normalise_markers, split_claims, unsupported_numbers
+from rag.answer.conversation import rewrite_follow_up
+from rag.answer.extractive import Sentence
+from rag.answer.llm import (
     ANSWERABLE_REQUEST,
     EVIDENCE_CHAR_BUDGET,
     NO_SUPPORTED_SENTENCE,
@@ -38,7 +37,8 @@ from rag.llm import (
     select_evidence,
     yes_share,
 )
-from rag.retrieve import Passage
+from rag.answer.retrieve import Passage
+from rag.assistant import Assistant, Final, Replace, Sources, Token, _is_refusal
 from rag.settings import Settings
 from tests.conftest import make_project
 from tests.llm_server import BrokenServer, LlamaServer, gemma_gguf
@@ -146,9 +146,9 @@ def test_evidence_stays_within_its_budget():
 
 def test_instructions_in_an_article_are_kept_out_of_the_evidence():
     """The sentence ranker, which both answerers read, leaves out sentences addressed to an assistant."""
-    from rag.embeddings import load_embedder
-    from rag.extractive import SentenceRanker
-    from rag.retrieve import Retrieval
+    from rag.answer.extractive import SentenceRanker
+    from rag.answer.retrieve import Retrieval
+    from rag.index.embeddings import load_embedder
 
     passages = [_passage(f"Codelco will ship 40,000 tonnes a year. {INJECTION} The pact runs ten years.")]
     embedder = load_embedder(None)
@@ -558,7 +558,7 @@ LITHIUM_QUESTION = "How many tonnes of lithium carbonate will Codelco ship to Au
 
 @pytest.fixture(scope="module")
 def injected_assistant(tmp_path_factory):
-    from rag.ingest import Ingestor
+    from rag.index.ingestor import Ingestor
 
     settings = make_project(tmp_path_factory.mktemp("injected"))
     (settings.corpus_dir / "chile-australia-lithium-pact.txt").write_text(LITHIUM_ARTICLE, encoding="utf-8")
@@ -681,7 +681,7 @@ def test_auto_with_no_model_anywhere_answers_extractively_and_says_why(corpus_se
 
 
 def test_auto_prefers_a_configured_model_and_asks_only_this_machine(corpus_settings):
-    from rag.llm import resolve_auto
+    from rag.answer.llm import resolve_auto
 
     configured = corpus_settings.with_overrides(llm="auto", openai_base_url="http://10.9.8.7:1/v1")
     chosen, reason = resolve_auto(configured)

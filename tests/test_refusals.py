@@ -9,11 +9,11 @@ from datetime import date
 
 import pytest
 
+from rag.answer.citations import REFUSAL
+from rag.answer.retrieve import CorpusView, Filters
+from rag.answer.text import KeyTerm, mentions
 from rag.assistant import Assistant, QuestionError
-from rag.citations import REFUSAL
-from rag.ingest import Ingestor
-from rag.retrieve import CorpusView, Filters
-from rag.text import KeyTerm, mentions
+from rag.index.ingestor import Ingestor
 from tests.conftest import PROJECT_ROOT, make_project
 
 EXIM_QUESTION = "What did EXIM approve under Project Vault?"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from evals.replay import replay
-from rag import llm
+from rag.answer import llm
 from rag.assistant import Assistant
-from rag.evaluate import evaluate, parse_question
+from rag.evals.runner import evaluate, parse_question
 from tests.test_llm import DFC_QUESTION, ScriptedChat
 
 QUESTIONS = [

@@ -19,7 +19,7 @@ pytest.register_assert_rewrite("tests.robustness")
 
 from gradio_client import handle_file  # noqa: E402
 
-from rag.manifest import Manifest  # noqa: E402
+from rag.index.manifest import Manifest  # noqa: E402
 from tests.robustness import check_consistent, generated_article, snapshot_in_subprocess  # noqa: E402
 
 pytest_plugins = ["tests.ui_server", "tests.robustness_server"]

@@ -49,7 +49,7 @@ def delete_store(index: Path) -> None:
 FILL_STORE = """
 import numpy as np
 from rag.settings import Settings
-from rag.store import open_vector_store
+from rag.index.store import open_vector_store
 from tests.robustness import embed_model_name
 
 settings = Settings()

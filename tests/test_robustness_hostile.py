@@ -12,8 +12,8 @@ import pytest
 pytest.register_assert_rewrite("tests.robustness")
 
 from rag.assistant import Assistant  # noqa: E402
-from rag.ingest import Ingestor  # noqa: E402
-from rag.manifest import Manifest  # noqa: E402
+from rag.index.ingestor import Ingestor  # noqa: E402
+from rag.index.manifest import Manifest  # noqa: E402
 from tests.conftest import make_project  # noqa: E402
 from tests.robustness import assert_index_consistent  # noqa: E402
 from ui import render  # noqa: E402

@@ -12,9 +12,9 @@ import pytest
 
 pytest.register_assert_rewrite("tests.robustness")
 
-import rag.ingest  # noqa: E402
-from rag.ingest import Ingestor  # noqa: E402
-from rag.manifest import Manifest  # noqa: E402
+import rag.index.ingestor  # noqa: E402
+from rag.index.ingestor import Ingestor  # noqa: E402
+from rag.index.manifest import Manifest  # noqa: E402
 from tests.conftest import make_project  # noqa: E402
 from tests.robustness import assert_index_consistent, writable_copy  # noqa: E402
 from tests.test_documents import PDF_LINES, make_pdf, text_stream  # noqa: E402
@@ -101,7 +101,7 @@ def write_bad_and_good_files(corpus):
 def vanishing_files(monkeypatch):
     """Delete one file between the scan and its reading, and another in the middle of the scan,
     as a user tidying the folder during an ingest would."""
-    load_article, hash_file = rag.ingest.load_article, rag.ingest._hash_file
+    load_article, hash_file = rag.index.ingestor.load_article, rag.index.ingestor._hash_file
 
     def deleted_before_load(path, *args):
         if path.name == "vanishes-after-scan.txt":
@@ -113,8 +113,8 @@ def vanishing_files(monkeypatch):
             path.unlink()
         return hash_file(path, *args)
 
-    monkeypatch.setattr(rag.ingest, "load_article", deleted_before_load)
-    monkeypatch.setattr(rag.ingest, "_hash_file", deleted_before_hash)
+    monkeypatch.setattr(rag.index.ingestor, "load_article", deleted_before_load)
+    monkeypatch.setattr(rag.index.ingestor, "_hash_file", deleted_before_hash)
 
 
 def test_bad_files_are_reported_by_name_and_every_good_file_is_ingested(tmp_path, vanishing_files):

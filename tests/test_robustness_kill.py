@@ -30,7 +30,7 @@ import pytest
 pytest.register_assert_rewrite("tests.robustness")
 
 from rag.assistant import Assistant  # noqa: E402
-from rag.ingest import Ingestor  # noqa: E402
+from rag.index.ingestor import Ingestor  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from tests.conftest import PROJECT_ROOT, make_project  # noqa: E402
 from tests.processes import stop_process  # noqa: E402
@@ -465,8 +465,8 @@ def test_chunks_an_ingest_left_uncommitted_change_no_retrieval(tmp_path):
     landed. The reader now looks past them."""
     import numpy as np
 
-    from rag.manifest import Manifest
-    from rag.store import open_vector_store
+    from rag.index.manifest import Manifest
+    from rag.index.store import open_vector_store
 
     settings = make_project(tmp_path)
     Ingestor(settings).run(show_progress=False)

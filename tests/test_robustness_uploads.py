@@ -344,7 +344,7 @@ def test_a_large_upload_does_not_hold_up_answers(robustness_server, ui_client, t
 
 
 def test_an_upload_cut_off_mid_ingest_is_removed_at_the_next_start(tmp_path):
-    from rag.ingest import Ingestor
+    from rag.index.ingestor import Ingestor
     from tests.conftest import make_project
     from ui.uploads import JOURNAL_NAME, UPLOADS_FOLDER
 

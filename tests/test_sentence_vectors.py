@@ -7,11 +7,11 @@ import os
 import numpy as np
 import pytest
 
-from rag import sentence_vectors
 from rag.assistant import Assistant
-from rag.chunking import split_sentences
-from rag.ingest import Ingestor
-from rag.manifest import Manifest
+from rag.index import sentence_vectors
+from rag.index.ingestor import Ingestor
+from rag.index.manifest import Manifest
+from rag.ingest.chunking import split_sentences
 from tests.conftest import make_project
 
 EXIM = "What did EXIM approve under Project Vault?"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.keyword import KeywordIndex, tokenize
-from rag.spelling import NameSpeller, max_edits
+from rag.answer.spelling import NameSpeller, max_edits
+from rag.index.keyword import KeywordIndex, tokenize
 
 CHUNKS = {
     "c1": "Japan and the US signed a deal on rare earths in Tokyo.",

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from rag import squad
-from rag.evaluate import Question, is_correct, parse_question, run_eval, run_suites, same_source
+from rag.evals import squad
+from rag.evals.runner import Question, is_correct, parse_question, run_eval, run_suites, same_source
 from tests.conftest import CORPUS, PROJECT_ROOT
 
 TINY_SQUAD = {
@@ -151,7 +151,7 @@ def test_suites_are_reported_side_by_side_each_against_its_own_index(two_suites,
 
 
 def test_an_unknown_suite_is_a_clear_error(two_suites, corpus_settings, tmp_path):
-    from rag.suites import SuiteError
+    from rag.evals.suites import SuiteError
 
     with pytest.raises(SuiteError, match="unknown suite nope; choose from news, tiny, absent or all"):
         run_suites(corpus_settings, ["nope"], tmp_path / "run", suites_file=two_suites)

@@ -1,6 +1,6 @@
 import pytest
 
-from rag.text import KeyTerm, key_terms, mentions, numbers
+from rag.answer.text import KeyTerm, key_terms, mentions, numbers
 
 
 def terms(question):

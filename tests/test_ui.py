@@ -17,10 +17,10 @@ from types import SimpleNamespace
 import pytest
 from gradio_client.exceptions import AuthenticationError
 
-from rag.answer import Answer, Citation
+from rag.answer.citations import REFUSAL
+from rag.answer.result import Answer, Citation
+from rag.answer.retrieve import Passage
 from rag.assistant import Final, Replace, Sources, Token
-from rag.citations import REFUSAL
-from rag.retrieve import Passage
 from rag.settings import Settings
 from ui import render
 from ui.chat import ChatService, OptionError, parse_date, parse_history
@@ -389,7 +389,7 @@ def test_a_saved_conversation_restores_its_turns_and_sources_and_junk_restores_n
 
 
 def test_warm_up_loads_what_the_first_question_waits_for(corpus_settings, assistant):
-    from rag import entities
+    from rag.answer import entities
 
     entities._pipeline.cache_clear()
     service = ChatService(corpus_settings, assistant)

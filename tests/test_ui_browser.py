@@ -320,8 +320,8 @@ def test_article_html_is_shown_as_text_never_run(page, tmp_path):
 
 
 def test_over_the_bbc_corpus_the_examples_are_its_headlines_and_answer(browser_context, launcher, tmp_path):
+    from rag.evals.suites import load_suites
     from rag.settings import Settings
-    from rag.suites import load_suites
 
     suite = load_suites()["bbc"]
     if reason := suite.unavailable():

@@ -30,7 +30,7 @@ RAG_SERVE = [sys.executable, "-m", "rag.cli", "serve"]
 # Indexes the copied corpus in the serving process itself, so torch and the model load once.
 SERVE_INDEXED = """
 import sys
-from rag.ingest import Ingestor
+from rag.index.ingestor import Ingestor
 from rag.settings import Settings
 from ui.app import serve
 settings = Settings()

@@ -1,6 +1,6 @@
 """The chat in the browser: `rag serve`, or `serve(settings, host, port)`.
 
-It runs on the same public API as the CLI (`rag.Assistant.stream`, `rag.ingest.Ingestor`).
+It runs on the same public API as the CLI (`rag.Assistant.stream`, `rag.index.ingestor.Ingestor`).
 
 API endpoint `/ask` (gradio_client):
 
@@ -55,9 +55,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import gradio as gr  # noqa: E402
 
 from rag.assistant import QuestionError  # noqa: E402
-from rag.documents import SUPPORTED_SUFFIXES  # noqa: E402
-from rag.examples import EXAMPLE_COUNT  # noqa: E402
-from rag.manifest import IndexUnusable  # noqa: E402
+from rag.index.examples import EXAMPLE_COUNT  # noqa: E402
+from rag.index.manifest import IndexUnusable  # noqa: E402
+from rag.ingest.documents import SUPPORTED_SUFFIXES  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from ui import assets, render  # noqa: E402
 from ui.chat import (  # noqa: E402
@@ -181,7 +181,7 @@ def _chat_column() -> dict:
         chat["clear"] = gr.Button("New chat", size="sm", elem_id="new-chat", scale=0, min_width=0)
         chat["unfiltered"] = gr.Button("Ask again without the filters", size="sm", variant="primary",
                                        elem_id="ask-unfiltered", visible=False, scale=0, min_width=0)
-    # Filled when the page loads, from the corpus in the index (rag/examples.py).
+    # Filled when the page loads, from the corpus in the index (rag/index/examples.py).
     with gr.Row(elem_id="examples"):
         chat["examples"] = [gr.Button("", size="sm", variant="secondary", scale=0, min_width=0, visible=False,
                                       elem_classes="example") for _ in range(EXAMPLE_COUNT)]

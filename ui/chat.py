@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
-from rag import entities
+from rag.answer import entities
+from rag.answer.retrieve import Filters, IndexMissing
 from rag.assistant import Assistant, Final, QuestionError, Replace, Sources, Token, clean_question
-from rag.examples import Example, corpus_examples
-from rag.manifest import DocumentEntry, IndexUnusable
-from rag.retrieve import Filters, IndexMissing
+from rag.index.examples import Example, corpus_examples
+from rag.index.manifest import DocumentEntry, IndexUnusable
 from rag.settings import Settings
 from ui import render
 from ui.uploads import Library

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from rag.documents import SUPPORTED_SUFFIXES
-from rag.embeddings import Embedder
-from rag.ingest import Ingestor, IngestReport
-from rag.manifest import Manifest
+from rag.index.embeddings import Embedder
+from rag.index.ingestor import Ingestor, IngestReport
+from rag.index.manifest import Manifest
+from rag.ingest.documents import SUPPORTED_SUFFIXES
 from rag.settings import Settings
 
 UPLOADS_FOLDER = "uploads"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from rag import text as textlib
+from rag.answer import text as textlib
 
 _FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|so|then|what about|how about|and what about)\b[\s,]*", re.I)
 _REFERRING_WORDS = re.compile(

@@ -1,4 +1,4 @@
-"""`rag calibrate`: fit the confidence model on every eval suite and write `rag/confidence.json`.
+"""`rag calibrate`: fit the confidence model on every eval suite and write `rag/answer/confidence.json`.
 
 Each suite is answered with nothing withheld (minimum confidence 0), so that every question
 that has a candidate answer gives one example: its signals, and whether that candidate was right.
@@ -14,8 +14,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rag import answerability
-from rag.confidence import MODEL_FILE, ConfidenceModel, fit
+from rag.answer import answerability
+from rag.answer.confidence import MODEL_FILE, ConfidenceModel, fit
 from rag.settings import Settings
 
 # The pooled precision the threshold keeps. Higher targets leave the SQuAD suite, where the
@@ -46,8 +46,8 @@ def calibrate(
     model_file: Path = MODEL_FILE,
     suites_file: Path | None = None,
 ) -> dict:
-    from rag.evaluate import evaluate_suite, write_run
-    from rag.suites import SUITES_FILE, pick_suites
+    from rag.evals.runner import evaluate_suite, write_run
+    from rag.evals.suites import SUITES_FILE, pick_suites
 
     # The confidence is the extractive candidate's: no model server that happens to run may answer.
     open_settings = settings.with_overrides(min_confidence=0.0, llm="extractive")
@@ -88,7 +88,7 @@ def print_summary(fitted: dict, model_file: Path) -> None:
 def calibrate_answerability(runs: list[Path], threshold_file: Path = answerability.THRESHOLD_FILE) -> dict:
     """Fit the answerability threshold on recorded LLM eval runs (one folder per suite, named
     after it, holding the predictions.jsonl that `rag eval` wrote) and write it to `threshold_file`."""
-    from rag.evaluate import read_predictions
+    from rag.evals.runner import read_predictions
 
     by_suite, outcomes, models = {}, {}, set()
     for run in runs:

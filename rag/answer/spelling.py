@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from rag.keyword import KeywordIndex, stem
+from rag.index.keyword import KeywordIndex, stem
 
 _NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*\b")  # "Japan", "Tony Blair"
 # After a lower-case word or a comma: capitalised as a name, not as a sentence's first word.

@@ -1,6 +1,6 @@
 """The human side of `rag eval`: the markdown report, the printed tables and the plots.
 
-Kept apart from the scoring in rag/evaluate.py, which never needs matplotlib.
+Kept apart from the scoring in rag/evals/runner.py, which never needs matplotlib.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from rag.citations import strip_citations
-from rag.evaluate import (
+from rag.answer.citations import strip_citations
+from rag.evals.runner import (
     DEFINITIONS,
     RECALL_KS,
     SEARCH_K,

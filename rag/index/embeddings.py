@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import onnx_encoder
+from rag.index import onnx_encoder
 
 # Set before torch is imported: with the default spin-waiting, OpenMP threads fight for the
 # two cores and encoding runs about 3x slower.
@@ -58,7 +58,7 @@ def resolve_model_path(name: str | None) -> Path:
 class Embedder:
     """Normalised embeddings, so that a dot product is the cosine similarity.
 
-    Texts go through onnxruntime when the model allows it (see rag.onnx_encoder): it gives
+    Texts go through onnxruntime when the model allows it (see rag.index.onnx_encoder): it gives
     sentence-transformers' vectors and was faster than torch, for questions and ingests alike.
     sentence-transformers, and with it torch, is imported only for models the ONNX path does not
     cover (and once, to export the model)."""

@@ -40,7 +40,7 @@ class DocumentEntry:
     url: str | None
     chunk_ids: list[str]
     text_file: str  # the cleaned article text, relative to the index folder
-    sentence_file: str | None = None  # its sentence vectors (rag.sentence_vectors); None before they were stored
+    sentence_file: str | None = None  # its sentence vectors (rag.index.sentence_vectors); None before they were stored
 
 
 @dataclass

@@ -3,7 +3,7 @@
 The extractive answerer always finds a best candidate (unless the question names something no
 article mentions); the model turns that candidate's signals into the estimated chance that it is
 right, and an answer below the threshold is withheld. Weights and threshold are data, written by
-`rag calibrate` from eval runs over every suite (`rag/confidence.json`), never typed in by hand.
+`rag calibrate` from eval runs over every suite (`rag/answer/confidence.json`), never typed in by hand.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 MODEL_FILE = Path(__file__).with_name("confidence.json")
 
-# The signals the model reads, in order; rag/extractive.py computes them for every candidate.
+# The signals the model reads, in order; rag/answer/extractive.py computes them for every candidate.
 FEATURES = (
     "score",  # the best sentence's combined score
     "similarity",  # its cosine similarity to the question

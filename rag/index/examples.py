@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.ingest import SIDECAR_NAME
-from rag.manifest import Manifest
+from rag.index.ingestor import SIDECAR_NAME
+from rag.index.manifest import Manifest
 
 EXAMPLES_KEY = "examples"  # never an article's name: a name without a suffix is not ingested
 EXAMPLE_COUNT = 4

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from rag import text as textlib
-from rag.chunking import split_sentences
-from rag.retrieve import Passage
+from rag.answer import text as textlib
+from rag.answer.retrieve import Passage
+from rag.ingest.chunking import split_sentences
 
 
 @dataclass

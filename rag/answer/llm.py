@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from rag import text as textlib
-from rag.citations import (
+from rag.answer import text as textlib
+from rag.answer.citations import (
     CITATION_RE,
     REFUSAL,
     Claim,
@@ -35,9 +35,9 @@ from rag.citations import (
     split_claims,
     supporting_passage,
 )
-from rag.conversation import rewrite_follow_up
-from rag.extractive import Sentence
-from rag.retrieve import Passage
+from rag.answer.conversation import rewrite_follow_up
+from rag.answer.extractive import Sentence
+from rag.answer.retrieve import Passage
 from rag.settings import Settings
 
 # The evidence: a few hundred tokens is what keeps a small CPU model fast.

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag.manifest import IndexDamaged, Manifest
+from rag.index.manifest import IndexDamaged, Manifest
 from rag.settings import Settings
 
 MAX_BATCH = 5000  # Chroma refuses more than 5,461 items in one call

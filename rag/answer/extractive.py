@@ -20,13 +20,13 @@ from typing import Protocol
 
 import numpy as np
 
-from rag import entities
-from rag import text as textlib
-from rag.chunking import split_sentences
-from rag.citations import REFUSAL, cite
-from rag.conversation import split_follow_up
-from rag.embeddings import Embedder
-from rag.retrieve import Passage, Retrieval
+from rag.answer import entities
+from rag.answer import text as textlib
+from rag.answer.citations import REFUSAL, cite
+from rag.answer.conversation import split_follow_up
+from rag.answer.retrieve import Passage, Retrieval
+from rag.index.embeddings import Embedder
+from rag.ingest.chunking import split_sentences
 
 # Weights of the sentence score; they sum to 1 so the score reads like a similarity.
 W_SIMILARITY, W_OVERLAP, W_KEY_TERMS, W_CUE = 0.45, 0.25, 0.15, 0.15
@@ -592,7 +592,7 @@ def _signals(
     absent_here: list,
     corpus: Corpus | None,
 ) -> dict[str, float]:
-    """What the confidence model reads about a candidate (rag/confidence.py names each one)."""
+    """What the confidence model reads about a candidate (rag/answer/confidence.py names each one)."""
     passage = retrieval.passages[best.passage]
     passage_stems = set(textlib.content_stems(f"{_about(passage)}\n{passage.text}"))
     idf = corpus.idf(shape.stems) if corpus else _idf([passage_stems])

@@ -1,12 +1,12 @@
 """How sure the model must be that the passages state the answer before it may write one.
 
-The answerability check reads the model's chance of "yes" (rag/llm.py); below the threshold the
+The answerability check reads the model's chance of "yes" (rag/answer/llm.py); below the threshold the
 question is declined without an answer being written. Even odds (0.5) is the threshold until one
 is fitted: a small model's "yes" to an answerable question often sits just under even, because
 it spreads its "no" over several first words. The fitted threshold is the one that best tells
 answerable from unanswerable questions on recorded LLM eval runs of every suite, each suite
 weighing the same: the mean over suites of (answerable questions let through + unanswerable ones
-stopped) / 2. `rag calibrate --answerability RUN_DIR ...` writes it to `rag/answerability.json`,
+stopped) / 2. `rag calibrate --answerability RUN_DIR ...` writes it to `rag/answer/answerability.json`,
 with what it scores on each suite, and on each suite when fitted on the others only, beside the
 chance that the model's answer or refusal is right (`ChanceRight`, below), fitted on the same runs.
 """

@@ -4,7 +4,7 @@ One run asks every question with `Assistant.stream` (the same path as `rag ask`)
 with `Assistant.search` for the retrieval metrics (no answerer involved), scores each prediction,
 and writes `predictions.jsonl`, `metrics.json`, `report.md` and `metrics.png` (see DESIGN.md).
 `--compare` repeats the run for named presets and writes `compare.md`, `compare.json` and
-`compare.png` (rendered by rag/eval_report.py). The functions are small and pure where they can be, so the tests can score
+`compare.png` (rendered by rag/evals/report.py). The functions are small and pure where they can be, so the tests can score
 hand-made predictions.
 
 Definitions (repeated in the report):
@@ -37,9 +37,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from rag import squad
-from rag import text as textlib
-from rag.citations import CITATION_RE, strip_citations
+from rag.answer import text as textlib
+from rag.answer.citations import CITATION_RE, strip_citations
+from rag.evals import squad
 from rag.settings import INDEX_SHAPING_FIELDS, PRESETS, Settings, preset
 
 RECALL_KS = (1, 3, 5)
@@ -489,7 +489,7 @@ def predict(assistant, question: Question) -> tuple[dict, list[str] | None, list
     """Ask one question. Returns the prediction (`ask --json` object, or an error record), the
     sources of the searched passages (retrieval alone, no answerer) and those behind the answer."""
     from rag.assistant import Final, Sources
-    from rag.manifest import IndexUnusable
+    from rag.index.manifest import IndexUnusable
 
     context: list[str] | None = None
     prediction: dict | None = None
@@ -610,7 +610,7 @@ DEFINITIONS = {
     "questions with gold_sources",
     "citation_hit_rate": "answered answerable questions with at least one citation of a gold source / all of "
     "them",
-    "fabricated_number_answers": "answered questions whose answer holds a number (rag.text.numbers, "
+    "fabricated_number_answers": "answered questions whose answer holds a number (rag.answer.text.numbers, "
     "[n] markers stripped) that is in none of its cited passages' text",
     "lexical_support": f"lexical support, not entailment: per answer sentence, the share of its content "
     f"words found in the quote it cites; supported when >= {SUPPORT_MIN_OVERLAP} and all its "
@@ -646,7 +646,7 @@ def settings_summary(settings: Settings) -> dict:
 
 
 def _git_version() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
@@ -706,7 +706,7 @@ def write_run(
     out: Path, result: RunResult, dataset: Path | None = None, plot: bool = True, compact: bool = False
 ) -> None:
     """`compact` drops the passages' text from predictions.jsonl (used for the --compare presets)."""
-    from rag.eval_report import plot_metrics, render_report
+    from rag.evals.report import plot_metrics, render_report
 
     out.mkdir(parents=True, exist_ok=True)
     result.metrics["dataset"] = str(dataset) if dataset else result.metrics.get("dataset")
@@ -768,14 +768,14 @@ def backend_unavailable(settings: Settings) -> str | None:
             return f"RAG_GGUF_PATH {settings.gguf_path} does not exist"
         if importlib.util.find_spec("llama_cpp") is None:
             return "llama-cpp-python is not installed (pip install '.[llamacpp]')"
-    if importlib.util.find_spec("rag.llm") is None:
-        return "the LLM backends (rag.llm) are not in this checkout"
+    if importlib.util.find_spec("rag.answer.llm") is None:
+        return "the LLM backends (rag.answer.llm) are not in this checkout"
     return None
 
 
 def build_index(settings: Settings, show_progress: bool = False) -> None:
     """Bring an eval's own index (a cache under evals/ or the eval's output folder) up to date."""
-    from rag.ingest import Ingestor
+    from rag.index.ingestor import Ingestor
 
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     ignore = settings.index_dir.parent / ".gitignore"
@@ -821,7 +821,7 @@ def compare_row(name: str, result: RunResult) -> dict:
 def run_compare(
     base: RunResult, names: list[str], questions: list[Question], out: Path, dataset: Path
 ) -> tuple[list[dict], list[dict]]:
-    from rag.eval_report import plot_compare, render_compare
+    from rag.evals.report import plot_compare, render_compare
 
     rows, skipped = [], []
     for plan in plan_presets(names, base.settings, out):
@@ -871,8 +871,8 @@ def run_eval(
     settings: Settings, dataset: Path, out: Path, compare: list[str] | None = None, limit: int | None = None
 ) -> int:
     """`rag eval`: the exit code is 0 when the run finished (quality floors are a test, not this)."""
-    from rag.eval_report import compare_text_table, summary_table
-    from rag.suites import Suite
+    from rag.evals.report import compare_text_table, summary_table
+    from rag.evals.suites import Suite
 
     if squad.is_squad(dataset):
         # A SQuAD file brings its own articles: they and their index go beside the results.
@@ -925,14 +925,14 @@ def run_suites(
 ) -> int:
     """`rag eval --suite ...`: each suite against its own index, reported side by side in
     `suites.md`, `suites.json` and `suites.png`, and each in a folder of its own."""
-    from rag.eval_report import (
+    from rag.evals.report import (
         plot_suites,
         render_suites,
         render_suites_compare,
         suites_compare_text_table,
         suites_text_table,
     )
-    from rag.suites import SUITES_FILE, pick_suites
+    from rag.evals.suites import SUITES_FILE, pick_suites
 
     out = Path(out)
     results, compared = {}, {}

@@ -13,9 +13,9 @@ import math
 import re
 from dataclasses import dataclass
 
-from rag import entities
-from rag import text as textlib
-from rag.chunking import split_sentences
+from rag.answer import entities
+from rag.answer import text as textlib
+from rag.ingest.chunking import split_sentences
 
 REFUSAL = "Not in these articles."
 CITATION_FORMAT = "[{n}]"

@@ -24,14 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import sentence_vectors as sentence_vectors_lib
-from rag.chunking import chunk_text, split_sentences
-from rag.documents import SUPPORTED_SUFFIXES, Article, UnreadableFile, load_article
-from rag.embeddings import Embedder, load_embedder
-from rag.keyword import KeywordIndex, tokenize
-from rag.manifest import DocumentEntry, IndexDamaged, Manifest
-from rag.settings import Settings
-from rag.store import (
+from rag.index import sentence_vectors as sentence_vectors_lib
+from rag.index.embeddings import Embedder, load_embedder
+from rag.index.keyword import KeywordIndex, tokenize
+from rag.index.manifest import DocumentEntry, IndexDamaged, Manifest
+from rag.index.store import (
     IndexMismatch,
     StoredChunk,
     StoreUnavailable,
@@ -40,6 +37,9 @@ from rag.store import (
     open_vector_store,
     reset_local_store,
 )
+from rag.ingest.chunking import chunk_text, split_sentences
+from rag.ingest.documents import SUPPORTED_SUFFIXES, Article, UnreadableFile, load_article
+from rag.settings import Settings
 
 SIDECAR_NAME = "metadata.json"  # optional per-folder {file name: {title, publisher, published, url}}
 EMBED_BATCH_CHUNKS = 256

@@ -2,7 +2,7 @@
 
 A fresh `rag ask` spent 5 of its 7.5 s importing sentence-transformers and torch just to embed
 one question. This encoder needs only onnxruntime and tokenizers: the model is exported to ONNX
-once, from its local weights (rag.onnx_export, which does import torch), and cached under
+once, from its local weights (rag.index.onnx_export, which does import torch), and cached under
 `.models/onnx/` in the project. It covers the common sentence-transformers layout (a BERT encoder,
 then mean pooling); any other model is left to sentence-transformers.
 """
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import onnx_export  # light: it imports torch and onnx only when it exports
+from rag.index import onnx_export  # light: it imports torch and onnx only when it exports
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = PROJECT_ROOT / ".models" / "onnx"
-EXPORT_FORMAT = 2  # part of the cache key: raise it when rag.onnx_export writes a different graph
+EXPORT_FORMAT = 2  # part of the cache key: raise it when rag.index.onnx_export writes a different graph
 MEAN_POOLING_ONLY = {
     "pooling_mode_mean_tokens": True,
     "pooling_mode_cls_token": False,

@@ -1,6 +1,6 @@
 """The one-time ONNX export of a sentence-transformers model, from its local weights.
 
-Only rag.onnx_encoder calls this, when no usable export is cached. It imports torch,
+Only rag.index.onnx_encoder calls this, when no usable export is cached. It imports torch,
 transformers and onnx, so it is kept out of the modules a question imports.
 """
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import text as textlib
-from rag.embeddings import Embedder
-from rag.keyword import KeywordIndex, tokenize
-from rag.manifest import IndexDamaged, IndexUnusable, Manifest, manifest_stamp
-from rag.sentence_vectors import SentenceVectorFiles
-from rag.settings import RetrievalMode, Settings
-from rag.spelling import NameSpeller
-from rag.store import (
+from rag.answer import text as textlib
+from rag.answer.spelling import NameSpeller
+from rag.answer.text import KeyTerm
+from rag.index.embeddings import Embedder
+from rag.index.keyword import KeywordIndex, tokenize
+from rag.index.manifest import IndexDamaged, IndexUnusable, Manifest, manifest_stamp
+from rag.index.sentence_vectors import SentenceVectorFiles
+from rag.index.store import (
     IndexMismatch,
     StoredChunk,
     StoreUnavailable,
@@ -26,7 +26,7 @@ from rag.store import (
     is_chroma_error,
     open_vector_store,
 )
-from rag.text import KeyTerm
+from rag.settings import RetrievalMode, Settings
 
 RRF_K = 60  # the usual reciprocal-rank constant: damps the difference between ranks 1 and 2
 CANDIDATES_PER_RANKER = 4  # each ranker proposes this many times top_k before fusion
@@ -217,7 +217,7 @@ class Retriever:
             ) from exc
 
     def name_speller(self, known_words: frozenset[str]) -> NameSpeller | None:
-        """Spells names as the committed index does (rag/spelling.py); None when there is no index."""
+        """Spells names as the committed index does (rag/answer/spelling.py); None when there is no index."""
         try:
             self.refresh()
         except IndexMissing:
