@@ -12,12 +12,12 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from rag.ingest.cleaning import clean_news_text
 from rag.ingest.documents import (
     MAX_FILE_BYTES,
     SUPPORTED_SUFFIXES,
     Article,
     UnreadableFile,
-    clean_news_text,
     load_article,
 )
 
