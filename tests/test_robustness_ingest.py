@@ -101,7 +101,7 @@ def write_bad_and_good_files(corpus):
 def vanishing_files(monkeypatch):
     """Delete one file between the scan and its reading, and another in the middle of the scan,
     as a user tidying the folder during an ingest would."""
-    load_article, hash_file = rag.index.ingestor.load_article, rag.index.ingestor._hash_file
+    load_article, hash_file = rag.index.ingestor.load_article, rag.ingest.corpus.hash_file
 
     def deleted_before_load(path, *args):
         if path.name == "vanishes-after-scan.txt":
@@ -114,7 +114,7 @@ def vanishing_files(monkeypatch):
         return hash_file(path, *args)
 
     monkeypatch.setattr(rag.index.ingestor, "load_article", deleted_before_load)
-    monkeypatch.setattr(rag.index.ingestor, "_hash_file", deleted_before_hash)
+    monkeypatch.setattr(rag.ingest.corpus, "hash_file", deleted_before_hash)
 
 
 def test_bad_files_are_reported_by_name_and_every_good_file_is_ingested(tmp_path, vanishing_files):

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.index.ingestor import SIDECAR_NAME
 from rag.index.manifest import Manifest
+from rag.ingest.corpus import SIDECAR_NAME
 
 EXAMPLES_KEY = "examples"  # never an article's name: a name without a suffix is not ingested
 EXAMPLE_COUNT = 4

@@ -4,22 +4,24 @@ Content hashes decide what is new. A run first stages everything (chunks upserte
 include the content hash, a new keyword index in a new folder), then commits by atomically
 replacing the manifest, then deletes what the new manifest no longer lists. A run killed at any
 point leaves the last committed index intact, and the next run clears what it left behind.
+Which files are read, and their hashes and sidecar metadata, come from rag/ingest/corpus.py.
+
+Over 500 lines on purpose: staging, the commit and the clean-up are one crash-safety protocol,
+read best in one file.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +39,11 @@ from rag.index.store import (
     open_vector_store,
     reset_local_store,
 )
+from rag.ingest import corpus
 from rag.ingest.chunking import chunk_text, split_sentences
-from rag.ingest.documents import SUPPORTED_SUFFIXES, Article, UnreadableFile, load_article
+from rag.ingest.documents import UnreadableFile, load_article
 from rag.settings import Settings
 
-SIDECAR_NAME = "metadata.json"  # optional per-folder {file name: {title, publisher, published, url}}
 EMBED_BATCH_CHUNKS = 256
 LOCK_NAME = ".ingest.lock"
 
@@ -281,9 +283,9 @@ class Ingestor:
         for path in self._files_under(roots, report):
             source = self._source_of(path)
             try:
-                sidecar = _sidecar_entry(path)
-                content_sha = _hash_file(path, self.settings.max_file_bytes)
-                sha = _with_metadata_hash(content_sha, sidecar)
+                sidecar = corpus.sidecar_entry(path)
+                content_sha = corpus.hash_file(path, self.settings.max_file_bytes)
+                sha = corpus.with_metadata_hash(content_sha, sidecar)
             except (OSError, ValueError) as exc:
                 report.skipped.append((source, _reason(exc)))
                 continue
@@ -326,7 +328,7 @@ class Ingestor:
             elif not root.exists():
                 report.skipped.append((str(root), "no such file or folder"))
             else:
-                yield from _walk_supported(root, report, self._source_of)
+                yield from corpus.walk_supported(root, report.skipped, self._source_of)
 
     def _source_of(self, path: Path) -> str:
         absolute = Path(os.path.abspath(path))
@@ -353,7 +355,7 @@ class Ingestor:
         return prepared
 
     def _prepare(self, candidate: _Candidate) -> _Staged:
-        article = _with_sidecar(load_article(candidate.path, self.settings.max_file_bytes), candidate.sidecar)
+        article = corpus.with_sidecar(load_article(candidate.path, self.settings.max_file_bytes), candidate.sidecar)
         limit = self.settings.max_article_chars
         if len(article.text) > limit:
             raise UnreadableFile(
@@ -541,63 +543,6 @@ def _write_atomically(path: Path, text: str) -> None:
     staged = path.with_suffix(path.suffix + ".tmp")
     staged.write_text(text)
     os.replace(staged, path)
-
-
-def _walk_supported(root: Path, report: IngestReport, source_of: Callable[[Path], str]) -> Iterator[Path]:
-    """Supported files below `root`, sorted, without following symlinked folders (a link loop
-    would never end), reporting those folders and links that lead nowhere. Skips are named like
-    every other source, so the report reads the same whatever form `root` was given in."""
-    for folder, subfolders, files in os.walk(root, followlinks=False):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        for name in subfolders:
-            if (Path(folder) / name).is_symlink():
-                report.skipped.append((source_of(Path(folder) / name), "symlinked folder, not followed"))
-        for name in sorted(files):
-            path = Path(folder) / name
-            if name.startswith(".") or name == SIDECAR_NAME:
-                continue
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                report.skipped.append((source_of(path), f"unsupported file type {path.suffix or '(none)'}"))
-                continue
-            if path.is_symlink() and not path.exists():
-                report.skipped.append((source_of(path), "broken or looping symlink"))
-                continue
-            yield path
-
-
-def _hash_file(path: Path, max_bytes: int) -> str:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"too large ({size / 2**20:.1f} MB > {max_bytes / 2**20:.0f} MB)")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _with_metadata_hash(content_sha: str, sidecar: dict) -> str:
-    if not sidecar:
-        return content_sha
-    return hashlib.sha256((content_sha + json.dumps(sidecar, sort_keys=True)).encode()).hexdigest()
-
-
-def _sidecar_entry(path: Path) -> dict:
-    sidecar = path.parent / SIDECAR_NAME
-    if not sidecar.exists():
-        return {}
-    return _read_sidecar(sidecar, sidecar.stat().st_mtime_ns).get(path.name, {})
-
-
-@lru_cache(maxsize=64)
-def _read_sidecar(sidecar: Path, modified_ns: int) -> dict:
-    """Parsed once per folder and version, not once per file: a folder of thousands of articles
-    would otherwise parse the same file thousands of times."""
-    try:
-        return json.loads(sidecar.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{sidecar} is not valid JSON: {exc}") from exc
-
-
-def _with_sidecar(article: Article, sidecar: dict) -> Article:
-    known = {k: v for k, v in sidecar.items() if k in ("title", "publisher", "published", "url") and v}
-    return replace(article, **known)
 
 
 def _lede(text: str, max_chars: int = 400) -> str:
