@@ -25,7 +25,9 @@ from pathlib import Path
 
 from rag.answer.llm import build_messages, make_chat_backend
 from rag.assistant import Assistant
-from rag.evals.runner import Question, RunResult, evaluate, read_predictions, write_run
+from rag.evals.dataset import Question
+from rag.evals.runner import RunResult, evaluate
+from rag.evals.runs import read_predictions, write_run
 from rag.evals.suites import SUITES_FILE, pick_suites
 from rag.settings import Settings
 

@@ -1,4 +1,4 @@
-"""`rag`: a thin command line over the public Python API (rag.Assistant, rag.Ingestor, rag.evals.runner).
+"""`rag`: a thin command line over the public Python API (rag.Assistant, rag.Ingestor, rag.evals.runs).
 
 Heavy libraries are imported inside the commands that use them, so `rag ask` does not pay for
 Gradio and `rag --help` pays for nothing.
@@ -317,7 +317,7 @@ def format_answer(answer, already_printed: bool = False) -> str:
 
 
 def cmd_eval(args, settings: Settings) -> int:
-    from rag.evals.runner import run_eval, run_suites
+    from rag.evals.runs import run_eval, run_suites
 
     if args.suite:
         return run_suites(settings, args.suite, args.out, compare=args.compare, limit=args.limit)

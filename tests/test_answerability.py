@@ -22,7 +22,7 @@ from rag.answer.answerability import (
     outcomes,
 )
 from rag.evals.calibrate import calibrate_answerability
-from rag.evals.runner import write_predictions
+from rag.evals.runs import write_predictions
 
 
 def prediction(yes: float | None, answerable: bool, scored: bool = True) -> dict:

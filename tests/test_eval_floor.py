@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from rag.evals.runner import run_suites
+from rag.evals.runs import run_suites
 from rag.evals.suites import load_suites
 
 # Measured 2026-12-03 after sentence vectors were stored at ingest (evals/runs/committed/suites.md):

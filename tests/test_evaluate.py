@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.evals import runner as ev
+from rag.evals import dataset, runner, runs, scoring
+from rag.settings import Settings
 
 ANI = "corpus/ani-2026-critical-minerals-ministerial-project-vault.txt"
 FORGE = "corpus/us-launches-global-critical-minerals-initiative-forge.txt"
@@ -15,8 +16,8 @@ FOX = "corpus/foxbusiness-us-japan-critical-minerals-rare-earths-deal.txt"
 GREEN = "corpus/greenwatch-2024-10-04-us-india-critical-minerals-mou.txt"
 
 
-def question(**fields) -> ev.Question:
-    return ev.parse_question({"id": "q", "question": "?", **fields})
+def question(**fields) -> dataset.Question:
+    return dataset.parse_question({"id": "q", "question": "?", **fields})
 
 
 def citation(n: int, source: str, text: str, quote: str | None = None) -> dict:
@@ -32,39 +33,39 @@ def prediction(answer: str, citations: list[dict] | None = None, abstained: bool
 
 def test_every_group_must_match_and_any_alternative_will_do():
     q = question(answers=[["10 billion", r"\$10 ?bn"], ["loan"]])
-    assert ev.is_correct(q, "EXIM approved a $10bn LOAN [1]", False) == (True, [True, True])
-    assert ev.is_correct(q, "EXIM approved USD 10 billion [1]", False) == (False, [True, False])
-    assert ev.is_correct(q, "a grant", False) == (False, [False, False])
+    assert scoring.is_correct(q, "EXIM approved a $10bn LOAN [1]", False) == (True, [True, True])
+    assert scoring.is_correct(q, "EXIM approved USD 10 billion [1]", False) == (False, [True, False])
+    assert scoring.is_correct(q, "a grant", False) == (False, [False, False])
 
 
 def test_markers_are_stripped_but_the_raw_text_counts_too():
-    assert ev.group_matches([["Washington DC"]], "held in Washington [1] DC") == [True]
-    assert ev.group_matches([[r"\[2\]"]], "see [2]") == [True]
+    assert scoring.group_matches([["Washington DC"]], "held in Washington [1] DC") == [True]
+    assert scoring.group_matches([[r"\[2\]"]], "see [2]") == [True]
 
 
 def test_an_abstention_on_an_answerable_question_is_wrong_even_if_the_text_matches():
     q = question(answers=[["Rubio"]])
-    assert ev.is_correct(q, "Not in these articles. The closest passage mentions Rubio.", True)[0] is False
+    assert scoring.is_correct(q, "Not in these articles. The closest passage mentions Rubio.", True)[0] is False
 
 
 def test_abstain_questions_are_correct_when_declined():
     q = question(abstain=True)
-    assert ev.is_correct(q, "Not in these articles.", True) == (True, [])
-    assert ev.is_correct(q, "Some answer [1]", False) == (False, [])
+    assert scoring.is_correct(q, "Not in these articles.", True) == (True, [])
+    assert scoring.is_correct(q, "Some answer [1]", False) == (False, [])
 
 
 def test_abstention_precision_and_accuracy_are_reported_separately():
     answerable = question(answers=[["Rubio"]], gold_sources=[ANI])
     declinable = question(abstain=True)
     scores = [
-        ev.score_prediction(answerable, prediction("Rubio hosted it [1]", [citation(1, ANI, "Rubio hosted it")])),
-        ev.score_prediction(answerable, prediction("Rubio hosted it [1]", [citation(1, ANI, "Rubio hosted it")])),
-        ev.score_prediction(answerable, prediction("Vance hosted it [1]", [citation(1, ANI, "Vance hosted it")])),
-        ev.score_prediction(answerable, prediction("Not in these articles.", abstained=True)),
-        ev.score_prediction(declinable, prediction("Not in these articles.", abstained=True)),
-        ev.score_prediction(declinable, prediction("A guess [1]", [citation(1, FOX, "A guess")])),
+        scoring.score_prediction(answerable, prediction("Rubio hosted it [1]", [citation(1, ANI, "Rubio hosted it")])),
+        scoring.score_prediction(answerable, prediction("Rubio hosted it [1]", [citation(1, ANI, "Rubio hosted it")])),
+        scoring.score_prediction(answerable, prediction("Vance hosted it [1]", [citation(1, ANI, "Vance hosted it")])),
+        scoring.score_prediction(answerable, prediction("Not in these articles.", abstained=True)),
+        scoring.score_prediction(declinable, prediction("Not in these articles.", abstained=True)),
+        scoring.score_prediction(declinable, prediction("A guess [1]", [citation(1, FOX, "A guess")])),
     ]
-    m = ev.aggregate(scores)
+    m = scoring.aggregate(scores)
     assert m["answer_accuracy"] == 0.5  # 2 correct of 4 answerable
     assert m["answer_precision"] == pytest.approx(2 / 3, abs=1e-4)  # 2 correct of 3 answered
     assert m["answer_rate"] == 0.75
@@ -78,34 +79,34 @@ def test_abstention_precision_and_accuracy_are_reported_separately():
 
 
 def test_recall_and_mrr_with_one_gold_source():
-    recall, hit, rr = ev.retrieval_scores([ANI], [FOX, FOX, ANI, GREEN, ANI])
+    recall, hit, rr = scoring.retrieval_scores([ANI], [FOX, FOX, ANI, GREEN, ANI])
     assert recall == {1: 0.0, 3: 1.0, 5: 1.0}
     assert hit == {1: False, 3: True, 5: True}
     assert rr == pytest.approx(1 / 3)
 
 
 def test_recall_and_hit_with_two_gold_sources():
-    recall, hit, rr = ev.retrieval_scores([ANI, FORGE], [ANI, FOX, GREEN, FORGE, FOX])
+    recall, hit, rr = scoring.retrieval_scores([ANI, FORGE], [ANI, FOX, GREEN, FORGE, FOX])
     assert recall == {1: 0.5, 3: 0.5, 5: 1.0}
     assert hit == {1: True, 3: True, 5: True}  # either source suffices for the any-gold hit rate
     assert rr == 1.0
 
 
 def test_no_gold_source_retrieved_scores_zero():
-    recall, hit, rr = ev.retrieval_scores([GREEN], [ANI, FOX])
+    recall, hit, rr = scoring.retrieval_scores([GREEN], [ANI, FOX])
     assert recall[5] == 0.0 and not hit[5] and rr == 0.0
 
 
 def test_sources_match_by_file_name_whatever_the_corpus_folder():
-    assert ev.same_source("corpus/a.txt", "/tmp/project/articles/a.txt")
-    assert not ev.same_source("corpus/a.txt", "corpus/b.txt")
+    assert scoring.same_source("corpus/a.txt", "/tmp/project/articles/a.txt")
+    assert not scoring.same_source("corpus/a.txt", "corpus/b.txt")
 
 
 def test_recall_means_over_questions_and_context_recall():
     q = question(answers=[["x"]], gold_sources=[ANI, FORGE])
-    score = ev.score_prediction(q, prediction("x [1]", [citation(1, ANI, "x")]), [ANI, FOX], [ANI, FOX, FORGE])
+    score = scoring.score_prediction(q, prediction("x [1]", [citation(1, ANI, "x")]), [ANI, FOX], [ANI, FOX, FORGE])
     assert score.recall[1] == 0.5 and score.context_recall == 1.0
-    m = ev.aggregate([score, ev.score_prediction(q, prediction("x"), [FOX], [FOX])])
+    m = scoring.aggregate([score, scoring.score_prediction(q, prediction("x"), [FOX], [FOX])])
     assert m["recall@1"] == 0.25
     assert m["hit@1"] == 0.5
     assert m["mrr"] == 0.5
@@ -120,7 +121,7 @@ def test_citation_precision_and_hit_rate():
     both = prediction("Korea chairs it [1] [2]", [citation(1, ANI, "Korea chairs"), citation(2, FOX, "Korea")])
     off = prediction("Korea chairs it [1]", [citation(1, FOX, "Korea chairs")])
     declined = prediction("Not in these articles.", abstained=True)
-    m = ev.aggregate([ev.score_prediction(q, p) for p in (both, off, declined)])
+    m = scoring.aggregate([scoring.score_prediction(q, p) for p in (both, off, declined)])
     assert m["citations"] == 3
     assert m["citation_precision"] == pytest.approx(1 / 3, abs=1e-4)
     assert m["citation_hit_rate"] == 0.5  # of the two answered questions, one cites a gold source
@@ -128,44 +129,44 @@ def test_citation_precision_and_hit_rate():
 
 def test_fabricated_numbers_are_numbers_in_no_cited_passage():
     cited = ["EXIM approved a Direct Loan of up to USD 10 billion.", "It drew 54 countries."]
-    assert ev.unsupported_numbers("A $10bn loan [1] for 54 countries [2].", cited) == []
-    assert ev.unsupported_numbers("A loan of USD 12 billion [1]", cited) == ["12", "12,000,000,000"]
-    assert ev.unsupported_numbers("Forty ministers came [7]", cited) == ["40"]  # the [7] marker is no number
+    assert scoring.unsupported_numbers("A $10bn loan [1] for 54 countries [2].", cited) == []
+    assert scoring.unsupported_numbers("A loan of USD 12 billion [1]", cited) == ["12", "12,000,000,000"]
+    assert scoring.unsupported_numbers("Forty ministers came [7]", cited) == ["40"]  # the [7] marker is no number
 
 
 def test_a_prediction_with_a_fabricated_number_is_counted_once():
     q = question(answers=[["loan"]], gold_sources=[ANI])
     fabricated = prediction("A loan of USD 12 billion and 3 banks [1]", [citation(1, ANI, "A loan of USD 10 billion")])
     honest = prediction("A loan of USD 10 billion [1]", [citation(1, ANI, "A loan of USD 10 billion")])
-    scores = [ev.score_prediction(q, p) for p in (fabricated, honest)]
+    scores = [scoring.score_prediction(q, p) for p in (fabricated, honest)]
     assert scores[0].fabricated_numbers and not scores[1].fabricated_numbers
-    assert ev.aggregate(scores)["fabricated_number_answers"] == 1
+    assert scoring.aggregate(scores)["fabricated_number_answers"] == 1
 
 
 def test_lexical_support_of_each_claim():
     cites = [citation(1, ANI, "EXIM approved a loan of USD 10 billion for Project Vault.")]
-    supports = ev.claim_support("EXIM approved a USD 10 billion loan. [1] Japan agreed too. [2]", cites)
+    supports = scoring.claim_support("EXIM approved a USD 10 billion loan. [1] Japan agreed too. [2]", cites)
     assert [s.supported for s in supports] == [True, False]  # [2] names no known citation
-    weak = ev.claim_support("Korea will chair FORGE until 2027. [1]", cites)[0]
-    assert weak.overlap < ev.SUPPORT_MIN_OVERLAP and not weak.numbers_ok and not weak.supported
+    weak = scoring.claim_support("Korea will chair FORGE until 2027. [1]", cites)[0]
+    assert weak.overlap < scoring.SUPPORT_MIN_OVERLAP and not weak.numbers_ok and not weak.supported
 
 
 # -- aggregates --------------------------------------------------------------------------------
 
 
 def test_percentiles_interpolate_like_numpy():
-    assert ev.percentile([4, 1, 3, 2], 50) == 2.5
-    assert ev.percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
-    assert ev.percentile([7.0], 95) == 7.0
-    assert ev.percentile([], 50) is None
+    assert scoring.percentile([4, 1, 3, 2], 50) == 2.5
+    assert scoring.percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
+    assert scoring.percentile([7.0], 95) == 7.0
+    assert scoring.percentile([], 50) is None
 
 
 def test_breakdown_by_type_keeps_the_known_order():
     scores = [
-        ev.score_prediction(question(type="unanswerable", abstain=True), prediction("", abstained=True)),
-        ev.score_prediction(question(type="factoid", answers=[["a"]]), prediction("a")),
+        scoring.score_prediction(question(type="unanswerable", abstain=True), prediction("", abstained=True)),
+        scoring.score_prediction(question(type="factoid", answers=[["a"]]), prediction("a")),
     ]
-    assert list(ev.metrics_by_type(scores)) == ["factoid", "unanswerable"]
+    assert list(scoring.metrics_by_type(scores)) == ["factoid", "unanswerable"]
 
 
 # -- the dataset -------------------------------------------------------------------------------
@@ -177,11 +178,11 @@ def write_lines(path: Path, rows: list) -> Path:
 
 
 def test_a_line_with_only_id_and_question_is_answered_and_timed_but_not_scored(tmp_path):
-    [q] = ev.load_dataset(write_lines(tmp_path / "d.jsonl", [{"id": "x1", "question": "What is FORGE?"}]))
-    assert not q.scored and not q.retrieval_scored and q.type == ev.UNTYPED
-    score = ev.score_prediction(q, prediction("FORGE is a forum [1]", [citation(1, ANI, "FORGE is a forum")], ms=42))
+    [q] = dataset.load_dataset(write_lines(tmp_path / "d.jsonl", [{"id": "x1", "question": "What is FORGE?"}]))
+    assert not q.scored and not q.retrieval_scored and q.type == dataset.UNTYPED
+    score = scoring.score_prediction(q, prediction("FORGE is a forum [1]", [citation(1, ANI, "FORGE is a forum")], ms=42))
     assert score.correct is None
-    m = ev.aggregate([score])
+    m = scoring.aggregate([score])
     assert m["unscored"] == 1 and m["answer_accuracy"] is None and m["abstention_accuracy"] is None
     assert m["latency_ms"]["p50"] == 42
 
@@ -203,8 +204,8 @@ def test_an_unscored_line_goes_through_the_runner(tmp_path):
         def search(self, text, k=None):
             raise AssertionError("no gold sources: nothing to search")
 
-    questions = [ev.Question("x1", "What is FORGE?")]
-    result = ev.evaluate(ev.Settings(), questions, "fake", assistant=FakeAssistant())
+    questions = [dataset.Question("x1", "What is FORGE?")]
+    result = runner.evaluate(Settings(), questions, "fake", assistant=FakeAssistant())
     [row] = result.predictions
     assert row["id"] == "x1" and row["correct"] is None and row["timings"]["total_ms"] == 5.0
     assert result.metrics["overall"]["unscored"] == 1
@@ -221,8 +222,8 @@ def test_an_error_on_one_question_is_recorded_and_scored_wrong():
             raise RuntimeError("boom")
 
     q = question(answers=[["x"]], gold_sources=[ANI])
-    pred, ranked, _ = ev.predict(Broken(), q)
-    score = ev.score_prediction(q, pred, ranked)
+    pred, ranked, _ = runner.predict(Broken(), q)
+    score = scoring.score_prediction(q, pred, ranked)
     assert "boom" in pred["error"] and score.correct is False and score.recall[5] == 0.0
 
 
@@ -237,22 +238,22 @@ def test_an_error_on_one_question_is_recorded_and_scored_wrong():
     ],
 )
 def test_bad_dataset_lines_are_reported_with_their_line(tmp_path, rows, message):
-    with pytest.raises(ev.DatasetError, match=message):
-        ev.load_dataset(write_lines(tmp_path / "d.jsonl", rows))
+    with pytest.raises(dataset.DatasetError, match=message):
+        dataset.load_dataset(write_lines(tmp_path / "d.jsonl", rows))
 
 
 def test_limit_and_blank_lines(tmp_path):
     rows = [{"id": f"q{i}", "question": "?"} for i in range(5)]
     path = write_lines(tmp_path / "d.jsonl", [rows[0], "", *rows[1:]])
-    assert [q.id for q in ev.load_dataset(path, limit=2)] == ["q0", "q1"]
+    assert [q.id for q in dataset.load_dataset(path, limit=2)] == ["q0", "q1"]
 
 
 # -- presets -----------------------------------------------------------------------------------
 
 
 def test_presets_that_cut_chunks_get_their_own_index_and_unconfigured_backends_are_skipped(tmp_path):
-    base = ev.Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", openai_base_url=None)
-    plans = {p.name: p for p in ev.plan_presets(["bm25", "chunk400", "openai", "nope", "bm25"], base, tmp_path)}
+    base = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", openai_base_url=None)
+    plans = {p.name: p for p in runs.plan_presets(["bm25", "chunk400", "openai", "nope", "bm25"], base, tmp_path)}
     assert list(plans) == ["bm25", "chunk400", "openai", "nope"]
     assert plans["bm25"].settings.index_dir == base.index_dir and not plans["bm25"].needs_index
     assert plans["chunk400"].settings.index_dir == tmp_path / "indexes" / "chunk400"

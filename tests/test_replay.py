@@ -8,7 +8,8 @@ import pytest
 from evals.replay import replay
 from rag.answer import llm
 from rag.assistant import Assistant
-from rag.evals.runner import evaluate, parse_question
+from rag.evals.dataset import parse_question
+from rag.evals.runner import evaluate
 from tests.test_llm import DFC_QUESTION, ScriptedChat
 
 QUESTIONS = [

@@ -8,7 +8,9 @@ import shutil
 import pytest
 
 from rag.evals import squad
-from rag.evals.runner import Question, is_correct, parse_question, run_eval, run_suites, same_source
+from rag.evals.dataset import Question, parse_question
+from rag.evals.runs import run_eval, run_suites
+from rag.evals.scoring import is_correct, same_source
 from tests.conftest import CORPUS, PROJECT_ROOT
 
 TINY_SQUAD = {

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from rag.answer import answerability
 from rag.answer.confidence import MODEL_FILE, ConfidenceModel, fit
+from rag.evals.runner import evaluate_suite
+from rag.evals.runs import read_predictions, write_run
+from rag.evals.suites import SUITES_FILE, pick_suites
 from rag.settings import Settings
 
 # The pooled precision the threshold keeps. Higher targets leave the SQuAD suite, where the
@@ -46,9 +49,6 @@ def calibrate(
     model_file: Path = MODEL_FILE,
     suites_file: Path | None = None,
 ) -> dict:
-    from rag.evals.runner import evaluate_suite, write_run
-    from rag.evals.suites import SUITES_FILE, pick_suites
-
     # The confidence is the extractive candidate's: no model server that happens to run may answer.
     open_settings = settings.with_overrides(min_confidence=0.0, llm="extractive")
     rows: list[dict] = []
@@ -88,8 +88,6 @@ def print_summary(fitted: dict, model_file: Path) -> None:
 def calibrate_answerability(runs: list[Path], threshold_file: Path = answerability.THRESHOLD_FILE) -> dict:
     """Fit the answerability threshold on recorded LLM eval runs (one folder per suite, named
     after it, holding the predictions.jsonl that `rag eval` wrote) and write it to `threshold_file`."""
-    from rag.evals.runner import read_predictions
-
     by_suite, outcomes, models = {}, {}, set()
     for run in runs:
         predictions = read_predictions(run)

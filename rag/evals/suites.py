@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.evals import squad
+from rag.evals.dataset import load_dataset, parse_question
+from rag.evals.runner import build_index
 from rag.settings import Settings
 
 SUITES_FILE = Path(__file__).resolve().parents[2] / "evals" / "suites.json"
@@ -59,15 +61,11 @@ class Suite:
 
     def prepare(self, settings: Settings) -> None:
         """Write a SQuAD suite's articles, then bring the index up to date with its corpus."""
-        from rag.evals.runner import build_index
-
         if self.is_squad:
             squad.write_corpus(squad.load_squad(self.dataset), self.corpus_dir)
         build_index(settings, show_progress=True)
 
     def questions(self, limit: int | None = None):
-        from rag.evals.runner import load_dataset, parse_question
-
         if not self.is_squad:
             return load_dataset(self.dataset, limit)
         records = squad.questions(squad.load_squad(self.dataset), self.corpus_dir.name)
