@@ -2,7 +2,7 @@
 llama.cpp's OpenAI-compatible server (llama-cpp-python), started here on a free local port.
 
 Per question it records the Assistant's own `Answer.timings` (first_token_ms, check_ms, total_ms)
-and, by wrapping the chat backend the Assistant makes (`rag.answer.llm.make_chat_backend`), each request
+and, by wrapping the chat backend the Assistant makes (`rag.answer.backends.make_chat_backend`), each request
 to the model: the answerability check (one token) and the streamed answer (time to its first piece,
 then the generation). Prompt and completion tokens are counted with the model's own tokenizer and
 chat template (the GGUF's, loaded without weights), as the server tokenizes them; the server's log
@@ -182,7 +182,7 @@ def _wait_for_models(base_url: str, server: subprocess.Popen, timeout: float = 3
 
 def _ask(assistant, calls: list[dict], question: str) -> dict:
     """One question, streamed: the Answer's timings and the model requests it made."""
-    from rag.answer.llm import LLMUnavailable
+    from rag.answer.backends import LLMUnavailable
     from rag.assistant import Final
 
     calls.clear()
@@ -204,8 +204,8 @@ def _spread(questions: list[str], count: int) -> list[str]:
 
 def run(questions: int = 20) -> dict:
     """`questions` from each suite (bundled, and BBC when its corpus is here) through the LLM path.
-    Run in a fresh process: it patches rag.answer.llm.make_chat_backend."""
-    from rag.answer import llm
+    Run in a fresh process: it patches rag.answer.backends.make_chat_backend."""
+    from rag.answer import backends
 
     path = model_path()
     if path is None:
@@ -213,8 +213,8 @@ def run(questions: int = 20) -> dict:
     counter = TokenCounter(path)
     calls: list[dict] = []
     check_prompts: list[list[dict]] = []
-    make, reader = llm.make_chat_backend, ServerLog(SERVER_LOG)
-    llm.make_chat_backend = lambda settings: RecordingChat(make(settings), counter, reader, calls, check_prompts)
+    make, reader = backends.make_chat_backend, ServerLog(SERVER_LOG)
+    backends.make_chat_backend = lambda settings: RecordingChat(make(settings), counter, reader, calls, check_prompts)
     with llama_server(path) as (base_url, ready_s):
         suites = {suite: _suite(suite, questions_file, base_url, calls, questions)
                   for suite, questions_file in SUITES.items()}
@@ -248,7 +248,7 @@ def logprobs_probe(base_url: str, prompts: list[list[dict]]) -> dict:
     timed request reads its whole prompt (the server keeps the previous prompt's prefix)."""
     import httpx
 
-    from rag.answer.llm import TOP_LOGPROBS
+    from rag.answer.backends import TOP_LOGPROBS
 
     def post(messages: list[dict], logprobs: bool) -> float:
         body = {"model": ALIAS, "messages": messages, "max_tokens": 1, "temperature": 0}

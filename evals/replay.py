@@ -23,7 +23,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag.answer.llm import build_messages, make_chat_backend
+from rag.answer.backends import make_chat_backend
+from rag.answer.llm import build_messages
 from rag.assistant import Assistant
 from rag.evals.dataset import Question
 from rag.evals.runner import RunResult, evaluate

@@ -184,13 +184,13 @@ class Assistant:
         if backend != "auto":
             return backend, ""
         if self._auto is None:
-            from rag.answer import llm
+            from rag.answer import backends
 
-            settings, reason = llm.resolve_auto(self.settings)
+            settings, reason = backends.resolve_auto(self.settings)
             if settings is None:
                 self._auto = ("extractive", reason)
             else:
-                self._chat_backends[settings.llm] = llm.make_chat_backend(settings)
+                self._chat_backends[settings.llm] = backends.make_chat_backend(settings)
                 self._auto = (settings.llm, reason)
         return self._auto
 
@@ -277,10 +277,10 @@ class Assistant:
         return llm.rewrite_question(self._chat_backend(backend), question, history)
 
     def _chat_backend(self, backend: Backend):
-        from rag.answer import llm
+        from rag.answer import backends
 
         if backend not in self._chat_backends:
-            self._chat_backends[backend] = llm.make_chat_backend(self.settings.with_overrides(llm=backend))
+            self._chat_backends[backend] = backends.make_chat_backend(self.settings.with_overrides(llm=backend))
         return self._chat_backends[backend]
 
     def _finish(self, question, searched, text, retrieval, decision, backend, timings, fallback) -> Answer:

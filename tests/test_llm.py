@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from rag.answer.answerability import THRESHOLD_FILE, load_threshold
+from rag.answer.backends import LLMUnavailable, make_chat_backend, yes_share
 from rag.answer.citations import REFUSAL, normalise_markers, split_claims, unsupported_numbers
 from rag.answer.conversation import rewrite_follow_up
 from rag.answer.extractive import Sentence
@@ -29,13 +30,10 @@ from rag.answer.llm import (
     SYSTEM_PROMPT,
     Checked,
     EvidencePassage,
-    LLMUnavailable,
     build_messages,
     check_answer,
-    make_chat_backend,
     rewrite_question,
     select_evidence,
-    yes_share,
 )
 from rag.answer.retrieve import Passage
 from rag.assistant import Assistant, Final, Replace, Sources, Token, _is_refusal
@@ -681,7 +679,7 @@ def test_auto_with_no_model_anywhere_answers_extractively_and_says_why(corpus_se
 
 
 def test_auto_prefers_a_configured_model_and_asks_only_this_machine(corpus_settings):
-    from rag.answer.llm import resolve_auto
+    from rag.answer.backends import resolve_auto
 
     configured = corpus_settings.with_overrides(llm="auto", openai_base_url="http://10.9.8.7:1/v1")
     chosen, reason = resolve_auto(configured)
