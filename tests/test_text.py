@@ -55,6 +55,12 @@ def test_mentions_rejects_different_names(text, term):
     assert not mentions(text, KeyTerm(term, "name"))
 
 
+def test_a_name_with_punctuation_is_looked_up_as_text():
+    # A model's claim may open with an entity like "Orion (CMC" (spaCy's span); its initials are
+    # text, not a regex.
+    assert not mentions("The DFC gave the consortium money.", KeyTerm("Orion Critical (Mineral Consortium", "name"))
+
+
 def test_numbers_agree_across_formats():
     assert 10e9 in numbers("up to USD 10 billion")
     assert 10e9 in numbers("a $10bn loan")

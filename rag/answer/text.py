@@ -285,7 +285,7 @@ def _titled_surname(name: str, lowered_text: str) -> bool:
 def _abbreviated(phrase: str, text: str) -> bool:
     """ "Minerals Security Partnership" is mentioned by "MSP"."""
     initials = "".join(word[0] for word in phrase.split() if word not in _CONNECTORS).upper()
-    return len(initials) >= 2 and re.search(r"\b" + initials + r"s?\b", text) is not None
+    return len(initials) >= 2 and re.search(r"\b" + re.escape(initials) + r"s?\b", text) is not None
 
 
 def _has_phrase(lowered_text: str, phrase: str) -> bool:
