@@ -15,7 +15,8 @@ from rag.answer.answerability import ChanceRight, load_threshold
 from rag.answer.citations import CITATION_RE, REFUSAL, cite
 from rag.answer.confidence import MODEL_FILE, ConfidenceModel
 from rag.answer.conversation import rewrite_follow_up
-from rag.answer.extractive import Decision, ExtractiveAnswerer, Sentence, SentenceRanker
+from rag.answer.extractive import Decision, ExtractiveAnswerer
+from rag.answer.ranking import Sentence, SentenceRanker
 from rag.answer.result import Answer, Citation, supporting_spans
 from rag.answer.retrieve import CorpusView, Filters, Passage, Retrieval, Retriever
 from rag.answer.spelling import model_words

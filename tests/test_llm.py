@@ -21,7 +21,6 @@ from rag.answer.answerability import THRESHOLD_FILE, load_threshold
 from rag.answer.backends import LLMUnavailable, make_chat_backend, yes_share
 from rag.answer.citations import REFUSAL, normalise_markers, split_claims, unsupported_numbers
 from rag.answer.conversation import rewrite_follow_up
-from rag.answer.extractive import Sentence
 from rag.answer.llm import (
     ANSWERABLE_REQUEST,
     EVIDENCE_CHAR_BUDGET,
@@ -35,6 +34,7 @@ from rag.answer.llm import (
     rewrite_question,
     select_evidence,
 )
+from rag.answer.ranking import Sentence
 from rag.answer.retrieve import Passage
 from rag.assistant import Assistant, Final, Replace, Sources, Token, _is_refusal
 from rag.settings import Settings
@@ -144,7 +144,7 @@ def test_evidence_stays_within_its_budget():
 
 def test_instructions_in_an_article_are_kept_out_of_the_evidence():
     """The sentence ranker, which both answerers read, leaves out sentences addressed to an assistant."""
-    from rag.answer.extractive import SentenceRanker
+    from rag.answer.ranking import SentenceRanker
     from rag.answer.retrieve import Retrieval
     from rag.index.embeddings import load_embedder
 

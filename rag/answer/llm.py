@@ -27,7 +27,7 @@ from rag.answer.citations import (
     supporting_passage,
 )
 from rag.answer.conversation import rewrite_follow_up
-from rag.answer.extractive import Sentence
+from rag.answer.ranking import Sentence
 from rag.answer.retrieve import Passage
 
 # The evidence: a few hundred tokens is what keeps a small CPU model fast.
