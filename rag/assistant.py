@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from rag.answer import entities
 from rag.answer.answerability import ChanceRight, load_threshold
 from rag.answer.citations import CITATION_RE, REFUSAL, cite
 from rag.answer.confidence import MODEL_FILE, ConfidenceModel
@@ -108,6 +109,10 @@ class Assistant:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
         return cls(settings or Settings())
+
+    def warm_up(self) -> None:
+        """Load the named-entity tagger now (spaCy takes seconds) rather than at the first question."""
+        entities.tag(["Warm up."])
 
     def ask(self, question: str, **options) -> Answer:
         for event in self.stream(question, **options):

@@ -54,10 +54,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import gradio as gr  # noqa: E402
 
+from rag import EXAMPLE_COUNT, SUPPORTED_SUFFIXES, IndexUnusable  # noqa: E402
 from rag.assistant import QuestionError  # noqa: E402
-from rag.index.examples import EXAMPLE_COUNT  # noqa: E402
-from rag.index.manifest import IndexUnusable  # noqa: E402
-from rag.ingest.documents import SUPPORTED_SUFFIXES  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from ui import assets, render  # noqa: E402
 from ui.chat import (  # noqa: E402

@@ -15,11 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
-from rag.answer import entities
-from rag.answer.retrieve import Filters, IndexMissing
+from rag import DocumentEntry, Example, Filters, IndexMissing, IndexUnusable, corpus_examples
 from rag.assistant import Assistant, Final, QuestionError, Replace, Sources, Token, clean_question
-from rag.index.examples import Example, corpus_examples
-from rag.index.manifest import DocumentEntry, IndexUnusable
 from rag.settings import Settings
 from ui import render
 from ui.uploads import Library
@@ -210,7 +207,7 @@ class ChatService:
         questions does most of it, and the first page then finds them ready."""
         try:
             self.examples()
-            entities.tag(["Warm up."])
+            self.assistant.warm_up()
         except Exception:  # noqa: BLE001 - the first question reports any problem, with its fix
             log.debug("warm-up failed", exc_info=True)
 

@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from rag.answer.citations import CITATION_RE, REFUSAL
-from rag.answer.result import Answer, Citation
-from rag.answer.retrieve import Passage
+from rag import CITATION_RE, REFUSAL, Answer, Citation, Passage
 
 ArticleLink = Callable[[str], str | None]  # a passage's source -> URL of the whole cleaned article
 

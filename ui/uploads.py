@@ -17,10 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from rag.index.embeddings import Embedder
-from rag.index.ingestor import Ingestor, IngestReport
-from rag.index.manifest import Manifest
-from rag.ingest.documents import SUPPORTED_SUFFIXES
+from rag import SUPPORTED_SUFFIXES, Embedder, Ingestor, IngestReport, Manifest
 from rag.settings import Settings
 
 UPLOADS_FOLDER = "uploads"
