@@ -5,6 +5,7 @@ Kept free of Gradio so that a refusal is quick and the checks are cheap to test.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hmac
 import ipaddress
@@ -45,35 +46,39 @@ def check_bind(host: str, auth: tuple[str, str] | None) -> None:
 
 
 class LoginGuard:
-    """Checks the chat's login and makes guessing slow: after a few wrong passwords the login is
-    closed for a while, one second after the next failure, then two, four... up to fifteen
-    minutes, and any attempt while it is closed is refused unchecked. (Without it, 200 wrong
-    passwords took 2.1 s, then the right one was accepted.) For one user's chat the lock is
-    global, not per address: an attacker can change address, not the password being guessed."""
+    """Checks the chat's login and makes guessing slow: after a few wrong passwords each wrong one
+    is refused only once a backoff has passed, one second after the next failure, then two,
+    four... up to fifteen minutes. (Without it, 200 wrong passwords took 2.1 s, then the right
+    one was accepted.) The right password is accepted at once, backoff or not: refusing it
+    unchecked let anyone who could reach the page keep its owner out. For one user's chat the
+    backoff is global, not per address: an attacker can change address, not the password
+    being guessed."""
 
     FREE_ATTEMPTS = 3
     LONGEST_LOCK_S = 15 * 60
 
-    def __init__(self, user: str, password: str, clock=time.monotonic):
+    def __init__(self, user: str, password: str, clock=time.monotonic, sleep=asyncio.sleep):
         self._user, self._password = user, password
-        self._clock = clock
+        self._clock, self._sleep = clock, sleep
         self.failures = 0
         self.locked_until = 0.0
 
     async def check(self, user: str, password: str) -> bool:
         """Gradio's auth callback (a coroutine function, so Gradio awaits it)."""
-        now = self._clock()
-        if now < self.locked_until:
-            return False
         # Both compared every time (`&`, not `and`), in constant time: no timing tells which was wrong.
         if hmac.compare_digest(user.encode(), self._user.encode()) & hmac.compare_digest(
             password.encode(), self._password.encode()
         ):
             self.failures = 0
+            self.locked_until = 0.0
             return True
+        now = self._clock()
+        wait = max(self.locked_until - now, 0.0)
         self.failures += 1
         if self.failures > self.FREE_ATTEMPTS:
-            self.locked_until = now + min(2.0 ** (self.failures - self.FREE_ATTEMPTS - 1), self.LONGEST_LOCK_S)
+            backoff = min(2.0 ** (self.failures - self.FREE_ATTEMPTS - 1), self.LONGEST_LOCK_S)
+            self.locked_until = now + min(wait + backoff, self.LONGEST_LOCK_S)
+        await self._sleep(wait)  # a guesser waits out the backoff before learning it was wrong
         return False
 
 
