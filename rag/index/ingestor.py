@@ -29,12 +29,13 @@ import numpy as np
 from rag.index import sentence_vectors as sentence_vectors_lib
 from rag.index.embeddings import Embedder, load_embedder
 from rag.index.keyword import KeywordIndex, tokenize
-from rag.index.manifest import DocumentEntry, IndexDamaged, Manifest
+from rag.index.manifest import DocumentEntry, IndexDamaged, Manifest, new_index_id
 from rag.index.store import (
     IndexMismatch,
     StoredChunk,
     StoreUnavailable,
     VectorStore,
+    collection_family,
     drop_collections,
     open_vector_store,
     reset_local_store,
@@ -111,6 +112,7 @@ class Ingestor:
         self.settings = settings
         self.embedder = embedder or load_embedder(settings.embed_model, settings.embed_batch_size)
         self.index_dir = settings.index_dir
+        self._replaced_collection: str | None = None  # a pre-id index's collection, dropped after a rebuild
 
     def run(
         self,
@@ -204,10 +206,14 @@ class Ingestor:
         except IndexDamaged:
             old = None
         generation = old.generation if old else 0
-        manifest = self._wanted_manifest(generation)
-        manifest.collection = f"{self.settings.collection}-g{generation + 1:06d}"
+        manifest = self._wanted_manifest(generation, index_id=(old and old.index_id) or new_index_id())
+        family = collection_family(self.settings, manifest.index_id)
+        manifest.collection = f"{family}-g{generation + 1:06d}"
+        old_collection = old and (old.collection or self.settings.collection)
+        if old and not old.index_id:
+            self._replaced_collection = old_collection  # it keeps answering until the commit
         try:
-            drop_collections(self.settings, keep=old and (old.collection or self.settings.collection))
+            drop_collections(self.settings, keep=old_collection, family=family)
             store = open_vector_store(self.settings, self.embedder.name, manifest.collection)
         except StoreUnavailable:
             raise
@@ -218,12 +224,16 @@ class Ingestor:
             store = open_vector_store(self.settings, self.embedder.name, manifest.collection)
         return manifest, store
 
-    def _wanted_manifest(self, generation: int = 0) -> Manifest:
+    def _wanted_manifest(self, generation: int = 0, index_id: str | None = None) -> Manifest:
+        """A new index's manifest; its id names its collections (rag.index.store.collection_family)."""
+        index_id = index_id or new_index_id()
         return Manifest(
             self.embedder.name,
             self.settings.chunk_chars,
             self.settings.chunk_overlap_sentences,
             generation=generation,
+            collection=collection_family(self.settings, index_id),
+            index_id=index_id,
         )
 
     def _load_manifest(self) -> Manifest:
@@ -478,7 +488,12 @@ class Ingestor:
         """After the last commit, whether or not this run committed anything: delete what no
         manifest lists any more, here or in a run killed before its own clean-up (collections
         replaced by a rebuild, old keyword indexes, texts of replaced articles)."""
-        drop_collections(self.settings, keep=manifest.collection or self.settings.collection)
+        drop_collections(
+            self.settings,
+            keep=manifest.collection or self.settings.collection,
+            family=collection_family(self.settings, manifest.index_id),
+            replaced=self._replaced_collection,
+        )
         for folder in self.index_dir.glob("keyword-*"):
             if folder.name != manifest.keyword_dir:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,9 @@ class Manifest:
     generation: int = 0
     keyword_dir: str | None = None
     collection: str | None = None  # the Chroma collection; None: the configured one (Settings.collection)
+    # Names this index's collections apart from other indexes' on a shared `chroma run` server;
+    # None for an index built before it was kept (its collection is the configured name alone).
+    index_id: str | None = None
     documents: dict[str, DocumentEntry] = field(default_factory=dict)  # keyed by source path
 
     def chunk_ids(self) -> set[str]:
@@ -82,6 +86,10 @@ class Manifest:
             out.flush()
             os.fsync(out.fileno())
         os.replace(staged, index_dir / MANIFEST_NAME)
+
+
+def new_index_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 def manifest_stamp(index_dir: Path) -> float | None:

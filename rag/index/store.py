@@ -275,13 +275,22 @@ def committed_collection(settings: Settings) -> str:
     return (manifest and manifest.collection) or settings.collection
 
 
-def drop_collections(settings: Settings, keep: str | None) -> None:
-    """Delete this index's collections other than `keep` (the configured name and its rebuilt
-    generations): ones replaced by a rebuild, or left by a rebuild killed before its commit."""
+def collection_family(settings: Settings, index_id: str | None) -> str:
+    """The name this index's collections start with: the configured name and the index's own id,
+    so that indexes sharing one `chroma run` server never touch each other's collections. An
+    index built before it kept an id goes on using the configured name alone."""
+    return f"{settings.collection}-{index_id}" if index_id else settings.collection
+
+
+def drop_collections(settings: Settings, keep: str, family: str, replaced: str | None = None) -> None:
+    """Delete this index's collections other than `keep`: the family's rebuilt generations, ones
+    replaced by a rebuild or left by a rebuild killed before its commit, and `replaced` (the
+    collection of an index rebuilt from before it kept an id). An embedded store is this index's
+    alone, so everything else in it goes; a server's other collections belong to other indexes."""
     with chroma_client(settings) as client:
         for found in client.list_collections():
-            ours = found.name == settings.collection or found.name.startswith(settings.collection + "-g")
-            if ours and found.name != keep:
+            ours = found.name in (family, replaced) or found.name.startswith(family + "-g")
+            if (ours or not settings.chroma_url) and found.name != keep:
                 client.delete_collection(found.name)
 
 
