@@ -75,10 +75,25 @@ class ModelRead:
     draft: str = ""
 
 
+def is_valid_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def clean_question(question: str | None, max_chars: int) -> str:
     if question is not None and not isinstance(question, str):
         raise QuestionError(f"The question must be text, not {type(question).__name__} ({str(question)[:60]}).")
     question = _CONTROL_CHARS.sub(" ", _ANSI_ESCAPES.sub("", question or "")).strip()
+    if not is_valid_text(question):
+        # Lone surrogates (a terminal's undecodable bytes, or JSON's "\ud800") cannot be printed,
+        # searched or sent back as JSON; the message must not echo them either.
+        raise QuestionError(
+            "The question holds characters that are not valid text (bytes that are not UTF-8, or a "
+            "lone surrogate such as \\ud800): please type it again."
+        )
     if not question:
         raise QuestionError("Please type a question: this one is empty.")
     if len(question) > max_chars:

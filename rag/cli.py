@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import sys
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from rag.settings import PRESETS, Settings
 
 EXIT_USAGE, EXIT_FAILURE = 2, 1
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process ended by SIGPIPE
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -173,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped early (`rag ask ... | head`): what it read is enough
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # one clear line for the user, not a traceback
         if _is_user_error(exc):
             print(f"rag {args.command}: {exc}", file=sys.stderr)
@@ -185,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             return EXIT_FAILURE
         raise
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _settings_problem(exc: ValidationError, args: argparse.Namespace) -> str:

@@ -193,3 +193,74 @@ def test_cli_option_errors_are_one_clear_line(tmp_path, case):
     assert done.returncode == 2 and done.stdout == "", done.stderr
     assert done.stderr.strip().splitlines()[-1] == line
     assert "Traceback" not in done.stderr and "pydantic" not in done.stderr
+
+
+# -- odd input that used to reach a traceback ------------------------------------------------------
+
+NOT_TEXT = "not valid text"
+
+
+def test_cli_refuses_bytes_that_are_not_utf8_in_one_line(corpus_settings):
+    """A shell passes them as they are; Python reads them as lone surrogates."""
+    import subprocess
+
+    from tests.robustness import RAG, cli_env
+
+    root = corpus_settings.corpus_dir.parent
+    for question in (b"What did EXIM \xff\xfe approve?", b"\xed\xa0\x80"):
+        done = subprocess.run([*RAG, "ask", question], cwd=root, env=cli_env(root), capture_output=True, timeout=300)
+        stderr = done.stderr.decode(errors="replace")
+        assert done.returncode == 2 and done.stdout == b"", stderr[-2000:]
+        assert stderr.startswith("rag ask: The question holds characters that are " + NOT_TEXT), stderr[-2000:]
+        assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+
+
+def test_cli_stops_quietly_when_the_reader_of_its_output_has_gone(corpus_settings):
+    """`rag ask ... | head`: once head has what it wants, no "[Errno 32] Broken pipe"."""
+    import subprocess
+
+    from tests.robustness import RAG, cli_env
+
+    root = corpus_settings.corpus_dir.parent
+    for args in (["ask", EXIM], ["search", EXIM]):
+        process = subprocess.Popen([*RAG, *args], cwd=root, env=cli_env(root), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        process.stdout.close()  # the reader is gone before the answer is written
+        stderr = process.stderr.read()
+        assert process.wait(timeout=300) == 141, stderr[-2000:]
+        assert "Broken pipe" not in stderr and "Traceback" not in stderr, stderr[-2000:]
+
+
+def call_api(url: str, api_name: str, data: list) -> tuple[str, str]:
+    """`/<api_name>` over plain HTTP with JSON's escapes (a lone surrogate is "\\ud800" there),
+    as any client may send it: the final event's name and data."""
+    import urllib.request
+
+    call = urllib.request.Request(f"{url}gradio_api/call/{api_name}", data=json.dumps({"data": data}).encode(),
+                                  headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(call, timeout=60) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{api_name}/{event_id}", timeout=300) as stream:
+        lines = stream.read().decode().splitlines()
+    events = [line.split(": ", 1)[1] for line in lines if line.startswith("event: ") and "heartbeat" not in line]
+    data_lines = [line.split(": ", 1)[1] for line in lines if line.startswith("data: ")]
+    return events[-1], data_lines[-1]
+
+
+def test_chat_api_says_what_is_wrong_with_invalid_unicode_a_publisher_list_and_a_huge_publisher(
+    robustness_server, ui_client
+):
+    for question in ("What did EXIM \udcff\udcfe approve?", "\ud800"):
+        event, data = call_api(robustness_server.url, "ask", [question, [], 5, "extractive", "", "", ""])
+        assert event == "error" and NOT_TEXT in data, (event, data[:500])
+    event, data = call_api(robustness_server.url, "ask", [EXIM, ["What is FORGE?\udcff"], 5, "extractive", "", "", ""])
+    assert event == "complete" and "10 billion" in data, (event, data[:500])  # history: the bad character dropped
+
+    api = ui_client(robustness_server.url)
+    with pytest.raises(AppError, match=r"The publisher must be one name as text, not list"):
+        api.predict(EXIM, [], 5, "extractive", "", "", ["ANI", "Reuters"], api_name="/ask")
+    huge = "P" * 100_000
+    with pytest.raises(AppError, match=r"No publisher has a name 100,000 characters long") as refused:
+        api.predict(EXIM, [], 5, "extractive", "", "", huge, api_name="/ask")
+    assert len(str(refused.value)) < 300, "the name is echoed back whole"
+    assert "10 billion" in api.predict(EXIM, [], 5, "extractive", "", "", "ANI", api_name="/ask")["answer"]

@@ -53,6 +53,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import gradio as gr  # noqa: E402
+from gradio.exceptions import InvalidPathError  # noqa: E402
 
 from rag import EXAMPLE_COUNT, SUPPORTED_SUFFIXES, IndexUnusable  # noqa: E402
 from rag.assistant import QuestionError  # noqa: E402
@@ -82,9 +83,23 @@ PROGRESS = gr.Progress()
 # -- the page ----------------------------------------------------------------------------------------
 
 
+class _Blocks(gr.Blocks):
+    """Gradio refuses a file path its client did not upload (a path on the server) before any
+    handler of ours runs, with an error it hides from the client as {"error": null}: say why."""
+
+    async def preprocess_data(self, *args, **kwargs):
+        try:
+            return await super().preprocess_data(*args, **kwargs)
+        except InvalidPathError as exc:
+            raise gr.Error(
+                "Only files sent with the request can be added, not a path on the server: upload the "
+                "file itself (gradio_client's handle_file does)."
+            ) from exc
+
+
 def build_app(settings: Settings, service: ChatService | None = None) -> gr.Blocks:
     service = service or ChatService(settings)
-    with gr.Blocks(title="News QA", fill_width=True) as app:
+    with _Blocks(title="News QA", fill_width=True) as app:
         turns = gr.State([])
         # The conversation survives a reload: kept in the browser's storage, never on the server.
         saved = gr.BrowserState({}, storage_key="news-qa-conversation")

@@ -16,7 +16,16 @@ from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 from rag import DocumentEntry, Example, Filters, IndexMissing, IndexUnusable, corpus_examples
-from rag.assistant import Assistant, Final, QuestionError, Replace, Sources, Token, clean_question
+from rag.assistant import (
+    Assistant,
+    Final,
+    QuestionError,
+    Replace,
+    Sources,
+    Token,
+    clean_question,
+    is_valid_text,
+)
 from rag.settings import Settings
 from ui import render
 from ui.uploads import Library
@@ -25,6 +34,7 @@ log = logging.getLogger(__name__)
 # Streaming every token to the browser costs more than it shows: redraw at most this often.
 REDRAW_SECONDS = 0.05
 ALL_PUBLISHERS = ""
+MAX_PUBLISHER_CHARS = 200  # longer than any publisher's name
 ARTICLE_PATH = "article"  # the article view's page, relative to the chat's address
 # The conversation kept in the browser across reloads: enough to scroll back through, small enough
 # for the browser's storage (each turn holds its sources' HTML).
@@ -122,6 +132,18 @@ def parse_date(value: object, label: str) -> date | None:
         raise OptionError(f"The {label} date must look like 2025-01-31, not {str(value)[:40]!r}.") from None
 
 
+def parse_publisher(value: object) -> str | None:
+    """A publisher's name, or None for all. Its name is quoted back when no article is from it,
+    so a very long one is refused with its start only."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not is_valid_text(value):
+        raise OptionError(f"The publisher must be one name as text, not {type(value).__name__} {str(value)[:40]!r}.")
+    if len(value) > MAX_PUBLISHER_CHARS:
+        raise OptionError(f"No publisher has a name {len(value):,} characters long ({value[:40]!r}...).")
+    return value
+
+
 def parse_history(value: object) -> list[str]:
     """Previous questions: a list (or its JSON) of strings or of {"role", "content"} messages."""
     if value in (None, ""):
@@ -140,7 +162,8 @@ def parse_history(value: object) -> list[str]:
                 questions.append(str(item.get("content", "")))
         else:
             questions.append(str(item))
-    return questions
+    # Only context for a follow-up: a character that is not valid text is dropped, not refused.
+    return [q.encode("utf-8", "replace").decode() for q in questions]
 
 
 class ChatService:
@@ -181,7 +204,7 @@ class ChatService:
         start, end = parse_date(date_from, "from"), parse_date(date_to, "to")
         if start and end and start > end:
             raise OptionError("The 'from' date is after the 'to' date.")
-        return Options(k, backend, Filters(start, end, publisher or None))
+        return Options(k, backend, Filters(start, end, parse_publisher(publisher)))
 
     # -- the index -------------------------------------------------------------------------------
 
