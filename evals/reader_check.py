@@ -26,7 +26,8 @@ import numpy as np
 from rag.assistant import Assistant, Final
 from rag.evals.scoring import is_correct
 from rag.evals.suites import SUITES_FILE, pick_suites
-from rag.reader.model import Reader
+from rag.ingest.chunking import split_sentences
+from rag.reader.model import Reader, reading_text
 from rag.settings import Settings
 
 LOGIT_CUTS = (-2.0, -1.0, 0.0, 1.0)
@@ -53,7 +54,7 @@ def read_question(assistant: Assistant, reader: Reader, question, candidates: in
     if not ranked:
         return row | {"hard": True}
     shortlist = sorted(ranked, key=lambda s: -s.similarity)[:candidates]
-    logits = reader.logits(searched, [s.text for s in shortlist])
+    logits = reader.logits(searched, [as_read(reader, s, retrieval.passages[s.passage]) for s in shortlist])
     best = shortlist[int(np.argmax(logits))]
 
     def right(text: str) -> bool:
@@ -68,6 +69,13 @@ def read_question(assistant: Assistant, reader: Reader, question, candidates: in
         "answerer_right": right(own),
         "answerer_confidence": final.decision.confidence,
     }
+
+
+def as_read(reader: Reader, sentence, passage) -> str:
+    if not reader.context:
+        return sentence.text
+    before = [passage.text[s.start : s.end] for s in split_sentences(passage.text[: sentence.start])]
+    return reading_text(sentence.text, before[-1] if before else "", passage.title)
 
 
 def summarise(rows: list[dict]) -> dict:

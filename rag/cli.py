@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="article folders the questions are made from (never an eval suite's questions)")
     train.add_argument("--questions", type=int, default=Recipe.questions, help="questions to generate")
     train.add_argument("--seed", type=int, default=Recipe.seed)
+    train.add_argument("--context", action="store_true",
+                       help="read each sentence with its article's title and the sentence before it")
     train.add_argument("--out", type=Path, default=None, help="where the reader goes (default: .models/reader/)")
     train.add_argument("--work", type=Path, default=Path(".models/reader-training"),
                        help="where the pairs and the unquantised model go")
@@ -355,7 +357,9 @@ def cmd_train_reader(args, settings: Settings) -> int:
 
     # The reader starts from the MiniLM the project ships, whatever embedding model is configured.
     base_model = default_model_path()
-    recipe = training.Recipe(corpora=[str(c) for c in args.corpus], questions=args.questions, seed=args.seed)
+    recipe = training.Recipe(
+        corpora=[str(c) for c in args.corpus], questions=args.questions, seed=args.seed, context=args.context
+    )
     record = training.train_reader(recipe, base_model, args.out or READER_DIR, args.work, log=training.main_log)
     print(f"trained on {record['pairs']} pairs from {record['articles']} articles in {record['minutes']} min; "
           f"held-out AUC {record['held_out_auc']}; wrote {record['file']} ({record['bytes'] / 1e6:.1f} MB)")

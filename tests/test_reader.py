@@ -74,6 +74,18 @@ def test_pairs_are_reproducible_and_hold_every_kind_of_negative(nlp, tmp_path):
     assert questions.read_pairs(tmp_path / "pairs.jsonl") == first
 
 
+def test_with_context_a_sentence_is_read_with_its_title_and_the_sentence_before(nlp):
+    articles = questions.read_articles([PROJECT_ROOT / "corpus"])
+    plain = questions.make_pairs(articles, nlp, questions_wanted=6, seed=5)
+    read = questions.make_pairs(articles, nlp, questions_wanted=6, seed=5, context=True)
+    assert [p.question for p in plain] == [p.question for p in read]
+    for bare, in_context in zip(plain, read, strict=True):
+        title = dict(articles)[in_context.article].strip().split("\n", 1)[0].strip()
+        assert in_context.sentence.startswith(bare.sentence)
+        if in_context.kind != "other_article":
+            assert f"({title}: " in in_context.sentence
+
+
 @pytest.fixture(scope="module")
 def tiny_reader(tmp_path_factory) -> Path:
     """A tiny run of the command users run: pairs made, a model fine-tuned, exported, recorded."""

@@ -38,6 +38,8 @@ class Reader:
             str(folder / READER_FILE), options, providers=["CPUExecutionProvider"]
         )
         self._lock = threading.Lock()
+        # A reader trained with context must be given sentences in context (`reading_text`).
+        self.context = bool(record(folder).get("recipe", {}).get("context", False))
 
     def logits(self, question: str, sentences: list[str]) -> np.ndarray:
         if not sentences:
@@ -54,6 +56,12 @@ class Reader:
         with self._lock:
             (logits,) = self.session.run(["logit"], feeds)
         return logits.astype(np.float32)
+
+
+def reading_text(sentence: str, before: str, title: str) -> str:
+    """A sentence as a reader trained with context reads it: the sentence first, so that a long
+    context is what truncation cuts, then its article's title and the sentence before it."""
+    return f"{sentence} ({title}: {before})"
 
 
 def available(folder: Path = READER_DIR) -> bool:

@@ -21,10 +21,11 @@ import json
 import random
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rag.ingest.chunking import split_sentences
+from rag.reader.model import reading_text
 
 # The question words for each kind of named thing spaCy finds; several, chosen at random, so the
 # reader learns the kind asked for, not one fixed phrasing.
@@ -90,9 +91,10 @@ def read_articles(folders: Iterable[Path]) -> list[tuple[str, str]]:
 
 
 def make_pairs(
-    articles: list[tuple[str, str]], nlp, questions_wanted: int, seed: int = 0, progress=None
+    articles: list[tuple[str, str]], nlp, questions_wanted: int, seed: int = 0, progress=None, context: bool = False
 ) -> list[Pair]:
-    """About `questions_wanted` generated questions, each with its positive and its negatives."""
+    """About `questions_wanted` generated questions, each with its positive and its negatives; with
+    `context`, each sentence is read with its article's title and the sentence before it."""
     rng = random.Random(seed)
     order = list(range(len(articles)))
     rng.shuffle(order)
@@ -111,9 +113,13 @@ def make_pairs(
         for doc in docs:
             for ent in doc.ents:
                 entity_pool.setdefault(ent.label_, []).append(ent.text)
-        other = _other_article_sentences(articles, index, rng)
+        other_name, other = _other_article_sentences(articles, index, rng)
+        read_as = {}
+        if context:
+            read_as = _contexts(text, sentences) | _contexts(dict(articles).get(other_name, ""), other)
         for doc in docs:
-            made = list(_pairs_for_sentence(doc, sentences, name, other, entity_pool, rng))
+            made = [replace(p, sentence=read_as.get(p.sentence, p.sentence))
+                    for p in _pairs_for_sentence(doc, sentences, name, other, entity_pool, rng)]
             if made:
                 pairs += made
                 questions += 1
@@ -122,11 +128,19 @@ def make_pairs(
     return pairs
 
 
-def _other_article_sentences(articles, index: int, rng: random.Random) -> list[str]:
+def _other_article_sentences(articles, index: int, rng: random.Random) -> tuple[str, list[str]]:
     name, text = articles[rng.randrange(len(articles))]
     if name == articles[index][0]:
-        return []
-    return article_sentences(text)
+        return name, []
+    return name, article_sentences(text)
+
+
+def _contexts(text: str, sentences: list[str]) -> dict[str, str]:
+    """Each sentence as the reader reads it in context: with the title and the sentence before."""
+    title = text.strip().split("\n", 1)[0].strip()
+    every = [text[s.start : s.end] for s in split_sentences(text)]
+    before = {sentence: every[i - 1] if i else "" for i, sentence in enumerate(every)}
+    return {s: reading_text(s, before.get(s, ""), title) for s in sentences}
 
 
 def _pairs_for_sentence(doc, sentences, name, other_article, entity_pool, rng) -> Iterator[Pair]:

@@ -41,6 +41,7 @@ class Recipe:
     learning_rate: float = 4e-5
     warmup_share: float = 0.1
     held_out_share: float = 0.05
+    context: bool = False  # read each sentence with its article's title and the sentence before it
 
 
 def train_reader(
@@ -87,7 +88,7 @@ def train_reader(
         "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
         "minutes": round((time.monotonic() - started) / 60, 1),
         "command": f"rag train-reader --corpus {' '.join(recipe.corpora)} --questions {recipe.questions} "
-        f"--seed {recipe.seed}",
+        f"--seed {recipe.seed}" + (" --context" if recipe.context else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (out_dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -104,7 +105,7 @@ def _make_pairs(recipe: Recipe, log) -> list[questions.Pair]:
     def progress(done: int, wanted: int) -> None:
         log(f"  {done} of {wanted} questions", end="\r")
 
-    pairs = questions.make_pairs(articles, nlp, recipe.questions, recipe.seed, progress)
+    pairs = questions.make_pairs(articles, nlp, recipe.questions, recipe.seed, progress, recipe.context)
     log(f"made {len(pairs)} pairs from {len({p.article for p in pairs})} articles")
     return pairs
 
