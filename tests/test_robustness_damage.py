@@ -129,3 +129,59 @@ def test_the_eval_stops_with_the_fix_rather_than_scoring_every_question_wrong(in
     dataset = tmp_path / "questions.jsonl"
     dataset.write_text(json.dumps({"id": "q1", "question": EXIM, "answers": [["10 billion"]]}) + "\n")
     fails_loudly(rag(root, "eval", "--dataset", str(dataset), "--out", str(tmp_path / "run")), "eval")
+
+
+def replace_with_file(index: Path, name: str) -> None:
+    shutil.rmtree(index / name)
+    (index / name).write_text("not a folder\n")
+
+
+def manifest_as_folder(index: Path) -> None:
+    (index / "manifest.json").unlink()
+    (index / "manifest.json").mkdir()
+
+
+# damage that only a rebuild heals, and that the rebuild itself used to trip over
+IN_THE_WAY = {
+    "the articles folder a file": lambda index: replace_with_file(index, "articles"),
+    "the Chroma folder a file": lambda index: replace_with_file(index, "chroma"),
+    "the manifest a folder": manifest_as_folder,
+}
+
+
+def vector_folders(index: Path) -> list[str]:
+    """Chroma's vector index folders, one per collection segment (named by a UUID)."""
+    return [p.name for p in (index / "chroma").iterdir() if p.is_dir() and len(p.name) == 36]
+
+
+@pytest.mark.parametrize("damage", IN_THE_WAY)
+def test_a_rebuild_clears_what_is_in_the_way_and_leaves_no_orphaned_vectors(indexed, tmp_path, damage):
+    root = tmp_path / "project"
+    shutil.copytree(indexed, root)
+    IN_THE_WAY[damage](root / "index")
+
+    asked = rag(root, "ask", EXIM, "--json")
+    if asked.returncode == 0:  # the articles folder is not needed to answer; the ingest names it
+        assert "10 billion" in json.loads(asked.stdout)["answer"]
+    else:
+        fails_loudly(asked, "ask")
+    fails_loudly(rag(root, "ingest", "--quiet"), "ingest")
+    for _ in range(2):  # the second rebuild replaces the first one's collection
+        done = rag(root, "ingest", "--rebuild", "--quiet")
+        assert done.returncode == 0 and "up to date" not in done.stdout, done.stdout + done.stderr[-2000:]
+        assert not any(line.startswith("skipped") for line in done.stdout.splitlines()), done.stdout
+    answers_right(root)
+    check_consistent(snapshot_in_subprocess(root))
+    assert len(vector_folders(root / "index")) == 1, vector_folders(root / "index")
+
+
+def test_an_index_dir_that_is_a_file_is_named_and_left_alone(indexed, tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(indexed / "corpus", root / "corpus")
+    (root / "index").write_text("my notes\n")
+    for command in (["ask", EXIM], ["ingest"], ["ingest", "--rebuild"]):
+        done = rag(root, *command)
+        assert done.returncode == 1 and done.stdout == "", done.stdout
+        line = f"rag {command[0]}: RAG_INDEX_DIR {root / 'index'} is a file, not a folder"
+        assert done.stderr.startswith(line) and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+    assert (root / "index").read_text() == "my notes\n"

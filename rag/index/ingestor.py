@@ -29,7 +29,14 @@ import numpy as np
 from rag.index import sentence_vectors as sentence_vectors_lib
 from rag.index.embeddings import Embedder, load_embedder
 from rag.index.keyword import KeywordIndex, tokenize
-from rag.index.manifest import DocumentEntry, IndexDamaged, Manifest, new_index_id
+from rag.index.manifest import (
+    MANIFEST_NAME,
+    DocumentEntry,
+    IndexDamaged,
+    Manifest,
+    check_index_folder,
+    new_index_id,
+)
 from rag.index.store import (
     IndexMismatch,
     StoredChunk,
@@ -47,6 +54,7 @@ from rag.settings import Settings
 
 EMBED_BATCH_CHUNKS = 256
 LOCK_NAME = ".ingest.lock"
+ARTICLES = "articles"  # the folder of cleaned article texts and their sentence vectors
 
 ProgressCallback = Callable[[int, int, str], None]  # (chunks stored, chunks to store, the latest file)
 
@@ -160,6 +168,7 @@ class Ingestor:
     def _lock(self) -> Iterator[None]:
         """One ingest at a time per index: a second one waits rather than interleaving commits,
         and says so, since it may wait for minutes."""
+        check_index_folder(self.index_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
         with open(self.index_dir / LOCK_NAME, "a+") as handle:
             try:
@@ -185,6 +194,9 @@ class Ingestor:
         """The committed index, checked: a manifest or store that cannot be read stops the run
         with the command that rebuilds it."""
         manifest = self._load_manifest()
+        for name in (ARTICLES, "chroma"):
+            if (self.index_dir / name).exists() and not (self.index_dir / name).is_dir():
+                raise IndexDamaged(f"{self.index_dir / name} is a file where the index keeps a folder")
         try:
             store = open_vector_store(self.settings, self.embedder.name, manifest.collection)
             store.check_readable()
@@ -205,6 +217,7 @@ class Ingestor:
             old = Manifest.load(self.index_dir)
         except IndexDamaged:
             old = None
+        self._clear_the_way()
         generation = old.generation if old else 0
         manifest = self._wanted_manifest(generation, index_id=(old and old.index_id) or new_index_id())
         family = collection_family(self.settings, manifest.index_id)
@@ -223,6 +236,14 @@ class Ingestor:
             reset_local_store(self.settings)  # Chroma cannot open its own files: start them afresh
             store = open_vector_store(self.settings, self.embedder.name, manifest.collection)
         return manifest, store
+
+    def _clear_the_way(self) -> None:
+        """A file where the index keeps a folder, or a folder where it keeps its manifest, is
+        damage a rebuild removes: it starts from the corpus alone."""
+        for name, folder in ((ARTICLES, True), ("chroma", True), (MANIFEST_NAME, False)):
+            path = self.index_dir / name
+            if path.exists() and path.is_dir() != folder:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
     def _wanted_manifest(self, generation: int = 0, index_id: str | None = None) -> Manifest:
         """A new index's manifest; its id names its collections (rag.index.store.collection_family)."""
@@ -376,8 +397,8 @@ class Ingestor:
         chunks = chunk_text(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_sentences)
         if not chunks:
             raise UnreadableFile("no article text found")
-        text_file = f"articles/{doc_id}-{candidate.sha256[:10]}.txt"
-        (self.index_dir / "articles").mkdir(exist_ok=True)
+        text_file = f"{ARTICLES}/{doc_id}-{candidate.sha256[:10]}.txt"
+        (self.index_dir / ARTICLES).mkdir(exist_ok=True)
         _write_atomically(self.index_dir / text_file, article.text)
         chunk_ids = [f"{doc_id}-{candidate.sha256[:10]}-{c.index:04d}" for c in chunks]
         base = {
@@ -499,7 +520,7 @@ class Ingestor:
                 shutil.rmtree(folder, ignore_errors=True)
         listed = [f for e in manifest.documents.values() for f in (e.text_file, e.sentence_file) if f]
         keep = {f.split("/")[1] for f in listed}
-        for article_file in (self.index_dir / "articles").glob("*"):
+        for article_file in (self.index_dir / ARTICLES).glob("*"):
             if article_file.name not in keep:
                 article_file.unlink(missing_ok=True)
 

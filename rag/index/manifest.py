@@ -65,6 +65,7 @@ class Manifest:
 
     @classmethod
     def load(cls, index_dir: Path) -> Manifest | None:
+        check_index_folder(index_dir)
         path = index_dir / MANIFEST_NAME
         if not path.exists():
             return None
@@ -74,7 +75,7 @@ class Manifest:
                 raise IndexDamaged(f"{path} was written by another version of this tool")
             documents = {source: DocumentEntry(**entry) for source, entry in raw.pop("documents").items()}
             return cls(**raw, documents=documents)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # bad JSON, or not a manifest's
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:  # unreadable, bad JSON, or not a manifest's
             raise IndexDamaged(f"the index manifest {path} is damaged ({type(exc).__name__}: {exc})") from exc
 
     def save(self, index_dir: Path) -> None:
@@ -88,12 +89,22 @@ class Manifest:
         os.replace(staged, index_dir / MANIFEST_NAME)
 
 
+def check_index_folder(index_dir: Path) -> None:
+    """A file where the index folder should be is the user's to move: no rebuild may delete it."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise IndexUnusable(
+            f"RAG_INDEX_DIR {index_dir} is a file, not a folder: set RAG_INDEX_DIR (or --index-dir) to a "
+            "folder, which is created if missing, or move the file away"
+        )
+
+
 def new_index_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
 def manifest_stamp(index_dir: Path) -> float | None:
     """Cheap change detection for readers: the manifest's modification time."""
+    check_index_folder(index_dir)
     try:
         return (index_dir / MANIFEST_NAME).stat().st_mtime_ns
     except FileNotFoundError:

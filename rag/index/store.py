@@ -7,9 +7,11 @@ would try to download a model on its first add.
 
 from __future__ import annotations
 
+import re
 import shutil
+import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +22,7 @@ from rag.index.manifest import IndexDamaged, Manifest
 from rag.settings import Settings
 
 MAX_BATCH = 5000  # Chroma refuses more than 5,461 items in one call
+_SEGMENT_FOLDER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class IndexMismatch(RuntimeError):
@@ -292,8 +295,28 @@ def drop_collections(settings: Settings, keep: str, family: str, replaced: str |
             ours = found.name in (family, replaced) or found.name.startswith(family + "-g")
             if (ours or not settings.chroma_url) and found.name != keep:
                 client.delete_collection(found.name)
+    if not settings.chroma_url:
+        _remove_orphaned_vector_folders(local_store_path(settings))
+
+
+def _remove_orphaned_vector_folders(path: Path) -> None:
+    """Chroma (1.5) deletes a collection's rows but leaves its vector index folder, named by the
+    segment's id, on disk: remove the folders no segment lists. Run under the ingest lock, the
+    only place collections are made: a new one's folder appears after its segment row."""
+    database = path / "chroma.sqlite3"
+    if not database.is_file():
+        return
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+        listed = {row[0] for row in connection.execute("SELECT id FROM segments")}
+    for folder in path.iterdir():
+        if folder.is_dir() and _SEGMENT_FOLDER.fullmatch(folder.name) and folder.name not in listed:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def reset_local_store(settings: Settings) -> None:
     """Delete an embedded store's files: the way back from a store Chroma cannot open any more."""
-    shutil.rmtree(local_store_path(settings), ignore_errors=True)
+    path = local_store_path(settings)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)  # a file (or a link) where the store's folder should be
