@@ -17,6 +17,7 @@ from rag.index.ingestor import Ingestor  # noqa: E402
 from rag.index.manifest import Manifest  # noqa: E402
 from tests.conftest import make_project  # noqa: E402
 from tests.robustness import assert_index_consistent, writable_copy  # noqa: E402
+from tests.robustness import rag as rag_cli  # noqa: E402 - `rag` is the package here
 from tests.test_documents import PDF_LINES, make_pdf, text_stream  # noqa: E402
 
 BUNDLED = 5
@@ -232,3 +233,63 @@ def run_in_project_with(root, **env):
         [*RAG, "ingest", "--quiet"], cwd=root, env={**cli_env(root), **env}, capture_output=True, text=True,
         timeout=300, check=False,
     )
+
+
+# -- text that used to be lost or mangled without a word -------------------------------------------
+
+DEEP_SENTENCE = "The Varn harbour reopened on Monday after the storm repairs were finished."
+BROKEN_UTF8 = "The café in Zürich reopened on Tuesday, said señor Müller, who serves crème brûlée."
+
+
+def deeply_nested_page(depth: int = 1000) -> str:
+    """Past libxml2's 256 levels, where the article extractor loses the text."""
+    return f"<html><body>{'<div>' * depth}<p>{DEEP_SENTENCE}</p>{'</div>' * depth}</body></html>"
+
+
+def decompression_bomb_pdf(inflated_bytes: int = 100_000_000) -> bytes:
+    """A one-page PDF whose 100 KB content stream inflates to 100 MB, past pypdf's 75 MB limit."""
+    import zlib
+
+    bomb = zlib.compress(b"0" * inflated_bytes, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(bomb) + bomb + b"\nendstream",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+
+
+def test_odd_files_are_read_with_the_fallback_said_or_refused_with_what_they_are(tmp_path):
+    """Through `rag ingest` and `rag search`: deep markup is read, broken UTF-8 keeps its accents and
+    says how many bytes were replaced, and a PDF decompression bomb is named as one, not a scan."""
+    root = tmp_path / "project"
+    writable_copy(make_project(root))
+    corpus = root / "corpus"
+    (corpus / "deep.html").write_text(deeply_nested_page())
+    broken = f"Cafe News From Zurich\n\n{BROKEN_UTF8}\n".encode().replace(b"Tuesday", b"Tues\xff\xfeday")
+    (corpus / "broken-utf8.txt").write_bytes(broken)
+    (corpus / "bomb.pdf").write_bytes(decompression_bomb_pdf())
+
+    done = rag_cli(root, "ingest", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert "skipped corpus/bomb.pdf: a decompression bomb: a compressed stream expands past pypdf's limit" in (
+        done.stdout
+    ), done.stdout
+    assert "note corpus/deep.html: the article extractor found no text (markup nested too deep?)" in done.stdout
+    assert "note corpus/broken-utf8.txt: not valid UTF-8: 2 broken byte sequence(s) replaced" in done.stdout
+    assert not any(line.startswith("skipped") and "bomb.pdf" not in line for line in lines), done.stdout
+    assert "2 added" not in done.stdout and "7 added" in done.stdout, done.stdout
+
+    found = rag_cli(root, "search", "Varn harbour storm repairs reopened")
+    assert DEEP_SENTENCE in found.stdout, found.stdout
+    found = rag_cli(root, "search", "cafe in Zurich creme brulee")
+    assert "café in Zürich" in found.stdout and "crème brûlée" in found.stdout and "Ã" not in found.stdout, found.stdout

@@ -66,6 +66,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (source, how it was read), e.g. a fallback encoding
     chunks_added: int = 0
     chunks_removed: int = 0
     orphans_cleared: int = 0
@@ -80,6 +81,7 @@ class IngestReport:
 
     def summary(self) -> str:
         lines = [f"skipped {source}: {reason}" for source, reason in self.skipped]
+        lines += [f"note {source}: {note}" for source, note in self.notes]
         lines += [f"Repaired: {what}." for what in self.repaired]
         if not self.changed:
             lines.append(
@@ -113,6 +115,7 @@ class _Staged:
     texts: list[str]  # title + chunk text, as embedded and keyword-indexed
     metadatas: list[dict]
     sentence_spans: list[list[tuple[int, int]]]  # each chunk's sentences, as ranges of its text
+    notes: tuple[str, ...] = ()  # how the file was read, for the report
 
 
 class Ingestor:
@@ -383,6 +386,8 @@ class Ingestor:
                 prepared.append(self._prepare(candidate))
             except (UnreadableFile, OSError) as exc:
                 report.skipped.append((candidate.source, _reason(exc)))
+            else:
+                report.notes += [(candidate.source, note) for note in prepared[-1].notes]
         return prepared
 
     def _prepare(self, candidate: _Candidate) -> _Staged:
@@ -430,6 +435,7 @@ class Ingestor:
             texts=[f"{article.title}\n{c.text}" for c in chunks],
             metadatas=[{**base, "chunk": c.index, "start": c.start, "end": c.end} for c in chunks],
             sentence_spans=[[(s.start, s.end) for s in split_sentences(c.text, prefix)] for c in chunks],
+            notes=article.notes,
         )
 
     def _embed_and_store(self, batch: list[_Staged], store: VectorStore, progress: _ChunkProgress) -> None:

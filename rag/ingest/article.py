@@ -20,6 +20,7 @@ class Article:
     publisher: str | None = None
     published: str | None = None
     url: str | None = None
+    notes: tuple[str, ...] = ()  # what the ingest report should say about how it was read
 
 
 def short_reason(exc: Exception, limit: int = 80) -> str:

@@ -7,6 +7,7 @@ reader in this package (plain_text, markdown, html, pdf), and every reader ends 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -54,21 +55,17 @@ def load_article(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Article:
     if suffix in BYTES_READERS:
         article = BYTES_READERS[suffix](data)
     else:
-        text = _decode(data)
+        text, decoded_note = _decode(data)
         if not text.strip():
             raise UnreadableFile("empty file")
         article = TEXT_READERS[suffix](text)
+        if decoded_note:
+            article = dataclasses.replace(article, notes=(decoded_note, *article.notes))
 
     if not has_words(article.text):
         raise UnreadableFile("no article text found")
     if not article.title:
-        article = Article(
-            text=article.text,
-            title=_title_from_filename(path),
-            publisher=article.publisher,
-            published=article.published,
-            url=article.url,
-        )
+        article = dataclasses.replace(article, title=_title_from_filename(path))
     return article
 
 
@@ -97,21 +94,30 @@ _BOMS = (
 )
 
 
-def _decode(data: bytes) -> str:
-    """Bytes to normalized text: BOM-marked Unicode, else UTF-8, else the Windows/Latin-1 family."""
+def _decode(data: bytes) -> tuple[str, str | None]:
+    """Bytes to normalized text, and a note when the bytes were not valid Unicode: BOM-marked
+    Unicode, else UTF-8, else a fallback that is said. Text that is mostly UTF-8 keeps it, with
+    its broken bytes replaced (decoding it all as Windows-1252 would mangle every accent); text
+    with no UTF-8 in it is read as Windows-1252, as Windows editors save it."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
-                return normalize(data.decode(encoding))
+                return normalize(data.decode(encoding)), None
             except UnicodeDecodeError as exc:
                 raise UnreadableFile(f"invalid {encoding.upper()} text") from exc
     # UTF-16 without a BOM is indistinguishable from binary here, and rare enough to refuse.
     if b"\x00" in data[:_SNIFF_BYTES]:
         raise UnreadableFile("binary file")
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            return normalize(data.decode(encoding))
-        except UnicodeDecodeError:
-            continue
-    # cp1252 leaves five byte values undefined; latin-1 maps every byte, so this cannot fail.
-    return normalize(data.decode("latin-1"))
+    try:
+        return normalize(data.decode("utf-8")), None
+    except UnicodeDecodeError:
+        pass
+    as_utf8 = data.decode("utf-8", errors="replace")
+    broken = as_utf8.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+    if sum(ord(c) > 127 for c in as_utf8) > 2 * broken:  # the valid UTF-8 characters outnumber the breaks
+        return normalize(as_utf8), f"not valid UTF-8: {broken} broken byte sequence(s) replaced with \ufffd"
+    try:
+        return normalize(data.decode("cp1252")), "not UTF-8: read as Windows-1252"
+    except UnicodeDecodeError:
+        # cp1252 leaves five byte values undefined; latin-1 maps every byte, so this cannot fail.
+        return normalize(data.decode("latin-1")), "not UTF-8: read as Latin-1"

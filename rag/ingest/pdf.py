@@ -29,13 +29,17 @@ def read(data: bytes) -> Article:
         try:
             pages = list(reader.pages)
         except Exception as exc:  # pypdf signals damage with many exception types
+            _refuse_bomb(exc)
             raise UnreadableFile(f"not a valid PDF: {short_reason(exc)}") from exc
-        page_texts = []
+        page_texts, page_errors = [], []
         for page in pages:
             try:
+                page.get_contents()  # decoded here, where pypdf's limit raises: extract_text hides it
                 page_texts.append(page.extract_text() or "")
-            except Exception:  # one bad page (odd font, broken stream) should not lose the rest
+            except Exception as exc:  # one bad page (odd font, broken stream) should not lose the rest
+                _refuse_bomb(exc)
                 page_texts.append("")
+                page_errors.append(exc)
         pdf_title = ""
         try:
             pdf_title = one_line((reader.metadata or {}).get("/Title") or "")
@@ -46,6 +50,8 @@ def read(data: bytes) -> Article:
 
     raw = "\n\n".join(t.strip("\n") for t in page_texts if t.strip())
     if not has_words(raw):
+        if page_errors and len(page_errors) == len(pages):
+            raise UnreadableFile(f"no page's text could be read: {short_reason(page_errors[0])}")
         raise UnreadableFile("no text in PDF (scanned?)")
     cleaned = clean(normalize(raw), take_title=not pdf_title)
     text = drop_leading_title(cleaned.text, pdf_title) if pdf_title else cleaned.text
@@ -56,6 +62,17 @@ def read(data: bytes) -> Article:
         published=cleaned.published,
         url=cleaned.url,
     )
+
+
+def _refuse_bomb(exc: Exception) -> None:
+    """A stream that inflates past pypdf's limit is a decompression bomb: no news article is
+    tens of megabytes of text, and it must not read as a scan."""
+    from pypdf.errors import LimitReachedError
+
+    if isinstance(exc, LimitReachedError):
+        raise UnreadableFile(
+            f"a decompression bomb: a compressed stream expands past pypdf's limit ({short_reason(exc)})"
+        ) from exc
 
 
 def _decrypt_with_empty_password(reader) -> None:
