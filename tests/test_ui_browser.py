@@ -343,3 +343,34 @@ def test_over_the_bbc_corpus_the_examples_are_its_headlines_and_answer(browser_c
     cited = page.locator("#sources .turn.latest .source-title").all_inner_texts()
     assert labels[0].removeprefix("Ask about: ") in cited
     page.close()
+
+
+def box(page, selector: str) -> dict:
+    return page.locator(selector).first.bounding_box()
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+
+@pytest.mark.parametrize("width", [1440, 1024])
+def test_the_trash_button_and_the_upload_label_cover_nothing(browser_context, ui_server, width):
+    page = browser_context.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    open_fresh_chat(page, ui_server.url)
+    assert not overlap(box(page, "#upload label"), box(page, "#upload .icon-wrap"))
+    # A long question fills its bubble's whole width, up to the trash button's corner.
+    ask(page, f"{SAMPLE} And what did the United States and India agree at the ministerial meeting?", turn=0)
+    assert not overlap(box(page, "#chat button[aria-label=Clear]"), box(page, "#chat .message"))  # the bubble
+    page.close()
+
+
+def test_on_a_phone_the_examples_show_on_the_first_screen(browser_context, ui_server):
+    page = browser_context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_fresh_chat(page, ui_server.url)
+    examples = page.locator("#examples button.example")
+    playwright.expect(examples).to_have_count(4)
+    playwright.expect(examples.first).to_be_in_viewport(ratio=1)
+    page.close()

@@ -170,7 +170,7 @@ def _sidebar(service: ChatService) -> dict:
         gr.Markdown("### Add articles")
         controls["files"] = gr.File(
             file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), label="txt, md, html or pdf",
-            elem_id="upload", height=150,
+            elem_id="upload", height=180,
         )
         controls["upload_status"] = gr.HTML("", elem_id="upload-status", js_on_load=None)
         controls["index_info"] = gr.Markdown(service.index_summary(), elem_id="index-info")

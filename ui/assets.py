@@ -12,6 +12,16 @@ CSS = """
 #examples::before {
   content: "Try:"; align-self: center; font-size: .85em; color: var(--body-text-color-subdued);
 }
+/* Room above the first message for the chat's trash button, which Gradio pins to the top right,
+   where the first question's bubble would otherwise sit under it. */
+#chat .bubble-wrap { padding-top: 2.4rem; }
+/* Gradio floats the upload box's label over the box, across the upload icon: start below it. */
+#upload .upload-container { padding-top: 2rem; }
+/* On a phone an empty 560-px chat box would push the example questions off the first screen. */
+@media (max-width: 768px) {
+  #chat { height: 60vh !important; }
+  #chat:has(.placeholder-content) { height: 9rem !important; }
+}
 #chat .question { white-space: pre-wrap; }
 #chat .answer-text { white-space: pre-wrap; line-height: 1.55; }
 #chat .answer.pending, #chat .answer.streaming .answer-text:empty { color: var(--body-text-color-subdued); }
