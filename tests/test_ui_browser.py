@@ -374,3 +374,19 @@ def test_on_a_phone_the_examples_show_on_the_first_screen(browser_context, ui_se
     playwright.expect(examples).to_have_count(4)
     playwright.expect(examples.first).to_be_in_viewport(ratio=1)
     page.close()
+
+
+def test_a_filter_that_hides_every_passage_lists_no_empty_closest_passages(page):
+    page.fill("#date-from input", "2030-01-01")
+    page.press("#date-from input", "Tab")
+    bubble = ask(page, SAMPLE, turn=0)
+    assert "No article within the filter (published on or after 2030-01-01)" in bubble.inner_text()
+    panel = page.locator("#sources .turn.latest").inner_text()
+    assert "Closest passages" not in panel + bubble.inner_text() and "No passage came close." in panel
+
+
+def test_a_weak_match_refusal_says_so_in_words_without_a_score(page):
+    bubble = ask(page, "What did the ministers eat for lunch?", turn=0)
+    assert bubble.locator(".abstain-banner").inner_text() == "Not in these articles"
+    reason = bubble.locator(".answer-text").inner_text()
+    assert "The closest passage is only loosely related to the question" in reason and "score" not in reason

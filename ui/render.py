@@ -19,6 +19,9 @@ ArticleLink = Callable[[str], str | None]  # a passage's source -> URL of the wh
 
 _EARLIER_TURNS_SHOWN = 8
 NEAREST_LABEL = "Closest passages (they do not answer it):"
+# The answerer's reason names its internal score; a reader needs what it means.
+_WEAK_MATCH = re.compile(r"(the closest passage is )a weak match \(score -?[0-9.]+\)", re.I)
+_WEAK_MATCH_WORDS = r"\1only loosely related to the question"
 
 
 def esc(text: object) -> str:
@@ -124,7 +127,7 @@ def user_bubble(question: str) -> str:
 
 
 def _abstention(answer: Answer, turn: int) -> str:
-    reason = answer.answer.strip().removeprefix(REFUSAL).strip()
+    reason = refusal_reason(answer)
     # One line per article, with a link to each of its passages: three passages of one article
     # would otherwise list its title three times.
     by_article: dict[str, list[int]] = {}
@@ -137,6 +140,12 @@ def _abstention(answer: Answer, turn: int) -> str:
         f'<div class="abstain-banner">{esc(REFUSAL.rstrip("."))}</div>'
         f'<div class="answer-text">{esc(reason)}</div>{listing}'
     )
+
+
+def refusal_reason(answer: Answer) -> str:
+    """Why the answer was withheld, in the reader's words rather than the answerer's scores."""
+    reason = answer.answer.strip().removeprefix(REFUSAL).strip()
+    return _WEAK_MATCH.sub(_WEAK_MATCH_WORDS, reason)
 
 
 def _answer_meta(answer: Answer) -> str:
@@ -161,7 +170,7 @@ def confidence_label(answer: Answer) -> str:
 
 def plain_answer(answer: Answer) -> str:
     """The answer as text to copy: the prose, then the numbered sources it cites."""
-    lines = [answer.answer]
+    lines = [_WEAK_MATCH.sub(_WEAK_MATCH_WORDS, answer.answer)]
     listed = answer.citations or answer.nearest
     if listed:
         lines += ["", "Sources:" if answer.citations else NEAREST_LABEL]
@@ -240,7 +249,9 @@ def retrieved_section(passages: list[Passage], turn: int, article_link: ArticleL
 
 def answered_section(answer: Answer, passages: list[Passage], turn: int, article_link: ArticleLink) -> str:
     if answer.abstained:
-        note = f'<p class="panel-note">{esc(REFUSAL)} {NEAREST_LABEL}</p>'
+        # A filter can hide every passage: then there is no closest one to label.
+        label = NEAREST_LABEL if answer.nearest else "No passage came close."
+        note = f'<p class="panel-note">{esc(REFUSAL)} {label}</p>'
         cards = "".join(source_card(SourceEntry.from_citation(n, c), source_id(turn, n), article_link, "nearest")
                         for n, c in enumerate(answer.nearest, 1))
         return note + cards
