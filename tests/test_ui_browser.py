@@ -390,3 +390,22 @@ def test_a_weak_match_refusal_says_so_in_words_without_a_score(page):
     assert bubble.locator(".abstain-banner").inner_text() == "Not in these articles"
     reason = bubble.locator(".answer-text").inner_text()
     assert "The closest passage is only loosely related to the question" in reason and "score" not in reason
+
+
+def test_a_vote_shows_again_after_a_reload(page):
+    ask(page, SAMPLE, turn=0)
+    page.locator("#chat button[aria-label=Like]").first.click()
+    page.get_by_text("feedback saved").wait_for()
+    playwright.expect(page.locator("#chat button[aria-label=Liked]")).to_have_count(1)
+    page.wait_for_timeout(500)  # the browser's storage is written after the vote's event
+    page.reload()
+    playwright.expect(page.locator("#chat .answer.final")).to_have_count(1)
+    playwright.expect(page.locator("#chat button[aria-label=Liked]")).to_have_count(1)
+    follow_up = ask(page, "And how much went to Brazil?", turn=1)
+    assert "565 million" in follow_up.inner_text()
+    playwright.expect(page.locator("#chat button[aria-label=Liked]")).to_have_count(1)  # still on the first
+
+    page.click("#new-chat")
+    playwright.expect(page.locator("#chat .answer")).to_have_count(0)
+    ask(page, SAMPLE, turn=0)
+    playwright.expect(page.locator("#chat button[aria-label=Liked]")).to_have_count(0)  # a new chat has no votes

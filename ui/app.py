@@ -68,6 +68,8 @@ from ui.chat import (  # noqa: E402
     Turn,
     restored_conversation,
     saved_conversation,
+    thumbs,
+    with_vote,
 )
 from ui.safety import LoginGuard, check_bind, check_port_free, parse_auth  # noqa: E402
 from ui.uploads import UploadResult, discard_copies  # noqa: E402
@@ -242,14 +244,17 @@ def _wire_chat_tools(service: ChatService, chat: dict, turns: gr.State, sources:
     def new_chat():
         return [*_restored_outputs(restored_conversation({})), {}]
 
-    def record_vote(turns_so_far: list[Turn], data: gr.LikeData) -> None:
-        _record_vote(service, turns_so_far, data)
+    def record_vote(turns_so_far: list[Turn], kept: dict, data: gr.LikeData) -> tuple:
+        if not _record_vote(service, turns_so_far, data):
+            return gr.skip(), gr.skip()
+        return turns_so_far, with_vote(kept, turns_so_far)
 
     chat["copy"].click(None, [chat["copy_text"]], None, js=assets.COPY_JS, api_visibility="private")
     for trigger in (chat["clear"].click, chat["chatbot"].clear):
         trigger(new_chat, None, [chat["chatbot"], sources, turns, chat["copy_text"], saved], queue=False,
                 api_visibility="private")
-    chat["chatbot"].like(record_vote, [turns], None, api_visibility="private")
+    # The vote is kept with the conversation, so that its thumb shows again after a reload.
+    chat["chatbot"].like(record_vote, [turns, saved], [turns, saved], api_visibility="private")
 
 
 def _chat_outputs(view: ChatView) -> tuple:
@@ -269,17 +274,21 @@ def _restore(kept: dict, turns_so_far: list[Turn]) -> tuple:
 
 
 def _restored_outputs(view: ChatView) -> tuple:
-    return view.messages, view.panel, view.turns, view.copy_text
+    chatbot = gr.update(value=view.messages, feedback_value=thumbs(view.turns))
+    return chatbot, view.panel, view.turns, view.copy_text
 
 
-def _record_vote(service: ChatService, turns: list[Turn], data: gr.LikeData) -> None:
+def _record_vote(service: ChatService, turns: list[Turn], data: gr.LikeData) -> bool:
+    """Append the vote to the feedback file and keep it on its turn; False when there is no answer."""
     index = data.index[0] if isinstance(data.index, list | tuple) else data.index
     turn = turns[index // 2] if 0 <= index // 2 < len(turns) else None
     if turn is None or turn.answer is None:
-        return
+        return False
     vote = {True: "up", False: "down"}.get(data.liked, str(data.liked))
     service.record_feedback(turn, vote)
+    turn.vote = vote
     gr.Info("Thanks: feedback saved.")
+    return True
 
 
 def _wire_uploads(service: ChatService, controls: dict) -> None:

@@ -72,6 +72,7 @@ class Turn:
     question: str
     answer: dict | None = None  # Answer.to_dict(); None when the question failed
     sources: str = ""  # this question's section of the sources panel
+    vote: str = ""  # "up" or "down" once the thumbs under its answer were clicked
 
 
 @dataclass
@@ -92,6 +93,22 @@ def saved_conversation(view: ChatView) -> dict:
     # Every turn shows as two messages, the question and its answer.
     return {"messages": view.messages[-2 * len(turns):], "turns": [asdict(t) for t in turns],
             "copy_text": view.copy_text}
+
+
+# How the chatbot's thumbs show a vote: one value per answer, in order.
+_THUMBS = {"up": "Like", "down": "Dislike"}
+
+
+def thumbs(turns: list[Turn]) -> list[str | None]:
+    """The chatbot's feedback values for these turns, so a kept vote shows again after a reload."""
+    return [_THUMBS.get(t.vote) for t in turns]
+
+
+def with_vote(saved: object, turns: list[Turn]) -> dict:
+    """The kept conversation with the turns' votes as they are now."""
+    kept = dict(saved) if isinstance(saved, dict) else {}
+    kept["turns"] = [asdict(t) for t in turns[-SAVED_TURNS:]]
+    return kept
 
 
 def restored_conversation(saved: object) -> ChatView:
