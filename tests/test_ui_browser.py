@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.ui_server import START_TIMEOUT_S, server_env
 
 pytest_plugins = ["tests.ui_server"]
 playwright = pytest.importorskip("playwright.sync_api")
@@ -409,3 +413,41 @@ def test_a_vote_shows_again_after_a_reload(page):
     playwright.expect(page.locator("#chat .answer")).to_have_count(0)
     ask(page, SAMPLE, turn=0)
     playwright.expect(page.locator("#chat button[aria-label=Liked]")).to_have_count(0)  # a new chat has no votes
+
+
+def test_a_date_that_is_no_date_is_an_error_not_the_date_before_it(page):
+    page.fill("#date-to input", "2024-12-31")
+    page.press("#date-to input", "Tab")
+    page.fill("#date-to input", "last year")  # Gradio's box keeps 2024-12-31 as its value
+    page.press("#date-to input", "Tab")
+    bubble = ask(page, SAMPLE, turn=0)
+    assert "error" in bubble.get_attribute("class")
+    assert "The to date must look like 2025-01-31, not 'last year'." in bubble.inner_text()
+    page.fill("#date-to input", "")
+    assert "10 billion" in ask(page, SAMPLE, turn=1).inner_text()
+
+
+def test_beside_the_filters_an_index_without_dates_or_publishers_says_so(browser_context, ui_server, launcher,
+                                                                          tmp_path):
+    page = browser_context.new_page()
+    open_fresh_chat(page, ui_server.url)  # the bundled articles have both
+    playwright.expect(page.locator("#index-info")).to_contain_text("articles")
+    assert "no dates" not in page.locator("#filter-note").inner_text()
+    page.close()
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in {"tea.txt": "Tea prices rise\n\nTea prices rose by a tenth in Kenya this week.\n",
+                       "rail.txt": "Rail strike ends\n\nThe rail strike in Wales ended after three days.\n"}.items():
+        (corpus / name).write_text(text)
+    ingest = subprocess.run([sys.executable, "-m", "rag.cli", "ingest"], cwd=tmp_path, env=server_env(tmp_path),
+                            capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    assert ingest.returncode == 0, ingest.stderr
+    server = launcher.serve(tmp_path)
+    page = browser_context.new_page()
+    open_fresh_chat(page, server.url)
+    note = page.locator("#filter-note")
+    playwright.expect(note).to_have_text(
+        "This index has no dates or publishers: these filters would hide every article.")
+    playwright.expect(note).to_be_in_viewport()
+    page.close()

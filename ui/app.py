@@ -121,7 +121,8 @@ def build_app(settings: Settings, service: ChatService | None = None) -> gr.Bloc
         _wire_chat_tools(service, chat, turns, sources, saved)
         _wire_uploads(service, controls)
         _wire_api(service, settings)
-        app.load(lambda: _index_updates(service), None, [controls["publisher"], controls["index_info"]],
+        app.load(lambda: _index_updates(service), None,
+                 [controls["publisher"], controls["index_info"], controls["filter_note"]],
                  api_visibility="private")
         app.load(lambda: _example_updates(service), None, [*chat["examples"], chat["example_questions"]],
                  api_visibility="private")
@@ -168,6 +169,7 @@ def _sidebar(service: ChatService) -> dict:
             "date_to": gr.DateTime(include_time=False, type="string", label="Published until",
                                    elem_id="date-to"),
             "publisher": gr.Dropdown(_publisher_choices(service), value=ALL_PUBLISHERS, label="Publisher"),
+            "filter_note": gr.Markdown(service.filter_note(), elem_id="filter-note"),
         }
         gr.Markdown("### Add articles")
         controls["files"] = gr.File(
@@ -218,7 +220,7 @@ def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State
     inputs = [chat["question"], chat["chatbot"], turns, controls["k"], controls["backend"],
               controls["date_from"], controls["date_to"], controls["publisher"]]
     outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"], chat["unfiltered"], saved]
-    answer = {"fn": respond, "inputs": inputs, "outputs": outputs, "show_progress": "hidden",
+    answer = {"fn": respond, "inputs": inputs, "outputs": outputs, "show_progress": "hidden", "js": assets.TYPED_DATES_JS,
               "concurrency_id": "answer", "concurrency_limit": ANSWER_CONCURRENCY, "api_visibility": "private"}
     running = [chat["question"].submit(**answer)]
     for position, button in enumerate(chat["examples"]):
@@ -294,7 +296,7 @@ def _record_vote(service: ChatService, turns: list[Turn], data: gr.LikeData) -> 
 def _wire_uploads(service: ChatService, controls: dict) -> None:
     def add_articles(files, progress=PROGRESS):
         if not files:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return (gr.skip(),) * 5
         progress(0, desc="Saving the upload")
 
         def report(done: int, total: int, source: str) -> None:
@@ -305,18 +307,19 @@ def _wire_uploads(service: ChatService, controls: dict) -> None:
             result = service.library.add(paths, on_progress=report)
         except (RuntimeError, OSError) as exc:
             gr.Warning(render.esc(f"The upload failed: {exc}"))
-            return render.upload_report([], f"The upload failed: {exc}"), gr.skip(), gr.skip(), None
+            return render.upload_report([], f"The upload failed: {exc}"), gr.skip(), gr.skip(), gr.skip(), None
         finally:
             discard_copies(paths, Path(gr.utils.get_upload_folder()))
         _announce(result)
         outcomes = [(f.name, f.added, f.message) for f in result.files]
         summary = "Now searchable." if result.added else "Nothing was added."
-        publisher, index_info = _index_updates(service)
-        return render.upload_report(outcomes, summary), publisher, index_info, None
+        publisher, index_info, filter_note = _index_updates(service)
+        return render.upload_report(outcomes, summary), publisher, index_info, filter_note, None
 
     controls["files"].upload(
         add_articles, [controls["files"]],
-        [controls["upload_status"], controls["publisher"], controls["index_info"], controls["files"]],
+        [controls["upload_status"], controls["publisher"], controls["index_info"], controls["filter_note"],
+         controls["files"]],
         concurrency_id="ingest", concurrency_limit=1, api_visibility="private",
     )
 
@@ -374,7 +377,7 @@ def _example_updates(service: ChatService) -> list:
 
 
 def _index_updates(service: ChatService) -> tuple:
-    return gr.update(choices=_publisher_choices(service)), service.index_summary()
+    return gr.update(choices=_publisher_choices(service)), service.index_summary(), service.filter_note()
 
 
 # -- serving -----------------------------------------------------------------------------------------

@@ -147,3 +147,16 @@ COPY_JS = """
 SCROLL_TO_CITED_JS = """
 () => { document.getElementById("cited")?.scrollIntoView({block: "center"}); }
 """
+
+# Gradio's date box keeps its last valid value when the text typed is no date ("last year"), so
+# the question would be filtered by a date the user no longer sees. The answer is given the text
+# as typed instead, which the server refuses with a message when it is no date. The arguments are
+# the answer event's inputs, in order; the dates are the sixth and seventh.
+TYPED_DATES_JS = """
+(...inputs) => {
+  const typed = (id, value) => document.querySelector(`#${id} input`)?.value ?? value;
+  inputs[5] = typed("date-from", inputs[5]);
+  inputs[6] = typed("date-to", inputs[6]);
+  return inputs;
+}
+"""

@@ -241,6 +241,20 @@ class ChatService:
         chunks = sum(len(e.chunk_ids) for e in manifest.documents.values())
         return f"Index: {len(manifest.documents)} articles, {chunks} passages."
 
+    def filter_note(self) -> str:
+        """Said beside the filters when the articles lack what they filter on (the BBC archive
+        has neither dates nor publishers), since such a filter would hide every article."""
+        try:
+            documents = self.assistant.retriever.refresh().documents.values()
+        except IndexUnusable:
+            return ""
+        lacking = [name for name, has in (("dates", any(e.published for e in documents)),
+                                          ("publishers", any(e.publisher for e in documents))) if not has]
+        if not documents or not lacking:
+            return ""
+        return (f"This index has no {' or '.join(lacking)}: "
+                f"{'these filters' if len(lacking) > 1 else 'that filter'} would hide every article.")
+
     def warm_up(self) -> None:
         """Open the index and load the encoder and the entity tagger while Gradio starts, so the
         first question does not wait seconds for them (bench/findings.md). Working out the example
