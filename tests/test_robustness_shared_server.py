@@ -105,6 +105,14 @@ def test_two_indexes_on_one_server_keep_apart_through_ingests_and_rebuilds(tmp_p
     # one collection each, the rebuilt ones: the replaced generations are gone, nothing else
     assert sorted(collections(server)) == sorted([manifest(bundled)["collection"], manifest(towns)["collection"]])
 
+    # A manifest cut short still shows the index's id: its rebuild finds its old collections.
+    cut = (towns / "index" / "manifest.json").read_text()[:400]
+    (towns / "index" / "manifest.json").write_text(cut)
+    assert rag_on(server, towns, "ask", TOWN).returncode == 1
+    ingested(server, towns, "--rebuild")
+    both_answer(server, bundled, towns)
+    assert sorted(collections(server)) == sorted([manifest(bundled)["collection"], manifest(towns)["collection"]])
+
 
 def test_an_index_from_before_ids_still_opens_and_a_rebuild_gives_it_its_own_collection(tmp_path, server):
     bundled, towns = bundled_project(tmp_path / "bundled"), town_project(tmp_path / "towns")

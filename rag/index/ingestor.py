@@ -36,6 +36,7 @@ from rag.index.manifest import (
     Manifest,
     check_index_folder,
     new_index_id,
+    salvaged_index_id,
 )
 from rag.index.store import (
     IndexMismatch,
@@ -220,9 +221,10 @@ class Ingestor:
             old = Manifest.load(self.index_dir)
         except IndexDamaged:
             old = None
+        index_id = old.index_id if old else salvaged_index_id(self.index_dir)
         self._clear_the_way()
         generation = old.generation if old else 0
-        manifest = self._wanted_manifest(generation, index_id=(old and old.index_id) or new_index_id())
+        manifest = self._wanted_manifest(generation, index_id=index_id or new_index_id())
         family = collection_family(self.settings, manifest.index_id)
         manifest.collection = f"{family}-g{generation + 1:06d}"
         old_collection = old and (old.collection or self.settings.collection)

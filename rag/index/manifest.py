@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -96,6 +97,16 @@ def check_index_folder(index_dir: Path) -> None:
             f"RAG_INDEX_DIR {index_dir} is a file, not a folder: set RAG_INDEX_DIR (or --index-dir) to a "
             "folder, which is created if missing, or move the file away"
         )
+
+
+def salvaged_index_id(index_dir: Path) -> str | None:
+    """The id a damaged manifest still shows (it is written near the top, so a truncated one
+    keeps it): a rebuild keeps it, and with it finds the old collections on a shared server."""
+    try:
+        found = re.search(r'"index_id": "([0-9a-f]{16})"', (index_dir / MANIFEST_NAME).read_text(errors="replace"))
+    except OSError:
+        return None
+    return found and found[1]
 
 
 def new_index_id() -> str:
