@@ -16,6 +16,7 @@ CHUNKS = {
     "c5": "Minister Jaishankar met Secretary Rubio in Washington.",
     "c6": "The prime minister, Tony Blair, defended the plan.",
     "c7": "An exhibition by the painter Peter Blake opened.",
+    "c8": "The aid worker Margaret Hassan was kidnapped in Baghdad.",
 }
 KNOWN_WORDS = frozenset({"iraq", "iran", "japan", "tokyo", "vienna"})  # as a WordPiece vocabulary would
 
@@ -36,6 +37,9 @@ def speller() -> NameSpeller:
         ("Who did Jiashankr meet?", "Who did Jaishankar meet?"),  # two typos in a name of ten letters
         ("What did Tony Blare say?", "What did Tony Blair say?"),  # the name the whole phrase has
         ("What did Blare say?", "What did Blake say?"),  # alone, the closest name wins
+        ("what did japn sign?", "what did Japan sign?"),  # a name typed in lower case
+        ("what did tony blare say?", "what did tony Blair say?"),  # the name the lower-case pair has
+        ("Who kidnapped Margret Hasan?", "Who kidnapped Margaret Hassan?"),  # a typo in each word
     ],
 )
 def test_a_misspelt_name_takes_the_index_spelling(speller, typed, corrected):
@@ -49,7 +53,8 @@ def test_a_misspelt_name_takes_the_index_spelling(speller, typed, corrected):
         "What did Marko bid?",  # as close to Marka as to Marki, both as common: a guess either way
         "What did Jxpxn sign?",  # too many typos for a name of five letters
         "What did Japan sign?",  # spelt as the index spells it
-        "what did japn sign?",  # not written as a name
+        "what did the deel cover?",  # close to "deal", which articles do not write as a name
+        "Who kidnapped Margret Blake?",  # each word has a close name, but no article names them together
     ],
 )
 def test_real_ambiguous_or_distant_names_stay_as_typed(speller, question):

@@ -451,3 +451,9 @@ def test_beside_the_filters_an_index_without_dates_or_publishers_says_so(browser
         "This index has no dates or publishers: these filters would hide every article.")
     playwright.expect(note).to_be_in_viewport()
     page.close()
+
+
+def test_a_name_typed_in_lower_case_is_searched_as_the_index_spells_it(page):
+    bubble = ask(page, "What did the US and japn agree on rare earths?", turn=0)
+    assert bubble.locator(".searched").inner_text() == "Searched as: What did the US and Japan agree on rare earths?"
+    assert bubble.locator(".abstain-banner").count() == 0

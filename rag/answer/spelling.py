@@ -2,9 +2,11 @@
 is searched, so that a typo is corrected (and shown: "Searched as: ... Japan ...") rather than
 refused as a name that no article mentions.
 
-Only a name is corrected, and only when it is not a word at all: the index holds no such word, and
-the embedding model's own vocabulary (WordPiece, 30k common words and names) does not hold it
-whole. "Iraq" over an index that mentions only Iran stays "Iraq" (a real name whose absence is
+Only a name is corrected (typed capitalised or not, as long as articles write the correction as a
+name), and only when it is not a word at all: the index holds no such word, and the embedding
+model's own vocabulary (WordPiece, 30k common words and names) does not hold it whole; a name of
+several words with a typo in more than one ("Margret Hasan") is corrected when the corrected whole
+appears in an article. "Iraq" over an index that mentions only Iran stays "Iraq" (a real name whose absence is
 news to report), while "Japn" becomes "Japan".
 """
 
@@ -17,6 +19,10 @@ from pathlib import Path
 from rag.index.keyword import KeywordIndex, stem
 
 _NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*\b")  # "Japan", "Tony Blair"
+# A name typed in lower case ("japn"): corrected only when it is no word and articles write the
+# closest word as a name.
+_LOWER_CASE_WORD = re.compile(r"\b[a-z]{4,}\b")
+_WORD_BEFORE = re.compile(r"([A-Za-z]+) $")
 # After a lower-case word or a comma: capitalised as a name, not as a sentence's first word.
 _MID_SENTENCE_NAME = re.compile(r"(?<=[a-z0-9,;] )[A-Z][a-z]+\b")
 SPELLING_PROBE = 3  # chunks read to see how articles write a word
@@ -46,7 +52,22 @@ class NameSpeller:
 
     def correct(self, question: str) -> str:
         """The question with each name that is no word at all spelt as the index spells it."""
-        return _NAME_RUN.sub(lambda match: self._corrected(match.group(0), self.known_words), question)
+        corrected = _NAME_RUN.sub(lambda match: self._corrected(match.group(0), self.known_words), question)
+        return _LOWER_CASE_WORD.sub(self._lower_case_corrected, corrected)
+
+    def _lower_case_corrected(self, match: re.Match) -> str:
+        """A lower-case word that is no word, spelt as the name an article has after the word
+        before it ("tony blare" has "Blair", not the closer but lone "Blake"), else as its
+        closest name."""
+        word = match.group(0)
+        if word in self.known_words or self.keywords.has_stem(stem(word)):
+            return word
+        before = _WORD_BEFORE.search(match.string, 0, match.start())
+        if before:
+            spelt = self._closest_in_phrase([before.group(1).capitalize(), word.capitalize()], 1)
+            if spelt:
+                return spelt
+        return self._closest_name(word) or word
 
     def suggest(self, text: str) -> str | None:
         """`text` with every capitalised word the index lacks spelt as a close word it has, even
@@ -66,7 +87,23 @@ class NameSpeller:
                 words[i] = self._closest_name(word) or word
             else:
                 words[i] = self._closest_in_phrase(words, i) or word
-        return " ".join(words)
+        corrected = " ".join(words)
+        if corrected == run and len(words) > 1:
+            return self._corrected_together(words) or run
+        return corrected
+
+    def _corrected_together(self, words: list[str]) -> str | None:
+        """A run with a typo in more than one word ("Margret Hasan"): each word the index lacks
+        spelt as its closest name, kept only when the whole phrase appears in an article
+        ("Margaret Hassan"), which is evidence enough to correct even a real word."""
+        lacking = [i for i, word in enumerate(words) if len(word) >= 4 and not self.keywords.has_stem(stem(word.lower()))]
+        if len(lacking) < 2:
+            return None
+        fixed = list(words)
+        for i in lacking:
+            fixed[i] = self._closest_name(words[i]) or words[i]
+        phrase = " ".join(fixed)
+        return phrase if fixed != words and self._appears(phrase) else None
 
     def _closest_name(self, word: str) -> str | None:
         """The most frequent of the closest words that articles write as a name; two as frequent
