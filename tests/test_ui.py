@@ -23,7 +23,7 @@ from rag.answer.retrieve import Passage
 from rag.assistant import Final, Replace, Sources, Token
 from rag.settings import Settings
 from ui import render
-from ui.chat import ChatService, OptionError, parse_date, parse_history
+from ui.chat import ChatService, OptionError, parse_date, parse_history, respelled_question
 from ui.safety import LoginGuard, UnsafeServe, check_bind, is_local, parse_auth
 from ui.uploads import RejectedUpload, claim_path, safe_name
 
@@ -403,3 +403,19 @@ def test_warm_up_loads_what_the_first_question_waits_for(corpus_settings, assist
 def test_a_failed_warm_up_leaves_the_error_to_the_first_question(tmp_path):
     service = ChatService(Settings(corpus_dir=tmp_path / "c", index_dir=tmp_path / "i"))
     service.warm_up()  # no index: nothing raised here; the chat says `rag ingest` when asked
+
+
+@pytest.mark.parametrize(
+    ("question", "refusal", "respelled"),
+    [
+        ("What did Rubin sign?", "Not in these articles. No article mentions Rubin (did you mean Rubio?).",
+         "What did Rubio sign?"),
+        ("Did Rubin meet Jaishankor?",
+         "Not in these articles. No article mentions Rubin and Jaishankor (did you mean Rubio and Jaishankar?).",
+         "Did Rubio meet Jaishankar?"),
+        ("Did Rubin meet Iraq?", "Not in these articles. No article mentions Rubin and Iraq (did you mean Rubio?).", ""),
+        ("What did Iraq sign?", "Not in these articles. No article mentions Iraq.", ""),
+    ],
+)
+def test_a_refusal_suggesting_names_gives_the_question_so_spelt(question, refusal, respelled):
+    assert respelled_question(question, refusal) == respelled

@@ -457,3 +457,16 @@ def test_a_name_typed_in_lower_case_is_searched_as_the_index_spells_it(page):
     bubble = ask(page, "What did the US and japn agree on rare earths?", turn=0)
     assert bubble.locator(".searched").inner_text() == "Searched as: What did the US and Japan agree on rare earths?"
     assert bubble.locator(".abstain-banner").count() == 0
+
+
+def test_a_refusal_that_suggests_a_spelling_offers_to_ask_so(page):
+    bubble = ask(page, "What did Rubin sign?", turn=0)
+    assert "No article mentions Rubin (did you mean Rubio?)" in bubble.inner_text()
+    respelled = page.locator("#ask-respelled")
+    playwright.expect(respelled).to_have_text("Ask: What did Rubio sign?")
+    respelled.click()
+    page.wait_for_function("document.querySelectorAll('#chat .answer.final').length >= 2")
+    answer = page.locator("#chat .answer.final").nth(1)
+    assert answer.locator(".abstain-banner").count() == 0 and "Rubio" in answer.inner_text()
+    assert page.locator("#chat .question").nth(1).inner_text() == "What did Rubio sign?"
+    playwright.expect(respelled).to_be_hidden()

@@ -198,6 +198,9 @@ def _chat_column() -> dict:
         chat["clear"] = gr.Button("New chat", size="sm", elem_id="new-chat", scale=0, min_width=0)
         chat["unfiltered"] = gr.Button("Ask again without the filters", size="sm", variant="primary",
                                        elem_id="ask-unfiltered", visible=False, scale=0, min_width=0)
+        chat["respelled"] = gr.Button("", size="sm", variant="primary", elem_id="ask-respelled", visible=False,
+                                      scale=0, min_width=0)
+    chat["respelled_question"] = gr.State("")
     # Filled when the page loads, from the corpus in the index (rag/index/examples.py).
     with gr.Row(elem_id="examples"):
         chat["examples"] = [gr.Button("", size="sm", variant="secondary", scale=0, min_width=0, visible=False,
@@ -212,14 +215,15 @@ def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State
     def respond(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
         if not (question or "").strip():
             gr.Warning("Type a question first.")
-            yield (gr.skip(),) * 7
+            yield (gr.skip(),) * len(outputs)
             return
         for view in service.converse(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
             yield _chat_outputs(view)
 
     inputs = [chat["question"], chat["chatbot"], turns, controls["k"], controls["backend"],
               controls["date_from"], controls["date_to"], controls["publisher"]]
-    outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"], chat["unfiltered"], saved]
+    outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"], chat["unfiltered"], saved,
+               chat["respelled"], chat["respelled_question"]]
     answer = {"fn": respond, "inputs": inputs, "outputs": outputs, "show_progress": "hidden", "js": assets.TYPED_DATES_JS,
               "concurrency_id": "answer", "concurrency_limit": ANSWER_CONCURRENCY, "api_visibility": "private"}
     running = [chat["question"].submit(**answer)]
@@ -234,6 +238,10 @@ def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State
         [turns], [controls["date_from"], controls["date_to"], controls["publisher"], chat["question"]],
         queue=False, api_visibility="private")
     running.append(clear_filters.then(**answer))
+    # A refusal that suggests another spelling ("did you mean Rubio?") offers the question so spelt.
+    respell = chat["respelled"].click(lambda respelled: respelled, [chat["respelled_question"]], chat["question"],
+                                      queue=False, api_visibility="private")
+    running.append(respell.then(**answer))
     chat["question"].stop(lambda: gr.update(submit_btn="Ask", stop_btn=False), None, chat["question"],
                           cancels=running, queue=False, api_visibility="private")
 
@@ -265,7 +273,9 @@ def _chat_outputs(view: ChatView) -> tuple:
     copy_text = view.copy_text if view.done else gr.skip()
     unfiltered = gr.update(visible=view.hidden_by_filter) if view.done else gr.skip()
     saved = saved_conversation(view) if view.done else gr.skip()
-    return view.messages, view.panel, view.turns, copy_text, question, unfiltered, saved
+    respelled = gr.update(visible=bool(view.respelled), value=f"Ask: {view.respelled}") if view.done else gr.skip()
+    respelled_question = view.respelled if view.done else gr.skip()
+    return view.messages, view.panel, view.turns, copy_text, question, unfiltered, saved, respelled, respelled_question
 
 
 def _restore(kept: dict, turns_so_far: list[Turn]) -> tuple:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -85,6 +86,7 @@ class ChatView:
     copy_text: str = ""
     done: bool = False  # the turn is over: the question box can take the next one
     hidden_by_filter: bool = False  # the answer was refused because the filters hid the articles
+    respelled: str = ""  # the question with the names a refusal suggests ("did you mean ...?")
 
 
 def saved_conversation(view: ChatView) -> dict:
@@ -133,6 +135,24 @@ class _Draft:
     searched: str = ""
     text: str = ""
     note: str = ""
+
+
+_SUGGESTION = re.compile(r"No article mentions (?P<typed>[^()]+?) \(did you mean (?P<meant>[^()]+?)\?\)", re.I)
+_LIST_JOINS = re.compile(r", | and | or ")
+
+
+def respelled_question(question: str, refusal: str) -> str:
+    """The question with each name a refusal calls absent replaced by the name it suggests
+    instead; "" when the refusal suggests none, or not one for each name."""
+    match = _SUGGESTION.search(refusal)
+    if not match:
+        return ""
+    typed, meant = _LIST_JOINS.split(match["typed"]), _LIST_JOINS.split(match["meant"])
+    if len(typed) != len(meant):
+        return ""
+    for wrong, right in zip(typed, meant, strict=True):
+        question = re.sub(rf"\b{re.escape(wrong)}\b", right, question)
+    return question
 
 
 def parse_date(value: object, label: str) -> date | None:
@@ -355,6 +375,7 @@ class ChatService:
         bubble = render.final_bubble(answer, draft.index)
         view = self._view(asked, bubble, turns, render.plain_answer(answer), done=True)
         view.hidden_by_filter = answer.hidden_by_filter
+        view.respelled = respelled_question(draft.question, answer.answer) if answer.abstained else ""
         return view
 
     @staticmethod
