@@ -470,3 +470,34 @@ def test_a_refusal_that_suggests_a_spelling_offers_to_ask_so(page):
     assert answer.locator(".abstain-banner").count() == 0 and "Rubio" in answer.inner_text()
     assert page.locator("#chat .question").nth(1).inner_text() == "What did Rubio sign?"
     playwright.expect(respelled).to_be_hidden()
+
+
+def test_an_elliptical_follow_up_is_searched_with_the_previous_question(page):
+    ask(page, SAMPLE, turn=0)
+    follow_up = ask(page, "How much?", turn=1)
+    assert follow_up.locator(".searched").inner_text() == (
+        "Searched as: How much? (following: What did EXIM approve under Project Vault)")
+    assert "10 billion" in follow_up.locator(".answer-text").inner_text()
+
+
+def test_over_the_bbc_corpus_typos_and_follow_ups_are_resolved(browser_context, launcher, tmp_path):
+    from rag.evals.suites import load_suites
+    from rag.settings import Settings
+
+    suite = load_suites()["bbc"]
+    if reason := suite.unavailable():
+        pytest.skip(f"the BBC corpus: {reason}")
+    suite.prepare(suite.settings(Settings()))
+    server = launcher.serve(tmp_path, RAG_CORPUS_DIR=str(suite.corpus_dir), RAG_INDEX_DIR=str(suite.index_dir))
+    page = browser_context.new_page()
+    open_fresh_chat(page, server.url)
+
+    bubble = ask(page, "Who kidnapped Margret Hasan?", turn=0)  # a typo in each word
+    assert bubble.locator(".searched").inner_text() == "Searched as: Who kidnapped Margaret Hassan?"
+    assert bubble.locator(".abstain-banner").count() == 0 and "Margaret Hassan" in bubble.inner_text()
+
+    ask(page, "Who bid to take over the London Stock Exchange?", turn=1)
+    follow_up = ask(page, "How much per share?", turn=2)
+    assert "(following: Who bid to take over the London Stock Exchange)" in follow_up.locator(".searched").inner_text()
+    assert "530 pence per LSE share" in follow_up.locator(".answer-text").inner_text()
+    page.close()

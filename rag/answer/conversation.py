@@ -9,19 +9,29 @@ from rag.answer import text as textlib
 
 _FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|so|then|what about|how about|and what about)\b[\s,]*", re.I)
 _REFERRING_WORDS = re.compile(
-    r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|the same|the deal|the agreement|"
+    r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|else|the same|the deal|the agreement|"
     r"the loan|the programme|the program|the project|the meeting|the event)\b",
     re.I,
 )
 _MIN_SELF_CONTAINED_TERMS = 2
+# "How much per share?": a question this short, naming nothing, leaves its subject to the one before.
+_ELLIPSIS_MAX_WORDS = 4
+_ELLIPSIS_MAX_CONTENT_WORDS = 2
 _CONTEXT_RE = re.compile(r"^(?P<question>.*?) \(following: (?P<context>.*)\)$", re.S)
 
 
 def is_follow_up(question: str) -> bool:
     if _FOLLOW_UP_START.match(question):
         return True
-    has_names = len(textlib.key_terms(question)) >= _MIN_SELF_CONTAINED_TERMS
-    return bool(_REFERRING_WORDS.search(question)) and not has_names
+    names = textlib.key_terms(question)
+    if not names and _is_elliptical(question):
+        return True
+    return bool(_REFERRING_WORDS.search(question)) and len(names) < _MIN_SELF_CONTAINED_TERMS
+
+
+def _is_elliptical(question: str) -> bool:
+    return (len(question.split()) <= _ELLIPSIS_MAX_WORDS
+            and len(textlib.content_stems(question)) <= _ELLIPSIS_MAX_CONTENT_WORDS)
 
 
 def rewrite_follow_up(question: str, history: list[str]) -> str:
