@@ -19,9 +19,6 @@ ArticleLink = Callable[[str], str | None]  # a passage's source -> URL of the wh
 
 _EARLIER_TURNS_SHOWN = 8
 NEAREST_LABEL = "Closest passages (they do not answer it):"
-# The answerer's reason names its internal score; a reader needs what it means.
-_WEAK_MATCH = re.compile(r"(the closest passage is )a weak match \(score -?[0-9.]+\)", re.I)
-_WEAK_MATCH_WORDS = r"\1only loosely related to the question"
 
 
 def esc(text: object) -> str:
@@ -143,9 +140,8 @@ def _abstention(answer: Answer, turn: int) -> str:
 
 
 def refusal_reason(answer: Answer) -> str:
-    """Why the answer was withheld, in the reader's words rather than the answerer's scores."""
-    reason = answer.answer.strip().removeprefix(REFUSAL).strip()
-    return _WEAK_MATCH.sub(_WEAK_MATCH_WORDS, reason)
+    """Why the answer was withheld: the refusal without its leading phrase."""
+    return answer.answer.strip().removeprefix(REFUSAL).strip()
 
 
 def _answer_meta(answer: Answer) -> str:
@@ -170,7 +166,7 @@ def confidence_label(answer: Answer) -> str:
 
 def plain_answer(answer: Answer) -> str:
     """The answer as text to copy: the prose, then the numbered sources it cites."""
-    lines = [_WEAK_MATCH.sub(_WEAK_MATCH_WORDS, answer.answer)]
+    lines = [answer.answer]
     listed = answer.citations or answer.nearest
     if listed:
         lines += ["", "Sources:" if answer.citations else NEAREST_LABEL]

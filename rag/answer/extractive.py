@@ -96,7 +96,7 @@ class ExtractiveAnswerer:
                 concerns.append("no passage gives the number asked for")
         best = _prefer_typed_answer(candidates)
         if best.score < MIN_SCORE or best.similarity < MIN_SIMILARITY:
-            concerns.append(f"the closest passage is a weak match (score {best.score:.2f})")
+            concerns.append("the closest passage is only loosely related to the question")
         return best, self._select(best, ranked, shape), concerns
 
     def _select(self, best: Sentence, ranked: list[Sentence], shape: QuestionShape) -> list[Sentence]:
