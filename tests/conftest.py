@@ -48,6 +48,18 @@ def assistant(corpus_settings):
     return Assistant.from_settings(corpus_settings)
 
 
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` server over a fresh data folder, stopped after the test."""
+    from tests.chroma_server import ChromaServer
+
+    data = tmp_path / "chroma-data"
+    data.mkdir()
+    server = ChromaServer(data).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def llm_server():
     """llama.cpp's OpenAI-compatible server with Gemma 3 270M, shared by the session's LLM tests."""

@@ -1,50 +1,40 @@
-"""The same pipeline against a real `chroma run` server instead of the embedded store."""
+"""The same pipeline against a real `chroma run` chroma_server instead of the embedded store."""
 
 import pytest
 
 from rag.assistant import Assistant
 from rag.index.ingestor import Ingestor
 from rag.index.store import StoreUnavailable
-from tests.chroma_server import ChromaServer
 from tests.conftest import make_project
 
 QUESTION = "What did EXIM approve under Project Vault?"
 
 
-@pytest.fixture
-def server(tmp_path):
-    data = tmp_path / "chroma-data"
-    data.mkdir()
-    chroma = ChromaServer(data).start()
-    yield chroma
-    chroma.stop()
-
-
-def test_ingest_and_ask_through_a_chroma_server(tmp_path, server):
-    settings = make_project(tmp_path / "project", chroma_url=server.url)
+def test_ingest_and_ask_through_a_chroma_server(tmp_path, chroma_server):
+    settings = make_project(tmp_path / "project", chroma_url=chroma_server.url)
     report = Ingestor(settings).run(show_progress=False)
     assert len(report.added) == 5
-    assert not (settings.index_dir / "chroma").exists(), "vectors live on the server, not in the index folder"
+    assert not (settings.index_dir / "chroma").exists(), "vectors live on the chroma_server, not in the index folder"
     assistant = Assistant(settings)
     first = assistant.ask(QUESTION)
     assert "10 billion" in first.answer and not first.abstained
     again = Ingestor(settings).run(show_progress=False)
     assert not again.changed
 
-    server.stop()
-    server.start()
+    chroma_server.stop()
+    chroma_server.start()
     after_restart = Assistant(settings).ask(QUESTION)
     assert after_restart.answer == first.answer
     assert [c.chunk_id for c in after_restart.citations] == [c.chunk_id for c in first.citations]
 
 
-def test_a_lost_server_gives_one_clear_error_then_recovers(tmp_path, server):
-    settings = make_project(tmp_path / "project", chroma_url=server.url)
+def test_a_lost_server_gives_one_clear_error_then_recovers(tmp_path, chroma_server):
+    settings = make_project(tmp_path / "project", chroma_url=chroma_server.url)
     Ingestor(settings).run(show_progress=False)
     assistant = Assistant(settings)
     expected = assistant.ask(QUESTION).answer
-    server.stop(kill=True)
+    chroma_server.stop(kill=True)
     with pytest.raises(StoreUnavailable, match="not answering"):
         assistant.ask(QUESTION)
-    server.start()
+    chroma_server.start()
     assert assistant.ask(QUESTION).answer == expected

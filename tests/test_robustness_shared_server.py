@@ -80,51 +80,42 @@ def make_legacy(server: ChromaServer, root: Path) -> None:
     (root / "index" / "manifest.json").write_text(json.dumps(written))
 
 
-@pytest.fixture
-def server(tmp_path):
-    data = tmp_path / "chroma-data"
-    data.mkdir()
-    running = ChromaServer(data).start()
-    yield running
-    running.stop()
-
-
-def test_two_indexes_on_one_server_keep_apart_through_ingests_and_rebuilds(tmp_path, server):
+def test_two_indexes_on_one_server_keep_apart_through_ingests_and_rebuilds(tmp_path, chroma_server):
     bundled, towns = bundled_project(tmp_path / "bundled"), town_project(tmp_path / "towns")
-    ingested(server, bundled)
-    ingested(server, towns)
-    both_answer(server, bundled, towns)
+    ingested(chroma_server, bundled)
+    ingested(chroma_server, towns)
+    both_answer(chroma_server, bundled, towns)
     assert manifest(bundled)["collection"] != manifest(towns)["collection"]
 
     shutil.copy(next((towns / "corpus").iterdir()), towns / "corpus" / "copy-of-a-town.txt")
-    ingested(server, towns)
-    ingested(server, bundled, "--rebuild")
-    ingested(server, towns, "--rebuild")
-    ingested(server, bundled)
-    both_answer(server, bundled, towns)
+    ingested(chroma_server, towns)
+    ingested(chroma_server, bundled, "--rebuild")
+    ingested(chroma_server, towns, "--rebuild")
+    ingested(chroma_server, bundled)
+    both_answer(chroma_server, bundled, towns)
     # one collection each, the rebuilt ones: the replaced generations are gone, nothing else
-    assert sorted(collections(server)) == sorted([manifest(bundled)["collection"], manifest(towns)["collection"]])
+    assert sorted(collections(chroma_server)) == sorted([manifest(bundled)["collection"], manifest(towns)["collection"]])
 
     # A manifest cut short still shows the index's id: its rebuild finds its old collections.
     cut = (towns / "index" / "manifest.json").read_text()[:400]
     (towns / "index" / "manifest.json").write_text(cut)
-    assert rag_on(server, towns, "ask", TOWN).returncode == 1
-    ingested(server, towns, "--rebuild")
-    both_answer(server, bundled, towns)
-    assert sorted(collections(server)) == sorted([manifest(bundled)["collection"], manifest(towns)["collection"]])
+    assert rag_on(chroma_server, towns, "ask", TOWN).returncode == 1
+    ingested(chroma_server, towns, "--rebuild")
+    both_answer(chroma_server, bundled, towns)
+    assert sorted(collections(chroma_server)) == sorted([manifest(bundled)["collection"], manifest(towns)["collection"]])
 
 
-def test_an_index_from_before_ids_still_opens_and_a_rebuild_gives_it_its_own_collection(tmp_path, server):
+def test_an_index_from_before_ids_still_opens_and_a_rebuild_gives_it_its_own_collection(tmp_path, chroma_server):
     bundled, towns = bundled_project(tmp_path / "bundled"), town_project(tmp_path / "towns")
-    ingested(server, bundled)
-    make_legacy(server, bundled)
-    ingested(server, towns)
-    ingested(server, towns, "--rebuild")
-    both_answer(server, bundled, towns)
-    assert "articles" in collections(server)
+    ingested(chroma_server, bundled)
+    make_legacy(chroma_server, bundled)
+    ingested(chroma_server, towns)
+    ingested(chroma_server, towns, "--rebuild")
+    both_answer(chroma_server, bundled, towns)
+    assert "articles" in collections(chroma_server)
 
-    assert "up to date" in ingested(server, bundled)
-    ingested(server, bundled, "--rebuild")
-    both_answer(server, bundled, towns)
+    assert "up to date" in ingested(chroma_server, bundled)
+    ingested(chroma_server, bundled, "--rebuild")
+    both_answer(chroma_server, bundled, towns)
     assert manifest(bundled)["index_id"]
-    assert sorted(collections(server)) == sorted([manifest(bundled)["collection"], manifest(towns)["collection"]])
+    assert sorted(collections(chroma_server)) == sorted([manifest(bundled)["collection"], manifest(towns)["collection"]])
