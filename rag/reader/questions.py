@@ -10,7 +10,7 @@ reader goes wrong on real questions:
   one it states (a near miss, as SQuAD 2.0's unanswerable questions are made);
 - a question about the same sentence asking for a kind of thing it does not hold ("When did Texas
   Instruments develop the chip?" where it gives no date);
-- a sentence of another article on the same subject.
+- the sentence of another article, drawn at random, that shares most words with the question.
 
 Everything is seeded, so one command makes the same pairs again (`rag train-reader`).
 """
@@ -113,10 +113,8 @@ def make_pairs(
         for doc in docs:
             for ent in doc.ents:
                 entity_pool.setdefault(ent.label_, []).append(ent.text)
-        other_name, other = _other_article_sentences(articles, index, rng)
-        read_as = {}
-        if context:
-            read_as = _contexts(text, sentences) | _contexts(dict(articles).get(other_name, ""), other)
+        other_text, other = _other_article(articles, index, rng)
+        read_as = _contexts(text, sentences) | _contexts(other_text, other) if context else {}
         for doc in docs:
             made = [replace(p, sentence=read_as.get(p.sentence, p.sentence))
                     for p in _pairs_for_sentence(doc, sentences, name, other, entity_pool, rng)]
@@ -128,11 +126,12 @@ def make_pairs(
     return pairs
 
 
-def _other_article_sentences(articles, index: int, rng: random.Random) -> tuple[str, list[str]]:
-    name, text = articles[rng.randrange(len(articles))]
-    if name == articles[index][0]:
-        return name, []
-    return name, article_sentences(text)
+def _other_article(articles, index: int, rng: random.Random) -> tuple[str, list[str]]:
+    """The text and sentences of an article drawn at random (none when the draw is this one)."""
+    drawn = rng.randrange(len(articles))
+    if drawn == index:
+        return "", []
+    return articles[drawn][1], article_sentences(articles[drawn][1])
 
 
 def _contexts(text: str, sentences: list[str]) -> dict[str, str]:
