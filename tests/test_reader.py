@@ -95,6 +95,7 @@ def tiny_reader(tmp_path_factory) -> Path:
     done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "held-out AUC" in done.stdout
+    assert len(list((root / "work").glob("pairs-*.jsonl"))) == 1  # kept, named after the recipe
     return root / "reader"
 
 

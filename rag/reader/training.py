@@ -34,7 +34,7 @@ class Recipe:
     """Everything that decides the model; recorded beside it."""
 
     corpora: list[str]
-    questions: int = 6000
+    questions: int = 4000
     seed: int = 13
     epochs: int = 1
     batch_size: int = 16
@@ -50,11 +50,10 @@ def train_reader(
     out_dir: Path,
     work_dir: Path,
     log=print,
-    pairs_file: Path | None = None,
 ) -> dict:
     """Make (or reuse) the pairs, fine-tune, export; returns the record written beside the model."""
     started = time.monotonic()
-    pairs_file = pairs_file or work_dir / "pairs.jsonl"
+    pairs_file = work_dir / f"pairs-{_data_key(recipe)}.jsonl"
     if pairs_file.exists():
         pairs = questions.read_pairs(pairs_file)
         log(f"using {len(pairs)} pairs from {pairs_file}")
@@ -93,6 +92,12 @@ def train_reader(
     }
     (out_dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
+
+
+def _data_key(recipe: Recipe) -> str:
+    """What decides the pairs, as a short hash: pairs made for another recipe are never reused."""
+    deciding = [recipe.corpora, recipe.questions, recipe.seed, recipe.context]
+    return hashlib.sha256(json.dumps(deciding).encode()).hexdigest()[:12]
 
 
 def _make_pairs(recipe: Recipe, log) -> list[questions.Pair]:
