@@ -28,18 +28,10 @@ from rag.evals.scoring import is_correct
 from rag.evals.suites import SUITES_FILE, pick_suites
 from rag.ingest.chunking import split_sentences
 from rag.reader.model import Reader, reading_text
+from rag.reader.training import auc
 from rag.settings import Settings
 
 LOGIT_CUTS = (-2.0, -1.0, 0.0, 1.0)
-
-
-def auc(scores: list[float], labels: list[bool]) -> float | None:
-    positives = np.array([s for s, y in zip(scores, labels, strict=True) if y])
-    negatives = np.array([s for s, y in zip(scores, labels, strict=True) if not y])
-    if not len(positives) or not len(negatives):
-        return None
-    wins = [(p > negatives).mean() + 0.5 * (p == negatives).mean() for p in positives]
-    return round(float(np.mean(wins)), 3)
 
 
 def read_question(assistant: Assistant, reader: Reader, question, candidates: int) -> dict:

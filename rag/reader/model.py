@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -62,16 +61,6 @@ def reading_text(sentence: str, before: str, title: str) -> str:
     """A sentence as a reader trained with context reads it: the sentence first, so that a long
     context is what truncation cuts, then its article's title and the sentence before it."""
     return f"{sentence} ({title}: {before})"
-
-
-def available(folder: Path = READER_DIR) -> bool:
-    return (folder / READER_FILE).exists() and (folder / "tokenizer.json").exists()
-
-
-@lru_cache(maxsize=4)
-def load_reader(folder: Path = READER_DIR) -> Reader:
-    """One reader per folder and process: the session takes about 90 MB and a second to open."""
-    return Reader(folder)
 
 
 def record(folder: Path = READER_DIR) -> dict:

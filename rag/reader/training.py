@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from rag.reader import questions
 from rag.reader.model import MAX_TOKENS, READER_FILE, RECORD_FILE, Reader
 
@@ -65,12 +67,12 @@ def train_reader(
     model, tokenizer = _fine_tune(train, recipe, base_model, log)
     model.save_pretrained(str(work_dir / "fine-tuned"))
     labels = [p.label for p in held_out]
-    trained_auc = _auc(_torch_scores(model, tokenizer, held_out), labels)
+    trained_auc = auc(_torch_scores(model, tokenizer, held_out), labels)
     model_file = _export(model, tokenizer, base_model, out_dir, work_dir)
     exported = Reader(out_dir)
     # The int8 file is what answers, so its own figure is the one recorded; fp32's shows the cost.
-    held_out_auc = _auc([float(exported.logits(p.question, [p.sentence])[0]) for p in held_out], labels)
-    log(f"held-out AUC {held_out_auc:.3f} (int8), {trained_auc:.3f} before quantising")
+    held_out_auc = auc([float(exported.logits(p.question, [p.sentence])[0]) for p in held_out], labels)
+    log(f"held-out AUC {held_out_auc} (int8), {trained_auc} before quantising")
     record = {
         "base_model": base_model.name,
         "recipe": recipe.__dict__,
@@ -79,8 +81,8 @@ def train_reader(
         "positives": sum(p.label for p in pairs),
         "articles": len({p.article for p in pairs}),
         "held_out_pairs": len(held_out),
-        "held_out_auc": round(held_out_auc, 4),
-        "held_out_auc_before_int8": round(trained_auc, 4),
+        "held_out_auc": held_out_auc,
+        "held_out_auc_before_int8": trained_auc,
         "max_tokens": MAX_TOKENS,
         "file": model_file.name,
         "bytes": model_file.stat().st_size,
@@ -187,14 +189,15 @@ def _torch_scores(model, tokenizer, pairs: list[questions.Pair]) -> list[float]:
     return scores
 
 
-def _auc(scores: list[float], labels: list[int]) -> float:
-    """The chance that a random positive scores above a random negative (ties count half)."""
-    positives = [s for s, y in zip(scores, labels, strict=True) if y]
-    negatives = [s for s, y in zip(scores, labels, strict=True) if not y]
-    if not positives or not negatives:
-        return float("nan")
-    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
-    return wins / (len(positives) * len(negatives))
+def auc(scores: list[float], labels: list) -> float | None:
+    """The chance that a random positive scores above a random negative (ties count half); None
+    when one of the two is missing."""
+    positives = np.array([s for s, y in zip(scores, labels, strict=True) if y])
+    negatives = np.array([s for s, y in zip(scores, labels, strict=True) if not y])
+    if not len(positives) or not len(negatives):
+        return None
+    wins = [(p > negatives).mean() + 0.5 * (p == negatives).mean() for p in positives]
+    return round(float(np.mean(wins)), 4)
 
 
 def _export(model, tokenizer, base_model: Path, out_dir: Path, work_dir: Path) -> Path:
