@@ -128,6 +128,7 @@ def two_suites(tmp_path):
         "news": {"dataset": "evals/few.jsonl", "corpus": "corpus"},
         "tiny": {"dataset": "evals/tiny-squad.json"},
         "absent": {"dataset": "evals/nothing.jsonl", "corpus": "nowhere"},
+        "absent-squad": {"dataset": "evals/no-squad.json"},
     }
     (evals / "suites.json").write_text(json.dumps(entries))
     return evals / "suites.json"
@@ -149,13 +150,15 @@ def test_suites_are_reported_side_by_side_each_against_its_own_index(two_suites,
     table = (out / "suites.md").read_text()
     assert "| metric | news | tiny |" in table and "answered precision" in table
     assert (out / "suites.png").stat().st_size > 10_000
-    assert "skipping suite absent" in capsys.readouterr().err
+    skipped = capsys.readouterr().err
+    assert "skipping suite absent: its dataset" in skipped
+    assert "skipping suite absent-squad: its dataset" in skipped
 
 
 def test_an_unknown_suite_is_a_clear_error(two_suites, corpus_settings, tmp_path):
     from rag.evals.suites import SuiteError
 
-    with pytest.raises(SuiteError, match="unknown suite nope; choose from news, tiny, absent or all"):
+    with pytest.raises(SuiteError, match="unknown suite nope; choose from news, tiny, absent, absent-squad or all"):
         run_suites(corpus_settings, ["nope"], tmp_path / "run", suites_file=two_suites)
 
 

@@ -39,7 +39,9 @@ class Suite:
         cls, name: str, dataset: Path, corpus_dir: Path | None, cache: Path, description: str = ""
     ) -> Suite:
         """A suite whose index (and, for SQuAD, corpus) lives in the folder `cache`."""
-        is_squad = squad.is_squad(dataset)
+        # Only a SQuAD suite names no corpus, so one whose file is missing is still known as one
+        # (and reported as not here) instead of being taken for a broken entry.
+        is_squad = squad.is_squad(dataset) if dataset.exists() else corpus_dir is None
         if is_squad:
             corpus_dir = cache / "corpus"
         if corpus_dir is None:
