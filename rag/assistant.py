@@ -280,7 +280,8 @@ class Assistant:
             known = self.retriever.refresh().publishers()
             if filters.publisher.casefold() not in {p.casefold() for p in known}:
                 listing = f"the publishers are {', '.join(known)}" if known else "no article names its publisher"
-                raise QuestionError(f"No article in the index is from {filters.publisher!r}: {listing}.")
+                named = filters.publisher if len(filters.publisher) <= 80 else f"{filters.publisher[:77]}…"
+                raise QuestionError(f"No article in the index is from {named!r}: {listing}.")
 
     def _spelled(self, question: str) -> str:
         """The question with its misspelt names corrected to the index's spelling (rag/answer/spelling.py)."""

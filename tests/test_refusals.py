@@ -92,6 +92,9 @@ def test_a_filter_no_article_could_pass_is_an_error_that_says_what_to_fix(news_p
     with pytest.raises(QuestionError, match=r"'from' date \(2026-01-01\) is after the 'to' date"):
         news_project.ask(EXIM_QUESTION, filters=Filters(date(2026, 1, 1), date(2025, 1, 1)))
     assert not news_project.ask(EXIM_QUESTION, filters=Filters(publisher="ani")).abstained, "any case matches"
+    with pytest.raises(QuestionError) as pasted:
+        news_project.ask(EXIM_QUESTION, filters=Filters(publisher="A" * 100_000))
+    assert len(str(pasted.value)) < 300, "a pasted page is not echoed back whole"
 
 
 def test_a_misspelt_name_in_a_full_name_is_searched_as_the_article_spells_it(news_project):
