@@ -7,6 +7,7 @@ sources first, then the answer's text as it is written, then the finished `Answe
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -43,6 +44,16 @@ class Sources:
 
 
 @dataclass
+class Provisional:
+    """The extractive answer, shown while a model reads the passages: the model's answer replaces
+    it once written and checked. `tentative`: the extractive answerer alone would withhold this
+    candidate (its confidence is low)."""
+
+    text: str
+    tentative: bool = False
+
+
+@dataclass
 class Token:
     text: str
 
@@ -61,7 +72,7 @@ class Final:
     decision: Decision | None = None  # the extractive candidate and its signals (the eval reads them)
 
 
-Event = Sources | Token | Replace | Final
+Event = Sources | Provisional | Token | Replace | Final
 
 
 @dataclass
@@ -120,6 +131,7 @@ class Assistant:
         self.chance_right = ChanceRight.load()
         self._chat_backends: dict[str, object] = {}
         self._auto: tuple[Backend, str] | None = None  # what RAG_LLM=auto resolved to, and why
+        self._resolving = threading.Lock()  # questions asked at once resolve `auto` once, not each
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
@@ -160,7 +172,10 @@ class Assistant:
         filters = filters or Filters.from_settings(self.settings)
         self._check_filters(filters)
         backend, backend_reason = self._resolve(backend or self.settings.llm)
-        searched = self._spelled(self._rewrite(question, history or [], backend))
+        # Built now, on the first question, so a misconfigured or unreachable model fails at once,
+        # even when the answer would have abstained without it.
+        chat = None if backend == "extractive" else self._chat_backend(backend)
+        searched = self._spelled(self._rewrite(question, history or [], chat))
         retrieval = self.retriever.search(searched, k, filters, mode)
         timings = {"retrieve_ms": _ms_since(started), **retrieval.timings}
         yield Sources(retrieval.passages, searched)
@@ -174,10 +189,12 @@ class Assistant:
         read = ModelRead()
         # Only a refusal true of the whole index ("no article mentions X") keeps the question from
         # a model: a candidate the confidence withheld may still be read by the model, which may refuse.
-        if decision.hard or backend == "extractive":
+        if decision.hard or chat is None:
             text, fallback = yield from _first_token_timed(self._extractive(decision, retrieval), timings, started)
         else:
-            llm_answer = self._llm(backend, searched, retrieval, ranked, decision, read, timings)
+            if decision.sentences:
+                yield self._provisional(decision)
+            llm_answer = self._llm(chat, searched, retrieval, ranked, decision, read, timings)
             text, fallback = yield from _first_token_timed(llm_answer, timings, started)
         timings["generate_ms"] = _ms_since(generating)
         timings["total_ms"] = _ms_since(started)
@@ -185,8 +202,8 @@ class Assistant:
         answer.attributed, answer.dropped, answer.answerable = read.attributed, read.dropped, read.answerable
         answer.draft = read.draft
         answer.backend_reason = backend_reason
-        if backend != "extractive" and not decision.hard:
-            answer.model = self._chat_backend(backend).name
+        if chat is not None and not decision.hard:
+            answer.model = chat.name
             fitted = self._model_confidence(answer, decision, read)
             answer.confidence = answer.confidence if fitted is None else fitted
         yield Final(answer, decision)
@@ -199,21 +216,55 @@ class Assistant:
             return None
         return round(self.chance_right.of(not answer.abstained, read.answerable, decision.confidence), 3)
 
+    def answerer(self) -> tuple[str, str]:
+        """Who answers a question asked without naming a backend: the model's name ("" for the
+        extractive answerer), and why it does."""
+        backend, reason = self._resolve(self.settings.llm)
+        if backend == "extractive":
+            return "", reason or "RAG_LLM=extractive"
+        return self._chat_backend(backend).name, reason or f"RAG_LLM={backend}"
+
+    def reset_backend(self) -> None:
+        """Forget what `auto` resolved to, so the next question resolves it again: a model
+        installed or chosen since then answers without a restart."""
+        with self._resolving:
+            self._auto = None
+            self._chat_backends.clear()
+
+    def use_model(self, settings: Settings | None, reason: str) -> None:
+        """Answer `auto` with the model these settings name (None: the extractive answerer) until
+        `reset_backend`, whatever `auto` would find."""
+        with self._resolving:
+            self._chat_backends.clear()
+            self._auto = self._settle(settings, reason)
+
+    def model_servers(self) -> list[str]:
+        """The OpenAI-compatible servers listing a model on this machine's usual ports."""
+        from rag.answer import backends
+
+        return [url for port in self.settings.local_llm_ports if (url := backends.find_local_server([port]))]
+
     def _resolve(self, backend: Backend) -> tuple[Backend, str]:
-        """The backend to answer with. `auto` is resolved once per assistant: a configured model,
-        else a model server on this machine, else the extractive answerer."""
+        """The backend to answer with. `auto` is resolved once per assistant (until
+        `reset_backend`): a configured model, else an installed one, else a model server on this
+        machine, else the extractive answerer."""
         if backend != "auto":
             return backend, ""
-        if self._auto is None:
-            from rag.answer import backends
+        with self._resolving:
+            if self._auto is None:
+                from rag.answer import backends
 
-            settings, reason = backends.resolve_auto(self.settings)
-            if settings is None:
-                self._auto = ("extractive", reason)
-            else:
-                self._chat_backends[settings.llm] = backends.make_chat_backend(settings)
-                self._auto = (settings.llm, reason)
-        return self._auto
+                self._auto = self._settle(*backends.resolve_auto(self.settings))
+            return self._auto
+
+    def _settle(self, settings: Settings | None, reason: str) -> tuple[Backend, str]:
+        """The backend these settings name, built now (None: the extractive answerer), and why."""
+        if settings is None:
+            return "extractive", reason
+        from rag.answer import backends
+
+        self._chat_backends[settings.llm] = backends.make_chat_backend(settings)
+        return settings.llm, reason
 
     def _judge(self, decision: Decision) -> Decision:
         """Weigh the candidate with the confidence model and withhold it below the threshold."""
@@ -227,6 +278,12 @@ class Assistant:
             return decision.withhold(probability)
         return replace(decision, confidence=probability)
 
+    def _provisional(self, decision: Decision) -> Provisional:
+        """The extractive candidate as text, even one its confidence would withhold."""
+        candidate = replace(decision, abstain_reason=None)
+        return Provisional(self.extractive.compose(candidate, _number_passages(decision.sentences)),
+                           tentative=decision.abstained)
+
     def _extractive(self, decision: Decision, retrieval: Retrieval):
         numbering = _number_passages(decision.sentences)
         text = self.extractive.compose(decision, numbering)
@@ -236,7 +293,7 @@ class Assistant:
 
     def _llm(
         self,
-        backend: Backend,
+        chat,
         question: str,
         retrieval: Retrieval,
         ranked: list[Sentence],
@@ -248,14 +305,13 @@ class Assistant:
         judged and which sentences were attributed or dropped go into `read`."""
         from rag.answer import llm
 
-        chat = self._chat_backend(backend)
         evidence = llm.select_evidence(retrieval.passages, ranked)
         if self.settings.llm_check_answerable:
             checking = time.perf_counter()
             read.answerable = llm.judged_answerable(chat, question, evidence)
             timings["check_ms"] = _ms_since(checking)
             if read.answerable is not None and read.answerable < self.answerable_threshold:
-                text = f"{REFUSAL} {llm.NOT_STATED[0].upper()}{llm.NOT_STATED[1:]}."
+                text = _refusal_because(llm.NOT_STATED)
                 yield Token(text)
                 return text, None
         draft = ""
@@ -263,10 +319,16 @@ class Assistant:
             draft += piece
             yield Token(piece)
         read.draft = draft
+        if not self.settings.llm_check_claims:
+            return llm.as_written(draft, evidence), None
         checked = llm.check_answer(draft, evidence)
         if checked.problem is None:
             read.attributed, read.dropped = checked.attributed, checked.dropped
             return checked.text, None
+        if not self.settings.llm_fallback:
+            withheld = _refusal_because(checked.problem)
+            yield Replace(withheld, checked.problem)
+            return withheld, None
         fallback_text, _ = _silently(self._extractive(decision, retrieval))
         yield Replace(fallback_text, checked.problem)
         return fallback_text, checked.problem
@@ -288,15 +350,13 @@ class Assistant:
         speller = self.retriever.name_speller(model_words(self.embedder.model_path))
         return speller.correct(question) if speller else question
 
-    def _rewrite(self, question: str, history: list[str], backend: Backend) -> str:
-        """An LLM backend rewrites follow-ups itself; the extractive one keeps the rule-based rewrite."""
-        if backend == "extractive":
+    def _rewrite(self, question: str, history: list[str], chat) -> str:
+        """A model rewrites follow-ups itself; the extractive answerer keeps the rule-based rewrite."""
+        if chat is None:
             return rewrite_follow_up(question, history)
         from rag.answer import llm
 
-        # The backend is built here, on the first question, so a misconfigured or unreachable
-        # model fails at once, even when the answer would have abstained without it.
-        return llm.rewrite_question(self._chat_backend(backend), question, history)
+        return llm.rewrite_question(chat, question, history)
 
     def _chat_backend(self, backend: Backend):
         from rag.answer import backends
@@ -334,6 +394,10 @@ def _shown_confidence(decision: Decision, refused: bool) -> float:
     if decision.hard or not refused:
         return round(decision.confidence, 3)
     return round(1.0 - decision.confidence, 3)
+
+
+def _refusal_because(reason: str) -> str:
+    return f"{REFUSAL} {reason[0].upper()}{reason[1:]}."
 
 
 def _number_passages(sentences: list[Sentence]) -> dict[int, int]:
