@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     llm_answerable_threshold: float | None = Field(
         None, ge=0, le=1, description="the model's chance of yes below which it declines; unset = the fitted threshold"
     )
+    # After writing, each sentence is checked against the passages it cites; an answer that fails
+    # is replaced by the extractive one (llm_fallback), or withheld.
+    llm_check_claims: bool = True
+    llm_fallback: bool = True
     llm_timeout_s: float = 120.0
 
     max_question_chars: int = 2000
@@ -96,6 +100,10 @@ PRESETS: dict[str, dict] = {
     "openai": {"llm": "openai"},
     "llamacpp": {"llm": "llamacpp"},
     "unchecked": {"llm_check_answerable": False},
+    "claims-unchecked": {"llm_check_claims": False},
+    "no-fallback": {"llm_fallback": False},
+    # The baseline: the same evidence and prompt, the model's reply shown as written.
+    "plain": {"llm_check_answerable": False, "llm_check_claims": False},
 }
 
 # Presets that change how chunks are cut need an index of their own.

@@ -37,7 +37,7 @@ from rag.answer.llm import (
 from rag.answer.ranking import Sentence
 from rag.answer.retrieve import Passage
 from rag.assistant import Assistant, Final, Replace, Sources, Token, _is_refusal
-from rag.settings import Settings
+from rag.settings import PRESETS, Settings
 from tests.conftest import make_project
 from tests.llm_server import BrokenServer, LlamaServer, gemma_gguf
 from tests.processes import free_port
@@ -534,6 +534,58 @@ def test_the_check_can_be_switched_off(corpus_settings, assistant):
     answer = unchecked.ask(DFC_QUESTION, backend="openai")
     assert not answer.abstained and answer.answerable is None and backend.judged == []
     assert "answerable" not in answer.to_dict() and "check_ms" not in answer.timings
+
+
+# --- the plain preset and the guards one by one -------------------------------------------------
+
+def _with(corpus_settings, assistant, backend, **settings) -> Assistant:
+    configured = Assistant(corpus_settings.with_overrides(**settings), retriever=assistant.retriever)
+    configured._chat_backends["openai"] = backend
+    return configured
+
+
+def test_the_plain_preset_shows_the_models_answer_as_written_with_its_citations(corpus_settings, assistant):
+    backend = ScriptedChat("The DFC gave the Orion consortium USD 650 million [1].", verdict=0.0)
+    plain = _with(corpus_settings, assistant, backend, **PRESETS["plain"])
+    events = _events(plain, DFC_QUESTION, backend="openai")
+    answer = _final(events)
+    assert backend.judged == [] and answer.answerable is None  # no answerability verdict
+    assert not any(isinstance(e, Replace) for e in events) and answer.fallback is None  # no check, no fallback
+    assert answer.answer == "The DFC gave the Orion consortium USD 650 million [1]."
+    cited = backend.seen[0][-1]["content"].split("<passage ")[1]
+    assert answer.citations[0].text.split()[0] in cited  # [1] is the evidence's first passage
+
+
+def test_the_plain_preset_keeps_a_refusal_and_drops_markers_past_the_evidence(corpus_settings, assistant):
+    refusing = _with(corpus_settings, assistant, ScriptedChat(f"{REFUSAL} [1]"), **PRESETS["plain"])
+    assert refusing.ask(DFC_QUESTION, backend="openai").answer == REFUSAL
+    stray = _with(corpus_settings, assistant, ScriptedChat("About USD 600 million [9]."), **PRESETS["plain"])
+    answer = stray.ask(DFC_QUESTION, backend="openai")
+    assert answer.answer == "About USD 600 million ." and answer.citations == []
+
+
+def test_without_the_fallback_a_rejected_answer_is_withheld(corpus_settings, assistant):
+    backend = ScriptedChat("The DFC gave the Orion consortium USD 650 million [1].")
+    strict = _with(corpus_settings, assistant, backend, llm_fallback=False)
+    events = _events(strict, DFC_QUESTION, backend="openai")
+    answer = _final(events)
+    reason = "the number 650 million in sentence 1 is in none of the passages it cites"
+    assert answer.abstained and answer.answer == f"{REFUSAL} The{reason[3:]}."
+    assert [e.reason for e in events if isinstance(e, Replace)] == [reason] and answer.fallback is None
+
+
+@pytest.mark.llm
+def test_a_real_model_answers_through_the_plain_preset(corpus_settings, assistant, llm_server):
+    settings = corpus_settings.with_overrides(llm="openai", openai_base_url=llm_server.base_url,
+                                              llm_max_tokens=MAX_TOKENS, **PRESETS["plain"])
+    plain = Assistant(settings, retriever=assistant.retriever)
+    events = _events(plain, DFC_QUESTION)
+    answer = _final(events)
+    assert answer.model == "openai:gemma" and answer.answerable is None and "check_ms" not in answer.timings
+    assert answer.fallback is None and not any(isinstance(e, Replace) for e in events)
+    shown = "".join(e.text for e in events if isinstance(e, Token))
+    assert answer.abstained or answer.draft == shown  # what streamed is what the model wrote
+    assert all(1 <= c.n <= len(answer.citations) for c in answer.citations)
 
 
 def test_yes_share_weighs_yes_against_no_among_the_first_tokens():

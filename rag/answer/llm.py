@@ -189,6 +189,20 @@ def check_answer(draft: str, evidence: list[EvidencePassage]) -> Checked:
     return Checked(" ".join(_cited_claim(c, evidence) for c in kept), None, attributed, dropped)
 
 
+def as_written(draft: str, evidence: list[EvidencePassage]) -> str:
+    """The model's answer unchecked (the `plain` preset): its markers numbered as `check_answer`
+    numbers them, so the answer is cited and scored the same way, and nothing else changed."""
+    text = normalise_markers(draft, max_n=len(evidence))
+    if is_refusal(text):
+        return REFUSAL
+
+    def renumbered(marker: re.Match) -> str:
+        n = int(marker.group(1))
+        return cite(evidence[n - 1].passage_index + 1) if 0 < n <= len(evidence) else ""
+
+    return CITATION_RE.sub(renumbered, text).strip()
+
+
 def _cited_claim(claim: Claim, evidence: list[EvidencePassage]) -> str:
     markers = " ".join(cite(evidence[n - 1].passage_index + 1) for n in dict.fromkeys(claim.cited))
     return f"{claim.text} {markers}"
