@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     ui_auth: str | None = None
     feedback_file: Path = Path("feedback.jsonl")
 
+    # `rag model install` puts models here (LLMs in llm/, with the registry of what is installed).
+    models_dir: Path = Path(".models")
+    # Ollama's API, for `rag model list` and `rag model install ollama:NAME`.
+    ollama_url: str = "http://127.0.0.1:11434"
+
     def with_overrides(self, **overrides) -> Settings:
         """A copy with some fields replaced; None values are ignored so CLI flags can pass through."""
         return self.replaced(**{k: v for k, v in overrides.items() if v is not None})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # usual ports; the tests answer extractively (here and in the servers and CLIs they start) unless
 # a test asks for a model.
 os.environ["RAG_LLM"] = "extractive"
+# Nor does a model installed into the project's .models/ answer: tests install into their own folders.
+os.environ["RAG_MODELS_DIR"] = tempfile.mkdtemp(prefix="rag-models-")
 # Plugins that test modules also import from (warm_chat): their asserts are rewritten either way.
 pytest.register_assert_rewrite("tests.ui_server", "tests.robustness_server")
 

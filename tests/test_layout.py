@@ -19,13 +19,14 @@ LAYERS = (
     ("rag.ingest",),
     ("rag.index",),
     ("rag.reader",),
+    ("rag.models",),
     ("rag.answer",),
     ("rag.assistant", "rag.langchain"),
     ("rag.evals",),
     ("rag.cli", "rag"),
 )
 # What ui/ may import: the public API.
-PUBLIC = {"rag", "rag.assistant", "rag.settings"}
+PUBLIC = {"rag", "rag.assistant", "rag.models", "rag.settings"}
 
 
 def module_names(package: str) -> dict[str, Path]:

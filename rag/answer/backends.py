@@ -3,8 +3,9 @@
 A backend implements two methods, the same for an OpenAI-compatible server (`OpenAIChat`) and a
 local GGUF file (`LlamaCppChat`): `stream(messages)`, yielding the answer's text as it is written,
 and `yes_probability(messages)`, the chance that its reply to a yes/no question is yes.
-`RAG_LLM=auto` uses a configured model, else a model server already running on this machine
-(`resolve_auto`). What the model is shown and how its answer is checked is in llm.py.
+`RAG_LLM=auto` uses a configured model, else the installed one (`rag model install`), else a
+model server already running on this machine (`resolve_auto`). What the model is shown and how its
+answer is checked is in llm.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+from rag.models import default_model, runtime_ready
+from rag.models.store import OLLAMA_PREFIX
 from rag.settings import Settings
 
 N_CTX = 4096  # llama-cpp-python defaults to 512, too small for prompt plus answer
@@ -103,11 +106,26 @@ def resolve_auto(settings: Settings) -> tuple[Settings | None, str]:
         return settings.with_overrides(llm="openai"), f"the configured endpoint {settings.openai_base_url}"
     if settings.gguf_path:
         return settings.with_overrides(llm="llamacpp"), f"the configured model file {settings.gguf_path}"
+    installed = default_model(settings)
+    installed_why = f"the installed model {installed.name} (rag model use to change)" if installed else ""
+    if installed and installed.served_by_ollama:
+        ollama_name = installed.name.removeprefix(OLLAMA_PREFIX)
+        return settings.with_overrides(
+            llm="openai", openai_base_url=f"{settings.ollama_url}/v1", openai_model=ollama_name
+        ), installed_why
+    if installed and runtime_ready():
+        return settings.with_overrides(llm="llamacpp", gguf_path=installed.path), installed_why
+    # An installed model that cannot run is named, so the user learns why another answers.
+    not_runnable = (
+        f"the installed model {installed.name} needs llama-cpp-python (python -m rag.models installs it); "
+        if installed
+        else ""
+    )
     found = find_local_server(settings.local_llm_ports)
     if found:
-        return settings.with_overrides(llm="openai", openai_base_url=found), f"the model server found at {found}"
+        return settings.with_overrides(llm="openai", openai_base_url=found), f"{not_runnable}the model server found at {found}"
     ports = ", ".join(map(str, settings.local_llm_ports))
-    return None, f"no model is configured and no model server answered on 127.0.0.1 ports {ports}"
+    return None, f"{not_runnable}no model is configured and no model server answered on 127.0.0.1 ports {ports}"
 
 
 def make_chat_backend(settings: Settings) -> ChatBackend:

@@ -1,0 +1,28 @@
+"""Local language models: a catalogue, installs with progress, and the one RAG_LLM=auto uses.
+
+    install("smollm2-135m", settings, progress=print)  # fetch, verify, and install the runtime
+    use("smollm2-135m", settings)                      # the default for RAG_LLM=auto
+    default_model(settings).path                        # .models/llm/smollm2-135m.gguf
+"""
+
+from rag.models.catalogue import CatalogueEntry, catalogue
+from rag.models.install import install, use
+from rag.models.ollama import ollama_models
+from rag.models.progress import ModelError, Progress
+from rag.models.runtime import runtime_ready
+from rag.models.store import InstalledModel, default_model, installed, remove
+
+__all__ = [
+    "CatalogueEntry",
+    "InstalledModel",
+    "ModelError",
+    "Progress",
+    "catalogue",
+    "default_model",
+    "install",
+    "installed",
+    "ollama_models",
+    "remove",
+    "runtime_ready",
+    "use",
+]
