@@ -75,6 +75,23 @@ def test_abstention_precision_and_accuracy_are_reported_separately():
     assert m["overall_accuracy"] == 0.5  # (2 + 1) / 6
 
 
+def test_coverage_at_precision_keeps_the_most_confident_answers():
+    answerable = question(answers=[["Rubio"]], gold_sources=[ANI])
+    declinable = question(abstain=True)
+
+    def shown(q, text, confidence, abstained=False):
+        return scoring.score_prediction(q, {**prediction(text, abstained=abstained), "confidence": confidence})
+
+    scores = [
+        shown(answerable, "Rubio", 0.9), shown(answerable, "Rubio", 0.8), shown(declinable, "A guess", 0.7),
+        shown(answerable, "Rubio", 0.6), shown(answerable, "Not in these articles.", 0.5, abstained=True),
+    ]
+    assert scoring.coverage_at_precision(scores, 0.9) == 0.4  # the two surest answers, of 5 questions
+    assert scoring.coverage_at_precision(scores, 0.75) == 0.8  # all four: 3 of 4 right
+    scores[2].shown_confidence = 0.8  # tied with a right answer: both kept or neither
+    assert scoring.coverage_at_precision(scores, 0.9) == 0.2
+
+
 # -- retrieval ---------------------------------------------------------------------------------
 
 

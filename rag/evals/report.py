@@ -382,6 +382,7 @@ SUITE_ROWS = (
     ("abstention accuracy (declined / unanswerable)", "abstention_accuracy", _pct),
     ("answered precision (right / answered)", "answered_precision", _pct),
     ("coverage (answered / scored)", "coverage", _pct),
+    ("coverage at precision 0.90 (the most confident answers)", "coverage_at_90", _pct),
     ("citation hit rate", "citation_hit_rate", _pct),
     ("recall@5", "recall@5", _pct),
     ("answers with a number in no cited passage", "fabricated_number_answers", str),

@@ -77,6 +77,7 @@ class Scores:
     fallback: bool = False  # an LLM answer failed validation and the extractive one was shown
     confidence: float | None = None  # the model's chance that the best candidate is right
     candidate_right: bool | None = None  # that candidate, shown or withheld, would have been right
+    shown_confidence: float | None = None  # the confidence shown with the answer or refusal
 
     @property
     def answered(self) -> bool:
@@ -195,6 +196,7 @@ def score_prediction(
         total_ms=(prediction.get("timings") or {}).get("total_ms"),
         first_token_ms=(prediction.get("timings") or {}).get("first_token_ms"),
         fallback=bool(prediction.get("fallback")),
+        shown_confidence=prediction.get("confidence"),
         groups_matched=matched,
         has_gold=bool(question.gold_sources),
         error=error,
@@ -265,6 +267,7 @@ def aggregate(scores: list[Scores]) -> dict:
         "answer_rate": _ratio(len(answered), len(answerable)),
         "answered_precision": _ratio(sum(bool(s.correct) for s in answered_scored), len(answered_scored)),
         "coverage": _ratio(len(answered_scored), len(scored)),
+        "coverage_at_90": coverage_at_precision(scored, 0.90),
         "abstention_accuracy": _ratio(sum(s.abstained for s in declinable), len(declinable)),
         "abstention_precision": _ratio(sum(s.should_abstain for s in abstentions), len(abstentions)),
         "abstention_recall": _ratio(sum(s.abstained for s in declinable), len(declinable)),
@@ -307,6 +310,22 @@ def aggregate(scores: list[Scores]) -> dict:
         },
     }
     return metrics
+
+
+def coverage_at_precision(scored: list[Scores], target: float) -> float | None:
+    """The largest share of the scored questions answered at `target` precision or better, when only
+    the answers shown with the highest confidence are kept (the others withheld)."""
+    answers = sorted((s for s in scored if s.answered and s.shown_confidence is not None),
+                     key=lambda s: -s.shown_confidence)
+    if not scored:
+        return None
+    best, right = 0, 0
+    for kept, answer in enumerate(answers, 1):
+        right += bool(answer.correct)
+        tied_next = kept < len(answers) and answers[kept].shown_confidence == answer.shown_confidence
+        if right / kept >= target and not tied_next:
+            best = kept
+    return round(best / len(scored), 4)
 
 
 def risk_coverage(scored: list[Scores], points: int = 40) -> list[list[float]]:
@@ -380,6 +399,8 @@ DEFINITIONS = {
     "answered_precision": "answers that were right / all answers given to scored questions (an answer to an "
     "unanswerable question is wrong): the precision of what a user is shown",
     "coverage": "scored questions answered (not abstained) / all scored questions",
+    "coverage_at_90": "the largest share of scored questions answered at precision 0.90 or better, keeping "
+    "only the answers shown with the highest confidence",
     "risk_coverage": "[coverage, precision, confidence] points: answering only the candidates whose "
     "confidence is at least the third value",
     "calibration": "candidates grouped by confidence: the group's mean confidence beside the share right",
