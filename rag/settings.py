@@ -107,6 +107,7 @@ PRESETS: dict[str, dict] = {
     "unchecked": {"llm_check_answerable": False},
     "claims-unchecked": {"llm_check_claims": False},
     "no-fallback": {"llm_fallback": False},
+    "withhold-nothing": {"min_confidence": 0.0},
     # The baseline: the same evidence and prompt, the model's reply shown as written.
     "plain": {"llm_check_answerable": False, "llm_check_claims": False},
 }
