@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--work", type=Path, default=Path(".models/reader-training"),
                        help="where the pairs and the unquantised model go")
 
+    model = commands.add_parser("model", help="install, choose and remove local language models")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    model_commands.add_parser("list", help="the catalogue, what is installed (✓), the default (★), and Ollama's models")
+    install = model_commands.add_parser("install", help="download, verify and install a model (and the runtime)")
+    install.add_argument("name", help="a catalogue name, a .gguf file's path, an http(s) URL, or ollama:NAME")
+    install.add_argument("--sha256", help="what a path's or URL's file must hash to")
+    remove = model_commands.add_parser("remove", help="delete an installed model")
+    remove.add_argument("name")
+    use = model_commands.add_parser("use", help="make an installed model the one RAG_LLM=auto answers with")
+    use.add_argument("name")
+
     serve = commands.add_parser("serve", help="start the chat in the browser")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=7860)
@@ -243,6 +254,7 @@ def _is_user_error(exc: Exception) -> bool:
         "LLMUnavailable",
         "SuiteError",
         "DatasetError",
+        "ModelError",
     }
     return exc.__class__.__name__ in names or isinstance(exc, ValidationError | RuntimeError | OSError)
 
@@ -366,6 +378,86 @@ def cmd_train_reader(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_model(args, settings: Settings) -> int:
+    import rag.models as models
+
+    if args.model_command == "list":
+        print(format_models(settings))
+    elif args.model_command == "install":
+        with ProgressLine() as show:
+            model = models.install(args.name, settings, progress=show, sha256=args.sha256)
+        default = models.default_model(settings)
+        if default and default.name == model.name:
+            print(f"installed {model.name} ({model.source if model.served_by_ollama else model.path}); RAG_LLM=auto now answers with it")
+        else:
+            print(f"installed {model.name}; RAG_LLM=auto answers with {default.name}: rag model use {model.name} to change")
+    elif args.model_command == "remove":
+        models.remove(args.name, settings)
+        print(f"removed {args.name}")
+    elif args.model_command == "use":
+        models.use(args.name, settings)
+        print(f"RAG_LLM=auto now answers with {args.name}")
+    return 0
+
+
+def format_models(settings: Settings) -> str:
+    """The catalogue, with what is installed (✓) and the default (★); then other installed models
+    and Ollama's, when it answers."""
+    import rag.models as models
+    from rag.models.progress import size_text
+
+    installed = {m.name: m for m in models.installed(settings)}
+    default = models.default_model(settings)
+
+    def mark(name: str) -> str:
+        return ("★" if default and default.name == name else " ") + ("✓" if name in installed else " ")
+
+    lines = ["   name                 size     licence     title"]
+    for entry in models.catalogue():
+        lines.append(f"{mark(entry.name)} {entry.name:<20} {size_text(entry.size_bytes):<8} {entry.licence:<11} {entry.title}")
+        lines.append(f"{'':24}from {entry.source}")
+    catalogued = {entry.name for entry in models.catalogue()}
+    for model in installed.values():
+        if model.name not in catalogued:
+            lines.append(f"{mark(model.name)} {model.name:<20} {size_text(model.size_bytes):<8} {'':<11} from {model.source}")
+    ollama = models.ollama_models(settings)
+    if ollama:
+        lines.append(f"Ollama at {settings.ollama_url} (rag model use ollama:NAME):")
+        for name, size in ollama:
+            lines.append(f"{mark('ollama:' + name)} ollama:{name:<13} {size_text(size)}")
+    lines.append("✓ installed  ★ the one RAG_LLM=auto answers with   rag model install NAME | use NAME | remove NAME")
+    return "\n".join(lines)
+
+
+class ProgressLine:
+    """An install's progress: one line redrawn in place on a terminal; elsewhere (a log), a line
+    per stage and at most one every LOG_INTERVAL_S within it."""
+
+    LOG_INTERVAL_S = 5.0
+
+    def __init__(self):
+        self.on_terminal = sys.stderr.isatty()
+        self.stage = ""
+        self.last_logged = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, progress) -> None:
+        import time
+
+        if self.on_terminal:
+            print(f"\r\033[K{progress.message}", end="", file=sys.stderr, flush=True)
+        elif progress.stage != self.stage or time.monotonic() - self.last_logged >= self.LOG_INTERVAL_S:
+            print(progress.message, file=sys.stderr, flush=True)
+            self.last_logged = time.monotonic()
+        self.stage = progress.stage
+
+    def __exit__(self, *exc_info) -> None:
+        if self.on_terminal and self.stage:
+            print(file=sys.stderr)
+
+
 def cmd_serve(args, settings: Settings) -> int:
     from ui.app import serve
 
@@ -380,6 +472,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "calibrate": cmd_calibrate,
     "train-reader": cmd_train_reader,
+    "model": cmd_model,
     "serve": cmd_serve,
 }
 
