@@ -56,11 +56,15 @@ def test_answer_escapes_html_and_markdown_and_links_only_known_citations():
     assert "[7]" in html
 
 
-def test_the_answer_says_which_model_answered_or_why_none_did():
-    assert "openai:qwen · 1 source" in render.final_bubble(answer("X. [1]", backend="openai", model="openai:qwen"), 1)
+def test_the_answer_says_in_a_few_words_who_wrote_it():
+    written = answer("X. [1]", backend="auto", model="llamacpp:smollm2-135m.gguf")
+    assert "written by smollm2-135m · 1 source" in render.final_bubble(written, 1)
+    assert "written by qwen2.5:1.5b ·" in render.final_bubble(answer("X. [1]", model="openai:qwen2.5:1.5b"), 1)
     reason = "no model is configured and no model server answered on 127.0.0.1 ports 8080"
-    html = render.final_bubble(answer("X. [1]", backend_reason=reason), 1)
-    assert f"extractive ({reason}) · 1 source" in html
+    quoted = render.final_bubble(answer("X. [1]", backend_reason=reason), 1)
+    assert "quoted from the articles · 1 source" in quoted and reason not in quoted
+    replaced = render.final_bubble(answer("X. [1]", model="openai:qwen", fallback="99 is in no passage"), 1)
+    assert "quoted from the articles ·" in replaced and "99 is in no passage" in replaced
 
 
 def test_highlight_marks_spans_and_escapes_inside_and_outside():
@@ -155,7 +159,7 @@ def test_a_turn_streams_sources_then_draft_then_replacement_then_answer(tmp_path
     final = answer("The loan was USD 10 billion. [1]", fallback="99 appears in no cited passage", backend="openai")
     scripted = ScriptedAssistant(passage, final)
     service = ChatService(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index"), scripted)
-    views = list(service.converse("What was the loan?", [], [], 5, "extractive", "", "", ""))
+    views = list(service.converse("What was the loan?", [], [], 5, "", "", ""))
     pending, retrieved, *drafts, done = views
     assert "Searching" in pending.messages[-1]["content"] and not pending.done
     assert 'id="source-0-1"' in retrieved.panel and "&lt;script&gt;" in retrieved.panel
@@ -164,13 +168,13 @@ def test_a_turn_streams_sources_then_draft_then_replacement_then_answer(tmp_path
     assert done.done and 'href="#source-0-1"' in done.messages[-1]["content"]
     assert "<mark>The loan was USD 10 billion.</mark>" in done.panel
     assert done.copy_text.startswith("The loan was USD 10 billion. [1]")
-    list(service.converse("And in 2025?", done.messages, done.turns, 5, "extractive", "", "", ""))
+    list(service.converse("And in 2025?", done.messages, done.turns, 5, "", "", ""))
     assert scripted.calls[-1] == ("And in 2025?", ["What was the loan?"])
 
 
 def test_a_bad_option_shows_in_the_answer_bubble(tmp_path):
     service = ChatService(Settings(corpus_dir=tmp_path / "c", index_dir=tmp_path / "i"), ScriptedAssistant(None, None))
-    *_, done = service.converse("Q?", [], [], 5, "extractive", "2025-02-01", "2025-01-01", "")
+    *_, done = service.converse("Q?", [], [], 5, "2025-02-01", "2025-01-01", "")
     assert done.done and "after the &#x27;to&#x27; date" in done.messages[-1]["content"]
 
 

@@ -10,14 +10,15 @@ API endpoint `/ask` (gradio_client):
         [],            # history: the previous questions, oldest first, as a list or its JSON
                        #   (strings, or {"role": "user", "content": ...} messages)
         5,             # k: passages to retrieve, 1-50
-        "extractive",  # backend: "extractive", or "openai" / "llamacpp" when configured
+        "",            # backend: "" for the chat's (picked in its sidebar), "extractive", "auto",
+                       #   or "openai" / "llamacpp" when configured
         "",            # date_from: "YYYY-MM-DD" or "" (articles published on or after)
         "",            # date_to: "YYYY-MM-DD" or "" (on or before)
         "",            # publisher: a publisher's name (any case), or "" for all
         api_name="/ask",
     )
 
-Only the question is required; k defaults to RAG_TOP_K and backend to RAG_LLM.
+Only the question is required; k defaults to RAG_TOP_K and backend to what the chat answers with.
 
 `predict` returns the `rag ask --json` object (`Answer.to_dict()`): question, answer (with [n]
 markers), abstained, citations (n, source, title, published, publisher, url, chunk_id, quote,
@@ -25,7 +26,9 @@ text, score, start, end, quote_spans), backend, timings, searched (the rewritten
 ""), nearest (closest passages when abstaining), confidence (the estimated chance that the answer,
 or the refusal, is right), hidden_by_filter and, after a failed LLM answer, fallback. The
 endpoint streams: `Client.submit(...)` yields first {"event": "sources", "searched", "passages"},
-then {"event": "token", "text": the draft so far} as the answer is written, then that object.
+then, when a model answers, {"event": "provisional", "text", "tentative"} (the extractive answer,
+shown until the model's is checked), then {"event": "token", "text": the draft so far} as the answer
+is written, then that object.
 A bad question or option raises an error whose message says what to fix.
 
 API endpoint `/upload` adds articles the way the chat's upload box does (copied into
@@ -71,13 +74,14 @@ from ui.chat import (  # noqa: E402
     thumbs,
     with_vote,
 )
+from ui.local_models import RECOMMENDED, install_report  # noqa: E402
 from ui.safety import LoginGuard, check_bind, check_port_free, parse_auth  # noqa: E402
 from ui.uploads import UploadResult, discard_copies  # noqa: E402
 
 PHONE_WIDTH = 768  # CSS pixels: narrower screens start with the sidebar closed
 # Answers share two cores: a few at once keeps one slow LLM answer from blocking the rest.
 ANSWER_CONCURRENCY = 4
-LLM_HINT = "Set RAG_OPENAI_BASE_URL and RAG_OPENAI_MODEL, or RAG_GGUF_PATH, to answer with an LLM."
+INSTALL_POLL_S = 1.0  # how often the page asks how a model's install is going
 # Gradio recognises a progress parameter by this default; one instance serves every request.
 PROGRESS = gr.Progress()
 
@@ -120,12 +124,14 @@ def build_app(settings: Settings, service: ChatService | None = None) -> gr.Bloc
         _wire_chat(service, chat, controls, turns, sources, saved)
         _wire_chat_tools(service, chat, turns, sources, saved)
         _wire_uploads(service, controls)
+        _wire_models(service, controls)
         _wire_api(service, settings)
         app.load(lambda: _index_updates(service), None,
                  [controls["publisher"], controls["index_info"], controls["filter_note"]],
                  api_visibility="private")
         app.load(lambda: _example_updates(service), None, [*chat["examples"], chat["example_questions"]],
                  api_visibility="private")
+        app.load(lambda: _answers_updates(service), None, _answers_outputs(controls), api_visibility="private")
         app.load(_restore, [saved, turns], [chat["chatbot"], sources, turns, chat["copy_text"]],
                  api_visibility="private")
         # On a phone-sized screen the open sidebar would cover the question box.
@@ -156,13 +162,9 @@ def _article_page(app: gr.Blocks, service: ChatService) -> None:
 
 def _sidebar(service: ChatService) -> dict:
     with gr.Sidebar(open=True, width=300) as sidebar:
+        controls = {"sidebar": sidebar, "screen_width": gr.Number(visible=False), **_answers_section(service)}
         gr.Markdown("### Search")
-        backends = service.backends()
-        controls = {
-            "sidebar": sidebar,
-            "screen_width": gr.Number(visible=False),
-            "backend": gr.Radio(backends, value=service.default_backend(), label="Answer with",
-                                info=None if len(backends) > 1 else LLM_HINT),
+        controls |= {
             "k": gr.Slider(1, 20, value=service.settings.top_k, step=1, label="Passages to retrieve (k)"),
             "date_from": gr.DateTime(include_time=False, type="string", label="Published from",
                                      elem_id="date-from"),
@@ -178,6 +180,25 @@ def _sidebar(service: ChatService) -> dict:
         )
         controls["upload_status"] = gr.HTML("", elem_id="upload-status", js_on_load=None)
         controls["index_info"] = gr.Markdown(service.index_summary(), elem_id="index-info")
+    return controls
+
+
+def _answers_section(service: ChatService) -> dict:
+    """Who answers and why, the model picker, and installing a local model (filled when the page
+    loads, since finding the model may take a moment)."""
+    gr.Markdown("### Answers")
+    controls = {
+        "answerer": gr.Markdown("", elem_id="answerer"),
+        "picker": gr.Dropdown([], label="Answer with", elem_id="model-picker"),
+    }
+    with gr.Accordion("Install a local model", open=True, elem_id="install") as install_box:
+        controls["catalogue"] = gr.Dropdown(service.models.catalogue_choices(), value=RECOMMENDED, label="Model",
+                                            elem_id="catalogue")
+        controls["install"] = gr.Button(service.models.install_label(RECOMMENDED), variant="primary",
+                                        elem_id="install-model")
+        controls["install_status"] = gr.HTML("", elem_id="install-status", js_on_load=None)
+    controls["install_box"] = install_box
+    controls["install_timer"] = gr.Timer(INSTALL_POLL_S, active=False)
     return controls
 
 
@@ -212,16 +233,15 @@ def _chat_column() -> dict:
 
 def _wire_chat(service: ChatService, chat: dict, controls: dict, turns: gr.State, sources: gr.HTML,
                saved: gr.BrowserState) -> None:
-    def respond(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
+    def respond(question, messages, turns_so_far, k, date_from, date_to, publisher):
         if not (question or "").strip():
             gr.Warning("Type a question first.")
             yield (gr.skip(),) * len(outputs)
             return
-        for view in service.converse(question, messages, turns_so_far, k, backend, date_from, date_to, publisher):
+        for view in service.converse(question, messages, turns_so_far, k, date_from, date_to, publisher):
             yield _chat_outputs(view)
 
-    inputs = [chat["question"], chat["chatbot"], turns, controls["k"], controls["backend"],
-              controls["date_from"], controls["date_to"], controls["publisher"]]
+    inputs = [chat["question"], chat["chatbot"], turns, controls["k"], controls["date_from"], controls["date_to"], controls["publisher"]]
     outputs = [chat["chatbot"], sources, turns, chat["copy_text"], chat["question"], chat["unfiltered"], saved,
                chat["respelled"], chat["respelled_question"]]
     answer = {"fn": respond, "inputs": inputs, "outputs": outputs, "show_progress": "hidden", "js": assets.TYPED_DATES_JS,
@@ -344,9 +364,52 @@ def _announce(result: UploadResult) -> None:
             gr.Warning(render.esc(f"{outcome.name}: {outcome.message}"))
 
 
+def _wire_models(service: ChatService, controls: dict) -> None:
+    """The picker, and an install running in the background that the page polls while it lasts."""
+    models = service.models
+
+    def pick(value: str) -> str:
+        try:
+            models.pick(value)
+        except (RuntimeError, OSError) as exc:  # ModelError, or a model that cannot be loaded
+            gr.Warning(render.esc(f"That model cannot answer: {exc}"))
+        return models.note()
+
+    def start_install(name: str) -> tuple:
+        state = models.start_install(name)
+        return install_report(state), gr.Timer(active=True), gr.update(interactive=False)
+
+    def poll() -> tuple:
+        state = models.install_state()
+        if state.running:
+            return install_report(state), *(gr.skip(),) * (len(polled) - 1)
+        return install_report(state), gr.Timer(active=False), gr.update(interactive=True), *_answers_updates(service)
+
+    controls["picker"].input(pick, controls["picker"], controls["answerer"], api_visibility="private")
+    controls["catalogue"].input(models.install_label, controls["catalogue"], controls["install"], queue=False,
+                                api_visibility="private")
+    controls["install"].click(start_install, controls["catalogue"],
+                              [controls["install_status"], controls["install_timer"], controls["install"]],
+                              queue=False, api_visibility="private")
+    polled = [controls["install_status"], controls["install_timer"], controls["install"], *_answers_outputs(controls)]
+    controls["install_timer"].tick(poll, None, polled, queue=False, api_visibility="private")
+
+
+def _answers_outputs(controls: dict) -> list:
+    return [controls["answerer"], controls["picker"], controls["install_box"]]
+
+
+def _answers_updates(service: ChatService) -> tuple:
+    """Who answers, what the picker offers, and the install section open when no model is here."""
+    models = service.models
+    choices = models.choices()
+    picked = models.picked if models.picked in {value for _, value in choices} else choices[0][1]
+    return models.note(), gr.update(choices=choices, value=picked), gr.update(open=not models.has_model())
+
+
 def _wire_api(service: ChatService, settings: Settings) -> None:
     def ask(question: str, history: list | str | None = None, k: int = settings.top_k,
-            backend: str = service.default_backend(), date_from: str = "", date_to: str = "",
+            backend: str = "", date_from: str = "", date_to: str = "",
             publisher: str = "") -> Iterator[dict]:
         """Answer a question from the indexed articles, with citations (see the module docstring)."""
         try:

@@ -31,6 +31,14 @@ CSS = """
 }
 #chat .replaced { border-left: 3px solid #d97706; padding-left: .5rem; }
 #chat .answer-meta { margin-top: .5rem; font-size: .78em; color: var(--body-text-color-subdued); }
+#chat .provisional-label { font-size: .85em; color: var(--body-text-color-subdued); margin-bottom: .4rem; }
+#chat .model-draft {
+  margin-top: .5rem; padding-left: .5rem; border-left: 3px solid var(--border-color-primary);
+  font-size: .85em; color: var(--body-text-color-subdued); white-space: pre-wrap;
+}
+#answerer p { margin: 0; }
+#install-status progress { width: 100%; }
+#install-status .install-error { color: var(--error-text-color); }
 #chat .cursor::after { content: "▍"; animation: blink 1s steps(2) infinite; }
 @keyframes blink { 50% { opacity: 0; } }
 #chat .spinner {

@@ -20,6 +20,7 @@ from rag import DocumentEntry, Example, Filters, IndexMissing, IndexUnusable, co
 from rag.assistant import (
     Assistant,
     Final,
+    Provisional,
     QuestionError,
     Replace,
     Sources,
@@ -29,6 +30,7 @@ from rag.assistant import (
 )
 from rag.settings import Settings
 from ui import render
+from ui.local_models import LocalModels
 from ui.uploads import Library
 
 log = logging.getLogger(__name__)
@@ -133,8 +135,15 @@ class _Draft:
     question: str
     passages: list = field(default_factory=list)
     searched: str = ""
+    quick: Provisional | None = None  # the extractive answer, shown until the model's is checked
     text: str = ""
     note: str = ""
+
+    def bubble(self) -> str:
+        if self.quick:
+            return render.provisional_bubble(self.quick.text, self.quick.tentative, self.text, self.index,
+                                             len(self.passages), self.searched)
+        return render.draft_bubble(self.text, self.index, len(self.passages), self.searched, self.note)
 
 
 _SUGGESTION = re.compile(r"No article mentions (?P<typed>[^()]+?) \(did you mean (?P<meant>[^()]+?)\?\)", re.I)
@@ -208,6 +217,7 @@ class ChatService:
         self.settings = settings
         self.assistant = assistant or Assistant.from_settings(settings)
         self.library = Library(settings, self.assistant.embedder)
+        self.models = LocalModels(settings, self.assistant)
         self._feedback_lock = threading.Lock()
         self._examples: tuple[int, list[Example]] | None = None  # (manifest generation, examples)
         self._examples_lock = threading.Lock()
@@ -215,18 +225,13 @@ class ChatService:
     # -- options ---------------------------------------------------------------------------------
 
     def backends(self) -> list[str]:
-        """Extractive always; an LLM only when its settings say where it is."""
-        offered = ["extractive"]
+        """Extractive and auto always; a named LLM only when its settings say where it is."""
+        offered = ["extractive", "auto"]
         if self.settings.openai_base_url and self.settings.openai_model:
             offered.append("openai")
         if self.settings.gguf_path:
             offered.append("llamacpp")
-        if self.settings.llm == "auto":
-            offered.append("auto")
         return offered
-
-    def default_backend(self) -> str:
-        return self.settings.llm if self.settings.llm in self.backends() else "extractive"
 
     def options(self, k, backend, date_from, date_to, publisher) -> Options:
         try:
@@ -235,7 +240,7 @@ class ChatService:
             raise OptionError(f"k must be a whole number, not {k!r}.") from None
         if not 1 <= k <= 50:
             raise OptionError("k (the number of passages) must be between 1 and 50.")
-        backend = backend or self.default_backend()
+        backend = backend or self.models.backend
         if backend not in self.backends():
             raise OptionError(f"The backend {backend!r} is not available here; choose from {self.backends()}.")
         start, end = parse_date(date_from, "from"), parse_date(date_to, "to")
@@ -282,6 +287,7 @@ class ChatService:
         try:
             self.examples()
             self.assistant.warm_up()
+            self.assistant.answerer()  # finds, and loads, the model that answers
         except Exception:  # noqa: BLE001 - the first question reports any problem, with its fix
             log.debug("warm-up failed", exc_info=True)
 
@@ -325,7 +331,7 @@ class ChatService:
 
     # -- the chat --------------------------------------------------------------------------------
 
-    def converse(self, question, messages, turns, k, backend, date_from, date_to, publisher) -> Iterator[ChatView]:
+    def converse(self, question, messages, turns, k, date_from, date_to, publisher) -> Iterator[ChatView]:
         question = (question or "").strip()
         asked = [*messages, {"role": "user", "content": render.user_bubble(question)}]
         turns = [*turns, Turn(question)]
@@ -333,7 +339,7 @@ class ChatService:
         yield self._view(asked, render.pending_bubble(), turns)
         history = [t.question for t in turns[:-1] if t.answer]
         try:
-            options = self.options(k, backend, date_from, date_to, publisher)
+            options = self.options(k, "", date_from, date_to, publisher)
             events = self.assistant.stream(question, history=history, k=options.k, filters=options.filters,
                                            backend=options.backend)
             yield from self._follow(events, draft, asked, turns)
@@ -350,20 +356,22 @@ class ChatService:
                 yield self._finish(event.answer, draft, asked, turns)
                 return
             if throttle.due(urgent=self._apply(event, draft, turns)):
-                bubble = render.draft_bubble(draft.text, draft.index, len(draft.passages), draft.searched, draft.note)
-                yield self._view(asked, bubble, turns)
+                yield self._view(asked, draft.bubble(), turns)
 
     def _apply(self, event, draft: _Draft, turns: list[Turn]) -> bool:
-        """Take in one event; True when the page should show it at once (the sources, the first
-        token, a replacement) rather than with the next redraw."""
+        """Take in one event; True when the page should show it at once (the sources, the quick
+        answer, the first token, a replacement) rather than with the next redraw."""
         if isinstance(event, Sources):
             draft.passages = event.passages
             asked = clean_question(draft.question, self.settings.max_question_chars)
             draft.searched = event.searched if event.searched != asked else ""
             turns[-1].sources = render.retrieved_section(event.passages, draft.index, self.article_link)
             return True
+        if isinstance(event, Provisional):
+            draft.quick = event
+            return True
         if isinstance(event, Replace):
-            draft.text, draft.note = event.text, render.replaced_note(event.reason)
+            draft.quick, draft.text, draft.note = None, event.text, render.replaced_note(event.reason)
             return True
         first = not draft.text
         draft.text += event.text
@@ -387,8 +395,9 @@ class ChatService:
     # -- the API ---------------------------------------------------------------------------------
 
     def ask(self, question, history, k, backend, date_from, date_to, publisher) -> Iterator[dict]:
-        """Streams {"event": "sources"}, then {"event": "token"} with the draft so far (now and
-        then, not for every token), and ends with the `Answer.to_dict()` object."""
+        """Streams {"event": "sources"}, then, when a model answers, {"event": "provisional"} with
+        the extractive answer shown until the model's is checked, then {"event": "token"} with the
+        draft so far (now and then, not for every token), and ends with the `Answer.to_dict()` object."""
         options = self.options(k, backend, date_from, date_to, publisher)
         events = self.assistant.stream(question, history=parse_history(history), k=options.k,
                                        filters=options.filters, backend=options.backend)
@@ -397,6 +406,8 @@ class ChatService:
             if isinstance(event, Sources):
                 yield {"event": "sources", "searched": event.searched,
                        "passages": [_passage_dict(p) for p in event.passages]}
+            elif isinstance(event, Provisional):
+                yield {"event": "provisional", "text": event.text, "tentative": event.tentative}
             elif isinstance(event, Token | Replace):
                 urgent = not draft or isinstance(event, Replace)
                 draft = draft + event.text if isinstance(event, Token) else event.text

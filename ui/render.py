@@ -19,6 +19,9 @@ ArticleLink = Callable[[str], str | None]  # a passage's source -> URL of the wh
 
 _EARLIER_TURNS_SHOWN = 8
 NEAREST_LABEL = "Closest passages (they do not answer it):"
+PROVISIONAL_LABEL = "Quick answer quoted from the articles — the model is reading…"
+PROVISIONAL_TENTATIVE_LABEL = "The closest sentences, quoted from the articles (they may not answer it) — the model is reading…"
+QUOTED = "quoted from the articles"
 
 
 def esc(text: object) -> str:
@@ -96,10 +99,24 @@ def draft_bubble(draft: str, turn: int, sources: int, searched: str, note: str =
     )
 
 
+def provisional_bubble(quick: str, tentative: bool, draft: str, turn: int, sources: int, searched: str) -> str:
+    """The extractive answer, shown while the model reads the passages, with what the model has
+    written so far under it; the model's answer replaces both once it passes the checks."""
+    known = range(1, sources + 1)
+    label = PROVISIONAL_TENTATIVE_LABEL if tentative else PROVISIONAL_LABEL
+    writing = (f'<div class="model-draft">The model\'s draft, to be checked: {link_citations(draft, turn, known)}'
+               '<span class="cursor"></span></div>') if draft else ""
+    return (
+        f'<div class="answer streaming provisional">{searched_note(searched)}'
+        f'<div class="provisional-label"><span class="spinner"></span> {label}</div>'
+        f'<div class="answer-text">{link_citations(quick, turn, known)}</div>{writing}</div>'
+    )
+
+
 def replaced_note(reason: str) -> str:
     return (
-        '<div class="replaced">The model\'s draft failed the citation check and was replaced by the '
-        f"extractive answer: {esc(reason)}</div>"
+        '<div class="replaced">The model\'s answer failed the citation check, so this one is quoted from '
+        f"the articles: {esc(reason)}</div>"
     )
 
 
@@ -149,9 +166,22 @@ def _answer_meta(answer: Answer) -> str:
     cited = len(answer.citations)
     sources = f"{cited} source{'s' if cited != 1 else ''}" if not answer.abstained else "no source"
     return (
-        f'<div class="answer-meta">{esc(answer.answered_by())} · {sources} · {confidence_label(answer)} · '
+        f'<div class="answer-meta">{esc(answered_by(answer))} · {sources} · {confidence_label(answer)} · '
         f"{seconds:.1f} s</div>"
     )
+
+
+def answered_by(answer: Answer) -> str:
+    """Who wrote what is shown, in a few words: which model, or the articles' own sentences."""
+    if answer.model and not answer.fallback:
+        return f"written by {model_label(answer.model)}"
+    return QUOTED
+
+
+def model_label(model: str) -> str:
+    """A model's name as a reader knows it: "llamacpp:smollm2-135m.gguf" is smollm2-135m."""
+    kind, _, name = model.partition(":")
+    return name.removesuffix(".gguf") if kind in ("llamacpp", "openai") and name else model
 
 
 def confidence_label(answer: Answer) -> str:

