@@ -3,12 +3,24 @@ installed taking over without a restart, and the settings area saying once which
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 
+from rag.answer.retrieve import Passage
 from rag.assistant import Assistant, Final, Provisional, Replace, Sources, Token
+from rag.models import Progress
+from rag.settings import Settings
 from tests.processes import free_port
 from tests.test_llm import DFC_QUESTION, ScriptedChat
+from tests.test_ui import answer
+from ui.chat import ChatService
+from ui.local_models import AUTO, QUOTED, RECOMMENDED, InstallState, install_report
+from ui.render import PROVISIONAL_LABEL
 
+PASSAGE = Passage("c1", "Alpha. The loan was USD 10 billion. Omega.", "corpus/a.txt", "A title", "Wire", "2026-02-04",
+                  "", 0, 10, 0.5)
 CHECKED_REPLY = "The DFC gave the Orion Critical Minerals Consortium USD 600 million."
 
 
@@ -73,3 +85,106 @@ def test_auto_is_resolved_again_after_reset_and_a_chosen_model_answers(corpus_se
     assert assistant.answerer()[0] == "" and assistant.ask(DFC_QUESTION).backend == "extractive"
     assistant.use_model(None, "chosen in the chat")
     assert assistant.answerer() == ("", "chosen in the chat")
+
+
+# -- the chat's turn and the sidebar's "Answers" section ----------------------------------------------
+
+
+class QuickThenModel:
+    """Plays back a model's answer: the sources, the quick extractive answer, the model's draft,
+    then either its checked answer or the extractive one replacing it."""
+
+    def __init__(self, passage, final, replaced_because: str = ""):
+        self.embedder = object()  # only handed to the uploads' Ingestor, which must not load a model
+        self.retriever = SimpleNamespace(manifest=None)
+        self.passage, self.final, self.replaced_because = passage, final, replaced_because
+
+    def stream(self, question, **options):
+        yield Sources([self.passage], question)
+        yield Provisional("The loan was USD 10 billion. [1]")
+        yield Token("The model says")
+        yield Token(" 10 billion [1].")
+        if self.replaced_because:
+            yield Replace("The loan was USD 10 billion. [1]", self.replaced_because)
+        yield Final(self.final)
+
+
+def _service(tmp_path, assistant) -> ChatService:
+    return ChatService(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index"), assistant)
+
+
+def _bubbles(views) -> list[str]:
+    return [view.messages[-1]["content"] for view in views]
+
+
+def test_the_quick_answer_shows_with_the_model_draft_under_it_until_the_model_answer_replaces_it(tmp_path):
+    final = answer("The model says 10 billion. [1]", backend="auto", model="llamacpp:smollm2-135m.gguf")
+    service = _service(tmp_path, QuickThenModel(PASSAGE, final))
+    pending, retrieved, quick, *drafts, done = _bubbles(service.converse("What was the loan?", [], [], 5, "", "", ""))
+    assert PROVISIONAL_LABEL in quick and "The loan was USD 10 billion." in quick and 'href="#source-0-1"' in quick
+    assert PROVISIONAL_LABEL in drafts[-1] and "The model's draft, to be checked: The model says" in drafts[-1]
+    assert PROVISIONAL_LABEL not in done and "The model says 10 billion." in done
+    assert "written by smollm2-135m ·" in done
+
+
+def test_a_rejected_model_answer_leaves_the_quick_one_with_the_reason(tmp_path):
+    final = answer("The loan was USD 10 billion. [1]", backend="auto", model="openai:qwen",
+                   fallback="99 appears in no cited passage")
+    service = _service(tmp_path, QuickThenModel(PASSAGE, final, final.fallback))
+    *_, replaced, done = _bubbles(service.converse("What was the loan?", [], [], 5, "", "", ""))
+    for bubble in (replaced, done):
+        assert PROVISIONAL_LABEL not in bubble and "The model says" not in bubble
+        assert "The loan was USD 10 billion." in bubble and "99 appears in no cited passage" in bubble
+    assert "quoted from the articles ·" in done
+
+
+def test_the_api_streams_the_quick_answer_as_a_provisional_event(tmp_path):
+    final = answer("The model says 10 billion. [1]", backend="auto", model="openai:qwen")
+    events = list(_service(tmp_path, QuickThenModel(PASSAGE, final)).ask("What was the loan?", [], 5, "", "", "", ""))
+    assert [e.get("event") for e in events] == ["sources", "provisional", "token", None]
+    assert events[1] == {"event": "provisional", "text": "The loan was USD 10 billion. [1]", "tentative": False}
+    assert events[-1]["model"] == "openai:qwen"
+
+
+@pytest.fixture
+def no_models(corpus_settings, tmp_path) -> ChatService:
+    """The chat over the bundled corpus with no model installed and no model server to find."""
+    settings = corpus_settings.with_overrides(llm="auto", models_dir=tmp_path / "models", local_llm_ports=[free_port()])
+    return ChatService(settings)
+
+
+def test_with_no_model_answers_are_quoted_and_the_picker_offers_only_that_and_automatic(no_models):
+    local = no_models.models
+    assert local.note().startswith("Answers: quoted from the articles (") and not local.has_model()
+    assert [value for _, value in local.choices()] == [AUTO, QUOTED]
+    assert "quoted" in [label for label, value in local.choices() if value == QUOTED][0]
+    label = local.install_label(RECOMMENDED)
+    assert label.startswith("Install a local model (1.1 GB, about ") and label.endswith("minutes)")
+    assert "98 MB" in local.install_label("smollm2-135m")
+
+    local.pick(QUOTED)
+    assert local.backend == "extractive" and local.note() == "Answers: quoted from the articles (chosen here)"
+    local.pick(AUTO)
+    assert local.backend == "auto"
+
+
+def test_an_install_that_fails_says_why_in_one_line_and_the_chat_still_answers(no_models):
+    local = no_models.models
+    state = local.start_install("no-such-model")
+    assert state.running and local.start_install("smollm2-135m") is state, "one install at a time"
+    deadline = time.monotonic() + 30
+    while local.install_state().running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    failed = local.install_state()
+    assert not failed.running and failed.error and "\n" not in failed.error
+    report = install_report(failed)
+    assert report.startswith('<div class="install-error">Installing no-such-model failed: ')
+    assert "10 billion" in no_models.assistant.ask("What did EXIM approve under Project Vault?").answer
+
+
+def test_the_install_report_shows_the_progress_bar_and_its_line():
+    running = InstallState("smollm2-135m", Progress("download", 40, 98, "Downloading <b>"), running=True)
+    assert install_report(running) == '<progress value="40" max="98"></progress><div>Downloading &lt;b&gt;</div>'
+    building = InstallState("smollm2-135m", Progress("runtime", 0, 0, "Building llama-cpp-python"), running=True)
+    assert install_report(building).startswith("<progress></progress>")
+    assert "is installed and answers now" in install_report(InstallState("smollm2-135m"))
