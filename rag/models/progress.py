@@ -23,8 +23,8 @@ class Progress:
 
 
 class Reporter:
-    """Hands Progress to the caller's callback: every new stage at once, and within a stage at
-    most every REPORT_INTERVAL_S, so a download of a million chunks does not flood the screen."""
+    """Hands Progress to the caller's callback: every new stage and every finished step at once,
+    and otherwise at most every REPORT_INTERVAL_S, so a million chunks do not flood the screen."""
 
     def __init__(self, callback: Callable[[Progress], None] | None):
         self.callback = callback
@@ -33,7 +33,8 @@ class Reporter:
 
     def __call__(self, stage: str, done: int, total: int, message: str) -> None:
         now = time.monotonic()
-        if self.callback is None or (stage == self.stage and now - self.last_sent < REPORT_INTERVAL_S):
+        finished = total > 0 and done == total
+        if self.callback is None or (stage == self.stage and not finished and now - self.last_sent < REPORT_INTERVAL_S):
             return
         self.stage, self.last_sent = stage, now
         self.callback(Progress(stage, done, total, message))
