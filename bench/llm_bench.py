@@ -25,7 +25,7 @@ from bench.ask_bench import eval_questions
 from bench.common import CACHE, ROOT, log, ms_since, summary
 from bench.indexes import bbc_index, bench_settings, bundled_index
 
-MODEL_FILE = ".models/qwen2.5-coder-1.5b-instruct-q4.gguf"
+MODEL_FILE = ".models/llm/qwen2.5-coder-1.5b.gguf"
 ALIAS = "qwen"
 SUITES = {"bundled": "evals/questions.jsonl", "bbc": "evals/suites/bbc/questions.jsonl"}
 # Generous: on two cores shared with other work one request can take a minute; a timeout would
@@ -209,7 +209,7 @@ def run(questions: int = 20) -> dict:
 
     path = model_path()
     if path is None:
-        return {"missing": f"no {MODEL_FILE} here or in the main worktree (scripts/fetch-eval-model fetches it)"}
+        return {"missing": f"no {MODEL_FILE} here or in the main worktree (rag model install qwen2.5-coder-1.5b fetches it)"}
     counter = TokenCounter(path)
     calls: list[dict] = []
     check_prompts: list[list[dict]] = []
