@@ -11,6 +11,7 @@ answer is checked is in llm.py.
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import time
@@ -335,7 +336,9 @@ def _load_gguf(path: Path):
             "RAG_LLM=llamacpp needs llama-cpp-python: pip install 'rag-news[llamacpp]'"
         ) from exc
     try:
-        llama = Llama(model_path=str(path), n_ctx=N_CTX, verbose=False)
+        # A thread per core for generation too (llama-cpp-python's default is half the cores; the
+        # prompt is already read with all of them).
+        llama = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=os.cpu_count(), verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         raise LLMUnavailable(f"could not load {path} as a GGUF model: {_one_line(str(exc))}") from exc
     has_template = "tokenizer.chat_template" in llama.metadata
