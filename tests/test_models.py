@@ -46,27 +46,35 @@ PAYLOAD = b"GGUF" + os.urandom(300_000)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class FileServer(ThreadingHTTPServer):
-    """Serves `payload` at every path, honouring Range unless told not to. `drop_after` bytes into
-    a whole-file reply it closes the connection; `delay_s` slows each 16 kB sent."""
+class LocalServer(ThreadingHTTPServer):
+    """An HTTP server on a free 127.0.0.1 port, serving from a thread while in a `with` block."""
 
     daemon_threads = True
 
-    def __init__(self, payload: bytes, honour_range: bool = True, drop_after: int | None = None, delay_s: float = 0):
-        super().__init__(("127.0.0.1", 0), FileHandler)
-        self.payload, self.honour_range, self.drop_after, self.delay_s = payload, honour_range, drop_after, delay_s
-        self.ranges: list[str | None] = []  # the Range header of each request, None when absent
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        super().__init__(("127.0.0.1", 0), handler)
+        self.root = f"http://127.0.0.1:{self.server_address[1]}"
 
-    def url(self, name: str = "tiny-model.gguf") -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{name}"
-
-    def __enter__(self) -> FileServer:
+    def __enter__(self):
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.shutdown()
         self.server_close()
+
+
+class FileServer(LocalServer):
+    """Serves `payload` at every path, honouring Range unless told not to. `drop_after` bytes into
+    a whole-file reply it closes the connection; `delay_s` slows each 16 kB sent."""
+
+    def __init__(self, payload: bytes, honour_range: bool = True, drop_after: int | None = None, delay_s: float = 0):
+        super().__init__(FileHandler)
+        self.payload, self.honour_range, self.drop_after, self.delay_s = payload, honour_range, drop_after, delay_s
+        self.ranges: list[str | None] = []  # the Range header of each request, None when absent
+
+    def url(self, name: str = "tiny-model.gguf") -> str:
+        return f"{self.root}/{name}"
 
 
 class FileHandler(BaseHTTPRequestHandler):
@@ -98,27 +106,13 @@ class FileHandler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeOllama(ThreadingHTTPServer):
+class FakeOllama(LocalServer):
     """Ollama's /api/tags and /api/pull, as the real one answers them."""
 
-    daemon_threads = True
-
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), OllamaHandler)
+        super().__init__(OllamaHandler)
         self.models = {"llama3.2:1b": 1_321_098_329}
         self.pulled: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def __enter__(self) -> FakeOllama:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 class OllamaHandler(BaseHTTPRequestHandler):
@@ -199,10 +193,14 @@ def test_the_catalogue_names_each_model_with_its_checksum_licence_and_pieces():
     assert entries["smollm2-135m"].sha256.startswith("b179c952")
 
 
-def test_an_unknown_name_is_refused_with_the_choices(settings):
+def test_an_unknown_name_is_refused_with_the_choices(settings, monkeypatch, capsys):
     with pytest.raises(ModelError, match=r"no model called 'nonesuch': choose one of smollm2-135m, qwen2.5-coder-1.5b"):
         install("nonesuch", settings)
     assert installed(settings) == []
+    monkeypatch.setenv("RAG_MODELS_DIR", str(settings.models_dir))
+    assert main(["model", "install", "nonesuch"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("rag model: no model called 'nonesuch'") and error.count("\n") == 1
 
 
 # --- downloads from a URL -------------------------------------------------------------------------
@@ -277,6 +275,17 @@ def test_an_install_killed_midway_leaves_no_model_and_the_next_run_finishes_it(t
     assert server.ranges[-1] == f"bytes={kept}-"
     assert [m.name for m in installed(settings)] == ["tiny-model"]
     assert (models_dir / "llm" / "tiny-model.gguf").read_bytes() == PAYLOAD
+
+
+def test_a_copy_already_on_disk_is_taken_when_its_sha256_matches(settings, tiny_catalogue):
+    settings.models_dir.mkdir()
+    (settings.models_dir / "a-copy-of-the-same-size-but-other-bytes.gguf").write_bytes(b"GGUF" + bytes(len(PAYLOAD) - 4))
+    (settings.models_dir / "fetched-by-hand.gguf").write_bytes(PAYLOAD)
+    with FileServer(PAYLOAD) as server:
+        tiny_catalogue(server.url(), PAYLOAD_SHA, len(PAYLOAD))
+        model = install("tiny", settings)
+    assert server.ranges == []  # nothing downloaded
+    assert model.path.read_bytes() == PAYLOAD and (settings.models_dir / "fetched-by-hand.gguf").exists()
 
 
 # --- local files, the default, and what auto answers with -------------------------------------
@@ -369,11 +378,11 @@ def test_an_installed_runtime_is_not_installed_again():
 def test_model_list_shows_ollamas_models_when_it_answers(settings, monkeypatch, capsys):
     with FakeOllama() as ollama:
         monkeypatch.setenv("RAG_MODELS_DIR", str(settings.models_dir))
-        monkeypatch.setenv("RAG_OLLAMA_URL", ollama.url)
+        monkeypatch.setenv("RAG_OLLAMA_URL", ollama.root)
         assert main(["model", "list"]) == 0
     shown = capsys.readouterr().out
     assert "smollm2-135m" in shown and "98 MB" in shown and "Apache-2.0" in shown
-    assert f"Ollama at {ollama.url}" in shown and "ollama:llama3.2:1b" in shown and "1.3 GB" in shown
+    assert f"Ollama at {ollama.root}" in shown and "ollama:llama3.2:1b" in shown and "1.3 GB" in shown
 
 
 def test_model_list_does_not_wait_for_an_ollama_that_is_not_there(settings, monkeypatch, capsys):
@@ -386,7 +395,7 @@ def test_model_list_does_not_wait_for_an_ollama_that_is_not_there(settings, monk
 
 def test_an_ollama_model_is_pulled_with_progress_and_auto_asks_ollama_for_it(settings):
     with FakeOllama() as ollama:
-        settings = settings.with_overrides(ollama_url=ollama.url)
+        settings = settings.with_overrides(ollama_url=ollama.root)
         seen = []
         model = install("ollama:qwen2.5:1.5b", settings, progress=seen.append)
         with pytest.raises(ModelError, match="Ollama could not pull no-such-model: pull model manifest"):
@@ -394,13 +403,13 @@ def test_an_ollama_model_is_pulled_with_progress_and_auto_asks_ollama_for_it(set
     assert ollama.pulled == ["qwen2.5:1.5b"] and model.name == "ollama:qwen2.5:1.5b"
     assert any(p.stage == "download" and p.total == 986_000_000 for p in seen)
     chosen, reason = resolve_auto(settings)
-    assert chosen.llm == "openai" and chosen.openai_base_url == f"{ollama.url}/v1"
+    assert chosen.llm == "openai" and chosen.openai_base_url == f"{ollama.root}/v1"
     assert chosen.openai_model == "qwen2.5:1.5b" and "ollama:qwen2.5:1.5b" in reason
 
 
 def test_use_takes_a_model_ollama_already_has(settings):
     with FakeOllama() as ollama:
-        settings = settings.with_overrides(ollama_url=ollama.url)
+        settings = settings.with_overrides(ollama_url=ollama.root)
         use("ollama:llama3.2:1b", settings)
     assert default_model(settings).name == "ollama:llama3.2:1b" and ollama.pulled == []
 

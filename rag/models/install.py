@@ -111,10 +111,10 @@ def _checked(partial: Path, size: int | None, sha256: str | None, report: Report
 
 
 def _adopt_copy(entry: CatalogueEntry, settings: Settings, partial: Path, report: Reporter) -> bool:
-    """A copy of the model fetched some other way (scripts of old put Qwen in .models/) is
-    linked in instead of downloaded again, when its size matches (its sha256 is checked next)."""
+    """A copy of the model fetched some other way (scripts of old put Qwen in .models/) is linked
+    in instead of downloaded again, when its size and sha256 match."""
     for candidate in sorted(Path(settings.models_dir).glob("*.gguf")):
-        if candidate.stat().st_size == entry.size_bytes:
+        if candidate.stat().st_size == entry.size_bytes and fetch.sha256_of(candidate, report) == entry.sha256:
             report("download", 0, 0, f"using the copy at {candidate}")
             partial.unlink(missing_ok=True)
             try:
