@@ -33,13 +33,16 @@ def install(
     report = Reporter(progress)
     if name.startswith(OLLAMA_PREFIX):
         model = _pull_from_ollama(name.removeprefix(OLLAMA_PREFIX), settings, report)
+        done = "installed"
     else:
-        model = store.find_installed(_model_name(name), settings) or _fetch(name, settings, report, sha256)
+        model = store.find_installed(_model_name(name), settings)
+        done = "already installed" if model else "installed"
+        model = model or _fetch(name, settings, report, sha256)
         try:
             ensure_runtime(report)
         except ModelError as exc:
             raise ModelError(f"{model.name} is installed, but its runtime is not: {exc}") from exc
-    report("done", model.size_bytes, model.size_bytes, f"installed {model.name} ({size_text(model.size_bytes)})")
+    report("done", model.size_bytes, model.size_bytes, f"{done}: {model.name} ({size_text(model.size_bytes)})")
     return model
 
 
