@@ -69,8 +69,9 @@ class LocalModels:
         return offered
 
     def has_model(self) -> bool:
-        """A model is installed or a model server answers: no need to offer an install first."""
-        return bool(models.installed(self.settings) or self.assistant.model_servers())
+        """A model is configured, installed or serving here: no need to offer an install first."""
+        configured = self.settings.gguf_path or self.settings.openai_base_url
+        return bool(configured or models.installed(self.settings) or self.assistant.model_servers())
 
     def pick(self, value: str) -> None:
         """Answer the chat's questions with this picker entry from now on."""
