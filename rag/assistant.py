@@ -236,6 +236,7 @@ class Assistant:
         `reset_backend`, whatever `auto` would find."""
         with self._resolving:
             self._chat_backends.clear()
+            self._auto = None  # should this model fail to load, the next question resolves `auto` anew
             self._auto = self._settle(settings, reason)
 
     def model_servers(self) -> list[str]:

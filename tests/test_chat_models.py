@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from rag.answer.backends import LLMUnavailable
 from rag.answer.retrieve import Passage
 from rag.assistant import Assistant, Final, Provisional, Replace, Sources, Token
 from rag.models import Progress
@@ -69,9 +70,15 @@ def test_a_refusal_true_of_the_whole_index_keeps_the_question_from_the_model(ass
     assert model.seen == []
 
 
-def test_auto_is_resolved_again_after_reset_and_a_chosen_model_answers(corpus_settings):
-    nothing_listening = corpus_settings.with_overrides(llm="auto", local_llm_ports=[free_port()])
-    assistant = Assistant.from_settings(nothing_listening)
+@pytest.fixture
+def modelless(corpus_settings, tmp_path) -> Assistant:
+    """An assistant with no model installed and no model server to find."""
+    return Assistant.from_settings(corpus_settings.with_overrides(llm="auto", models_dir=tmp_path / "models",
+                                                                  local_llm_ports=[free_port()]))
+
+
+def test_auto_is_resolved_again_after_reset_and_a_chosen_model_answers(modelless):
+    assistant = modelless
     model, reason = assistant.answerer()
     assert model == "" and "no model" in reason
 
@@ -85,6 +92,13 @@ def test_auto_is_resolved_again_after_reset_and_a_chosen_model_answers(corpus_se
     assert assistant.answerer()[0] == "" and assistant.ask(DFC_QUESTION).backend == "extractive"
     assistant.use_model(None, "chosen in the chat")
     assert assistant.answerer() == ("", "chosen in the chat")
+
+
+def test_a_chosen_model_that_cannot_load_is_one_error_and_auto_is_resolved_anew(modelless, tmp_path):
+    missing = modelless.settings.with_overrides(llm="llamacpp", gguf_path=tmp_path / "gone.gguf")
+    with pytest.raises(LLMUnavailable, match="gone.gguf"):
+        modelless.use_model(missing, "chosen in the chat")
+    assert modelless.ask(DFC_QUESTION).backend == "extractive"
 
 
 # -- the chat's turn and the sidebar's "Answers" section ----------------------------------------------

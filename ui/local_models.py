@@ -79,8 +79,9 @@ class LocalModels:
             self._use_installed(value.removeprefix(MODEL), "the installed model, chosen here")
         elif value.startswith(SERVER):
             url = value.removeprefix(SERVER)
-            self.assistant.use_model(self.settings.with_overrides(llm="openai", openai_base_url=url, openai_model=None),
-                                     f"the model server at {url}, chosen here")
+            # Its own first model, not the one RAG_OPENAI_MODEL names for another server.
+            server = self.settings.replaced(llm="openai", openai_base_url=url, openai_model=None)
+            self.assistant.use_model(server, f"the model server at {url}, chosen here")
         elif value == AUTO:
             self.assistant.reset_backend()
         self.picked = value
