@@ -13,11 +13,12 @@ from rag.answer.retrieve import Passage
 from rag.assistant import Assistant, Final, Provisional, Replace, Sources, Token
 from rag.models import Progress
 from rag.settings import Settings
+from tests.llm_server import BrokenServer
 from tests.processes import free_port
 from tests.test_llm import DFC_QUESTION, ScriptedChat
 from tests.test_ui import answer
 from ui.chat import ChatService
-from ui.local_models import AUTO, QUOTED, RECOMMENDED, InstallState, install_report
+from ui.local_models import AUTO, QUOTED, RECOMMENDED, SERVER, InstallState, install_report
 from ui.render import PROVISIONAL_LABEL
 
 PASSAGE = Passage("c1", "Alpha. The loan was USD 10 billion. Omega.", "corpus/a.txt", "A title", "Wire", "2026-02-04",
@@ -202,3 +203,18 @@ def test_the_install_report_shows_the_progress_bar_and_its_line():
     building = InstallState("smollm2-135m", Progress("runtime", 0, 0, "Building llama-cpp-python"), running=True)
     assert install_report(building).startswith("<progress></progress>")
     assert "is installed and answers now" in install_report(InstallState("smollm2-135m"))
+
+
+def test_a_model_server_found_here_is_offered_and_once_picked_answers_the_chat(corpus_settings, tmp_path):
+    with BrokenServer("drop") as server:
+        settings = corpus_settings.with_overrides(llm="auto", models_dir=tmp_path / "models",
+                                                  local_llm_ports=[free_port(), server.port])
+        local = ChatService(settings).models
+        picked = SERVER + server.base_url
+        assert local.has_model() and [value for _, value in local.choices()] == [AUTO, picked, QUOTED]
+        local.pick(QUOTED)
+        assert local.backend == "extractive"
+        local.pick(picked)
+        assert local.backend == "auto"
+        assert local.note().startswith("Answers: written by ")
+        assert local.note().endswith(f"(the model server at {server.base_url}, chosen here)")
