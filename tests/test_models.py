@@ -314,14 +314,18 @@ def test_a_local_file_that_is_not_a_gguf_is_refused(settings, tmp_path):
     assert installed(settings) == [] and files_in(settings) == []
 
 
-def test_use_picks_the_default_and_removal_falls_back_to_the_last_installed(settings, tmp_path):
+def test_use_picks_the_default_and_removal_falls_back_to_the_last_installed(settings, tmp_path, monkeypatch, capsys):
     for name in ("first", "second", "third"):
         (tmp_path / f"{name}.gguf").write_bytes(PAYLOAD + name.encode())
         install(str(tmp_path / f"{name}.gguf"), settings)
     assert [m.name for m in installed(settings)] == ["first", "second", "third"]
     assert default_model(settings).name == "third"  # the newest, while none is chosen
-    use("first", settings)
+    monkeypatch.setenv("RAG_MODELS_DIR", str(settings.models_dir))
+    assert main(["model", "use", "first"]) == 0
     assert default_model(settings).name == "first"
+    assert main(["model", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert re.search(r"^★✓ first ", listed, re.MULTILINE) and re.search(r"^ ✓ third ", listed, re.MULTILINE)
     with pytest.raises(ModelError, match=r"nonesuch is not installed \(installed: first, second, third\)"):
         use("nonesuch", settings)
     remove("first", settings)
@@ -385,6 +389,20 @@ def test_an_installed_runtime_is_not_installed_again():
     shown = []
     llm_runtime.ensure_runtime(Reporter(shown.append))
     assert shown == []
+
+
+def test_the_runtime_install_passes_on_pips_lines_and_says_when_it_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(llm_runtime, "runtime_ready", lambda: False)  # as on a lean install
+    lock = tmp_path / "requirements-llm.lock"
+    lock.write_text("diskcache==5.6.3\n")  # installed already: pip runs, and builds nothing
+    monkeypatch.setattr(llm_runtime, "RUNTIME_LOCK", lock)
+    shown = []
+    llm_runtime.ensure_runtime(Reporter(shown.append))
+    assert {p.stage for p in shown} == {"runtime"} and "5 minutes" in shown[0].message
+
+    lock.write_text(f"{tmp_path / 'missing.whl'}\n")
+    with pytest.raises(ModelError, match="pip could not install llama-cpp-python: .*missing.whl"):
+        llm_runtime.ensure_runtime(Reporter(None))
 
 
 # --- Ollama -------------------------------------------------------------------------------------
