@@ -384,13 +384,14 @@ def cmd_model(args, settings: Settings) -> int:
     if args.model_command == "list":
         print(format_models(settings))
     elif args.model_command == "install":
-        with ProgressLine() as show:
-            model = models.install(args.name, settings, progress=show, sha256=args.sha256)
-        default = models.default_model(settings)
-        if default and default.name == model.name:
-            print(f"installed {model.name} ({model.source if model.served_by_ollama else model.path}); RAG_LLM=auto now answers with it")
-        else:
-            print(f"installed {model.name}; RAG_LLM=auto answers with {default.name}: rag model use {model.name} to change")
+        try:
+            with ProgressLine() as show:
+                model = models.install(args.name, settings, progress=show, sha256=args.sha256)
+        except KeyboardInterrupt:
+            print("interrupted: the same command goes on where this one stopped", file=sys.stderr)
+            return 130
+        print(f"installed {model.name} ({model.source if model.served_by_ollama else model.path}); "
+              + _who_answers(model, settings))
     elif args.model_command == "remove":
         models.remove(args.name, settings)
         print(f"removed {args.name}")
@@ -398,6 +399,17 @@ def cmd_model(args, settings: Settings) -> int:
         models.use(args.name, settings)
         print(f"RAG_LLM=auto now answers with {args.name}")
     return 0
+
+
+def _who_answers(model, settings: Settings) -> str:
+    import rag.models as models
+
+    default = models.default_model(settings)
+    if settings.openai_base_url or settings.gguf_path:
+        return "RAG_OPENAI_BASE_URL or RAG_GGUF_PATH, set here, still comes first for RAG_LLM=auto"
+    if default.name != model.name:
+        return f"RAG_LLM=auto answers with {default.name}: rag model use {model.name} to change"
+    return "RAG_LLM=auto now answers with it"
 
 
 def format_models(settings: Settings) -> str:

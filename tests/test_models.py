@@ -39,7 +39,7 @@ from rag.models import runtime as llm_runtime
 from rag.models.progress import Reporter
 from rag.models.store import llm_dir
 from rag.settings import Settings
-from tests.processes import free_port, stop_process
+from tests.processes import free_port
 
 RAG_CLI = str(Path(sys.executable).with_name("rag"))
 PAYLOAD = b"GGUF" + os.urandom(300_000)
@@ -251,7 +251,8 @@ def test_a_server_that_ignores_range_makes_the_download_start_over(settings, tin
     assert server.ranges[0].startswith("bytes=") and model.path.read_bytes() == PAYLOAD
 
 
-def test_an_install_killed_midway_leaves_no_model_and_the_next_run_finishes_it(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_an_install_stopped_midway_leaves_no_model_and_the_next_run_finishes_it(tmp_path, stop):
     models_dir = tmp_path / "models"
     environment = dict(os.environ, RAG_MODELS_DIR=str(models_dir))
     partial = models_dir / "llm" / "tiny-model.gguf.partial"
@@ -261,8 +262,12 @@ def test_an_install_killed_midway_leaves_no_model_and_the_next_run_finishes_it(t
         deadline = time.monotonic() + 30
         while not (partial.exists() and partial.stat().st_size > 50_000) and time.monotonic() < deadline:
             time.sleep(0.02)
-        os.kill(killed.pid, signal.SIGKILL)
-        stop_process(killed)
+        os.kill(killed.pid, stop)
+        _, said = killed.communicate(timeout=30)
+        if stop == signal.SIGINT:
+            assert killed.returncode == 130 and said.decode().endswith(
+                "interrupted: the same command goes on where this one stopped\n"
+            )
         settings = Settings(models_dir=models_dir)
         assert installed(settings) == [] and not (models_dir / "llm" / "tiny-model.gguf").exists()
         kept = partial.stat().st_size
