@@ -449,6 +449,8 @@ def test_beside_the_filters_an_index_without_dates_or_publishers_says_so(browser
     note = page.locator("#filter-note")
     playwright.expect(note).to_have_text(
         "This index has no dates or publishers: these filters would hide every article.")
+    note.scroll_into_view_if_needed()  # below the "Answers" section, right under the filters
+    playwright.expect(page.locator("#publisher")).to_be_in_viewport()
     playwright.expect(note).to_be_in_viewport()
     page.close()
 

@@ -170,7 +170,8 @@ def _sidebar(service: ChatService) -> dict:
                                      elem_id="date-from"),
             "date_to": gr.DateTime(include_time=False, type="string", label="Published until",
                                    elem_id="date-to"),
-            "publisher": gr.Dropdown(_publisher_choices(service), value=ALL_PUBLISHERS, label="Publisher"),
+            "publisher": gr.Dropdown(_publisher_choices(service), value=ALL_PUBLISHERS, label="Publisher",
+                                     elem_id="publisher"),
             "filter_note": gr.Markdown(service.filter_note(), elem_id="filter-note"),
         }
         gr.Markdown("### Add articles")

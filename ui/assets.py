@@ -159,12 +159,12 @@ SCROLL_TO_CITED_JS = """
 # Gradio's date box keeps its last valid value when the text typed is no date ("last year"), so
 # the question would be filtered by a date the user no longer sees. The answer is given the text
 # as typed instead, which the server refuses with a message when it is no date. The arguments are
-# the answer event's inputs, in order; the dates are the sixth and seventh.
+# the answer event's inputs, in order; the dates are the fifth and sixth.
 TYPED_DATES_JS = """
 (...inputs) => {
   const typed = (id, value) => document.querySelector(`#${id} input`)?.value ?? value;
-  inputs[5] = typed("date-from", inputs[5]);
-  inputs[6] = typed("date-to", inputs[6]);
+  inputs[4] = typed("date-from", inputs[4]);
+  inputs[5] = typed("date-to", inputs[5]);
   return inputs;
 }
 """

@@ -61,7 +61,7 @@ class LocalModels:
 
     def choices(self) -> list[tuple[str, str]]:
         """The picker's entries, as (label, value): what is installed and what answers here."""
-        offered = [("Automatic: the installed model, else a model server here", AUTO)]
+        offered = [("Automatic", AUTO)]
         offered += [(f"{m.name} (installed, {_size(m.size_bytes)})", MODEL + m.name)
                     for m in models.installed(self.settings)]
         offered += [(f"the model server at {url}", SERVER + url) for url in self.assistant.model_servers()]
