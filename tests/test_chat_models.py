@@ -19,7 +19,7 @@ from tests.test_llm import DFC_QUESTION, ScriptedChat
 from tests.test_ui import answer
 from ui.chat import ChatService
 from ui.local_models import AUTO, QUOTED, RECOMMENDED, SERVER, InstallState, install_report
-from ui.render import PROVISIONAL_LABEL
+from ui.render import PROVISIONAL_LABEL, PROVISIONAL_TENTATIVE_LABEL, provisional_bubble
 
 PASSAGE = Passage("c1", "Alpha. The loan was USD 10 billion. Omega.", "corpus/a.txt", "A title", "Wire", "2026-02-04",
                   "", 0, 10, 0.5)
@@ -140,6 +140,8 @@ def test_the_quick_answer_shows_with_the_model_draft_under_it_until_the_model_an
     assert PROVISIONAL_LABEL in drafts[-1] and "The model's draft, to be checked: The model says" in drafts[-1]
     assert PROVISIONAL_LABEL not in done and "The model says 10 billion." in done
     assert "written by smollm2-135m ·" in done
+    withheld = provisional_bubble("Alpha. [1]", True, "", turn=0, sources=1, searched="")
+    assert PROVISIONAL_TENTATIVE_LABEL in withheld and 'class="model-draft"' not in withheld
 
 
 def test_a_rejected_model_answer_leaves_the_quick_one_with_the_reason(tmp_path):
