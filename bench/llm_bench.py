@@ -1,8 +1,10 @@
 """The LLM path's time: questions answered through `RAG_LLM=openai` by Qwen2.5-Coder-1.5B served by
 llama.cpp's OpenAI-compatible server (llama-cpp-python), started here on a free local port.
 
-Per question it records the Assistant's own `Answer.timings` (first_token_ms, check_ms, total_ms)
-and, by wrapping the chat backend the Assistant makes (`rag.answer.backends.make_chat_backend`), each request
+Each question is asked under each preset compared (`PRESETS_COMPARED`, in turn, the order
+alternating from one question to the next), so their times are compared within one run on a
+shared machine. Per question it records the Assistant's own `Answer.timings` (first_token_ms,
+check_ms, total_ms) and, by wrapping the chat backend the Assistant makes (`rag.answer.backends.make_chat_backend`), each request
 to the model: the answerability check (one token) and the streamed answer (time to its first piece,
 then the generation). Prompt and completion tokens are counted with the model's own tokenizer and
 chat template (the GGUF's, loaded without weights), as the server tokenizes them; the server's log
@@ -21,13 +23,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.ask_bench import eval_questions
 from bench.common import CACHE, ROOT, log, ms_since, summary
-from bench.indexes import bbc_index, bench_settings, bundled_index
+from rag.settings import PRESETS
 
 MODEL_FILE = ".models/llm/qwen2.5-coder-1.5b.gguf"
 ALIAS = "qwen"
-SUITES = {"bundled": "evals/questions.jsonl", "bbc": "evals/suites/bbc/questions.jsonl"}
+SUITES = ("bundled", "bbc")  # answered over the eval suites' own indexes (evals/.cache/, built by `rag eval`)
+# The default (the answerability verdict, then the answer, checked) beside the plain baseline (the answer alone).
+PRESETS_COMPARED = ("default", "plain")
 # Generous: on two cores shared with other work one request can take a minute; a timeout would
 # turn a slow answer into a missing one.
 TIMEOUT_S = 600.0
@@ -98,14 +101,12 @@ class ServerLog:
 class RecordingChat:
     """The project's chat backend, each request timed and its tokens counted."""
 
-    def __init__(self, inner, counter: TokenCounter, server_log: ServerLog, calls: list[dict],
-                 check_prompts: list[list[dict]]):
+    def __init__(self, inner, counter: TokenCounter, server_log: ServerLog, calls: list[dict]):
         self.inner = inner
         self.name = inner.name
         self.counter = counter
         self.server_log = server_log
         self.calls = calls  # shared with the bench, which empties it before each question
-        self.check_prompts = check_prompts  # every check's messages, for the logprobs probe
 
     def yes_probability(self, messages):
         started = time.perf_counter()
@@ -113,7 +114,6 @@ class RecordingChat:
             return self.inner.yes_probability(messages)
         finally:
             self._record("check", messages, ms_since(started))
-            self.check_prompts.append(messages)
 
     def stream(self, messages):
         started = time.perf_counter()
@@ -140,14 +140,17 @@ def _free_port() -> int:
 
 @contextmanager
 def llama_server(path: Path):
-    """The llama.cpp server on a free local port, as the brief's command starts it but with a
-    thread per core: yields its API root and how long it took to answer; stopped on the way out."""
+    """The llama.cpp server on a free local port, as evals/runs/committed/llm/ starts it: a thread per
+    core (its default is half the cores), and no logits kept for every prompt token (the verdict is
+    then read from the reply's first word): yields its API root and how long it took to answer;
+    stopped on the way out."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", ALIAS,
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-               "--n_threads", str(os.cpu_count())]  # its default is half the cores
+               "--n_threads", str(os.cpu_count()), "--logits_all", "false"]
     started = time.perf_counter()
+    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
     with open(SERVER_LOG, "w") as out:
         server = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -180,6 +183,19 @@ def _wait_for_models(base_url: str, server: subprocess.Popen, timeout: float = 3
     raise TimeoutError(f"the llama.cpp server did not answer at {base_url} within {timeout:.0f} s")
 
 
+def _forget_the_last_prompt(base_url: str) -> None:
+    """A one-token request with the system prompt and another question, so that the next question
+    finds only the system prompt cached, as after any other question (the same question under the
+    other preset would otherwise find its whole prompt cached)."""
+    import httpx
+
+    from rag.answer.llm import SYSTEM_PROMPT
+
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Question: hello?"}]
+    body = {"model": ALIAS, "messages": messages, "max_tokens": 1, "temperature": 0}
+    httpx.post(f"{base_url}/chat/completions", json=body, timeout=TIMEOUT_S).raise_for_status()
+
+
 def _ask(assistant, calls: list[dict], question: str) -> dict:
     """One question, streamed: the Answer's timings and the model requests it made."""
     from rag.answer.backends import LLMUnavailable
@@ -203,8 +219,8 @@ def _spread(questions: list[str], count: int) -> list[str]:
 
 
 def run(questions: int = 20) -> dict:
-    """`questions` from each suite (bundled, and BBC when its corpus is here) through the LLM path.
-    Run in a fresh process: it patches rag.answer.backends.make_chat_backend."""
+    """`questions` from each suite (bundled, and BBC when its corpus is here) through the LLM path,
+    under each preset compared. Run in a fresh process: it patches rag.answer.backends.make_chat_backend."""
     from rag.answer import backends
 
     path = model_path()
@@ -212,60 +228,43 @@ def run(questions: int = 20) -> dict:
         return {"missing": f"no {MODEL_FILE} here or in the main worktree (rag model install qwen2.5-coder-1.5b fetches it)"}
     counter = TokenCounter(path)
     calls: list[dict] = []
-    check_prompts: list[list[dict]] = []
     make, reader = backends.make_chat_backend, ServerLog(SERVER_LOG)
-    backends.make_chat_backend = lambda settings: RecordingChat(make(settings), counter, reader, calls, check_prompts)
+    backends.make_chat_backend = lambda settings: RecordingChat(make(settings), counter, reader, calls)
     with llama_server(path) as (base_url, ready_s):
-        suites = {suite: _suite(suite, questions_file, base_url, calls, questions)
-                  for suite, questions_file in SUITES.items()}
-        probe = logprobs_probe(base_url, check_prompts[1 :: max(1, len(check_prompts) // 4)][:4])
-    return {"model": path.name, "server_ready_s": ready_s, "n_ctx": 4096, "suites": suites, "logprobs_probe": probe,
-            "summary": summarise([r for s in suites.values() for r in s.get("runs", [])])}
+        suites = {suite: _suite(suite, base_url, calls, questions) for suite in SUITES}
+    every = {preset: [r for s in suites.values() for r in s.get(preset, {}).get("runs", [])]
+             for preset in PRESETS_COMPARED}
+    return {"model": path.name, "server_ready_s": ready_s, "n_ctx": 4096, "presets": list(PRESETS_COMPARED),
+            "suites": suites, "summary": {preset: summarise(runs) for preset, runs in every.items()}}
 
 
-def _suite(suite: str, questions_file: str, base_url: str, calls: list[dict], count: int) -> dict:
+def _suite(name: str, base_url: str, calls: list[dict], count: int) -> dict:
     from rag.assistant import Assistant
+    from rag.evals.suites import SUITES_FILE, SuiteError, pick_suites
+    from rag.settings import Settings
 
-    index = bundled_index() if suite == "bundled" else bbc_index()
-    if "missing" in index:
-        log(f"llm {suite}: skipped, {index['missing']}")
-        return {"missing": index["missing"]}
-    settings = bench_settings(ROOT / index["index_dir"], ROOT / index["corpus_dir"]).with_overrides(
-        llm="openai", openai_base_url=base_url, openai_model=ALIAS, llm_timeout_s=TIMEOUT_S)
-    assistant = Assistant.from_settings(settings)
-    every = eval_questions(questions_file=questions_file)
-    _ask(assistant, calls, every[-1])  # outside the sample: the model's pages read, the backend connected
-    runs = []
+    try:
+        suite = next(iter(pick_suites([name], SUITES_FILE)))
+        settings = suite.settings(Settings(llm="openai", openai_base_url=base_url, openai_model=ALIAS,
+                                           llm_timeout_s=TIMEOUT_S))
+        suite.prepare(settings)
+    except SuiteError as exc:
+        log(f"llm {name}: skipped, {exc}")
+        return {"missing": str(exc)}
+    first = Assistant.from_settings(settings.with_overrides(**PRESETS[PRESETS_COMPARED[0]]))
+    assistants = {preset: Assistant(settings.with_overrides(**PRESETS[preset]), retriever=first.retriever)
+                  for preset in PRESETS_COMPARED}
+    every = [q.question for q in suite.questions()]
+    for assistant in assistants.values():  # outside the sample: the model's pages read, the backend connected
+        _ask(assistant, calls, every[-1])
+    runs: dict[str, list[dict]] = {preset: [] for preset in PRESETS_COMPARED}
     for number, question in enumerate(_spread(every, count), 1):
-        runs.append(_ask(assistant, calls, question))
-        log(f"llm {suite} {number}/{count}: {runs[-1]['wall_ms'] / 1000:.1f} s")
-    return {"runs": runs, "summary": summarise(runs)}
-
-
-def logprobs_probe(base_url: str, prompts: list[list[dict]]) -> dict:
-    """The check's request (one token) with and without the log-probabilities it asks for, on the
-    same prompts, in alternating order. Before each request a tiny unrelated one, so that every
-    timed request reads its whole prompt (the server keeps the previous prompt's prefix)."""
-    import httpx
-
-    from rag.answer.backends import TOP_LOGPROBS
-
-    def post(messages: list[dict], logprobs: bool) -> float:
-        body = {"model": ALIAS, "messages": messages, "max_tokens": 1, "temperature": 0}
-        if logprobs:
-            body |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
-        started = time.perf_counter()
-        httpx.post(f"{base_url}/chat/completions", json=body, timeout=TIMEOUT_S).raise_for_status()
-        return ms_since(started)
-
-    timed: dict[bool, list[float]] = {True: [], False: []}
-    for number, messages in enumerate(prompts):
-        for logprobs in (True, False) if number % 2 == 0 else (False, True):
-            post([{"role": "user", "content": "Say hi."}], False)
-            timed[logprobs].append(post(messages, logprobs))
-    log(f"logprobs probe: with {timed[True]}, without {timed[False]}")
-    return {"prompts": len(prompts), "with_logprobs_ms": summary(timed[True]),
-            "without_logprobs_ms": summary(timed[False])}
+        order = PRESETS_COMPARED if number % 2 else PRESETS_COMPARED[::-1]
+        for preset in order:
+            _forget_the_last_prompt(base_url)
+            runs[preset].append(_ask(assistants[preset], calls, question))
+            log(f"llm {name} {preset} {number}/{count}: {runs[preset][-1]['wall_ms'] / 1000:.1f} s")
+    return {preset: {"runs": runs[preset], "summary": summarise(runs[preset])} for preset in PRESETS_COMPARED}
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -253,50 +253,38 @@ def llm_section(llm: dict) -> str:
     if "missing" in llm or "error" in llm:
         return f"## The LLM path\n\nNot measured: {llm.get('missing') or llm.get('error')}."
     rows, share_rows = [], []
-    named = [(name, suite["summary"]) for name, suite in llm["suites"].items() if "summary" in suite]
-    for name, m in [*named, ("all", llm["summary"])]:
-        rows.append([name, f"{m['model_asked']} of {m['questions']}", m["refused_by_check"], m["fallbacks"],
+    named = [(name, preset, suite[preset]["summary"]) for name, suite in llm["suites"].items()
+             for preset in llm["presets"] if preset in suite]
+    for name, preset, m in [*named, *(("all", preset, llm["summary"][preset]) for preset in llm["presets"])]:
+        rows.append([name, preset, f"{m['model_asked']} of {m['questions']}", m["refused_by_check"], m["fallbacks"],
                      m["errors"], f"{m['answer_prompt_tokens']['p50']:.0f} / {m['answer_prompt_tokens']['p95']:.0f}",
                      f"{m['check_evaluated_tokens']['p50']:.0f} / {m['answer_evaluated_tokens']['p50']:.0f}",
                      pq_s(m["first_token_ms"]), pq_s(m["check_ms"]), pq_s(m["answer_first_piece_ms"]),
                      pq_s(m["generation_ms"]), f"{m['completion_tokens']['p50']:.0f}", pq_s(m["total_ms"])])
-        share_rows.append([name, *(f"{share * 100:.0f}%" for share in m["time_share"].values())])
+        share_rows.append([name, preset, *(f"{share * 100:.0f}%" for share in m["time_share"].values())])
     skipped = [f"{name}: {suite['missing']}" for name, suite in llm["suites"].items() if "missing" in suite]
-    m = llm["summary"]
+    first = llm["summary"][llm["presets"][0]]
     return "\n\n".join([
         "## The LLM path: Qwen2.5-Coder-1.5B through llama.cpp's server",
-        f"`{llm['model']}` served by `python -m llama_cpp.server` (n_ctx {llm['n_ctx']}, its default threads; "
-        f"up after {llm['server_ready_s']:.1f} s) on a free local port, asked through the project's path "
-        "(`RAG_LLM=openai`, `RAG_OPENAI_BASE_URL`; the answerability check on, as by default), questions spread "
-        "over each suite's file, after one warm-up question. Each request is timed by wrapping the chat backend "
+        f"`{llm['model']}` served by `python -m llama_cpp.server` (n_ctx {llm['n_ctx']}, a thread per core, "
+        f"`--logits_all false`; up after {llm['server_ready_s']:.1f} s) on a free local port, asked through the "
+        "project's path (`RAG_LLM=openai`, `RAG_OPENAI_BASE_URL`) over the eval suites' indexes, questions spread "
+        f"over each suite's file, after one warm-up question, each asked under the presets {', '.join(llm['presets'])} "
+        "in turn (the order alternating). Each request is timed by wrapping the chat backend "
         "the Assistant makes; tokens are counted with the GGUF's own tokenizer and chat template, as the server "
         "counts them, and `evaluated` is what the server's log says it had to read (the rest it kept from the "
-        "previous request: the check and the answer share all but the prompt's last line). Seconds as p50 / p95, "
+        "previous request). Seconds as p50 / p95, "
         "over the questions the model was asked (a refusal true of the whole index never reaches it)."
         + (f" Skipped: {'; '.join(skipped)}." if skipped else ""),
-        table(["suite", "model asked", "refused by its check", "replaced by extractive", "errors",
+        table(["suite", "preset", "model asked", "refused by its check", "replaced by extractive", "errors",
                "prompt tokens p50 / p95", "evaluated tokens p50: check / answer", "first token s",
                "check s", "answer: to first token s", "answer: generation s", "tokens generated p50",
                "total s"], rows),
-        f"Prompt reading: {m['prompt_tokens_per_s']:.0f} tokens/s (the check's evaluated tokens over its whole "
-        f"request), {m['server_prompt_tokens_per_s']:.0f} tokens/s by the server's own clock (its prompt eval "
-        f"of the check: p50 {m['server_check_prompt_ms']['p50'] / 1000:.2f} s of the request's "
-        f"{m['check_ms']['p50'] / 1000:.2f} s); generation: {m['generated_tokens_per_s']:.1f} tokens/s "
-        f"({m['server_generated_tokens_per_s']:.1f} by the server's clock).",
+        f"Generation under `{llm['presets'][0]}`: {first['generated_tokens_per_s']:.1f} tokens/s "
+        f"({first['server_generated_tokens_per_s']:.1f} by the server's clock).",
         "Where the time of the questions the model was asked went (share of the summed `total_ms`):",
-        table(["suite", *llm["summary"]["time_share"]], share_rows),
-        *logprobs_probe_parts(llm.get("logprobs_probe")),
+        table(["suite", "preset", *first["time_share"]], share_rows),
     ])
-
-
-def logprobs_probe_parts(probe: dict | None) -> list[str]:
-    if not probe or not probe["prompts"]:
-        return []
-    with_lp, without = probe["with_logprobs_ms"], probe["without_logprobs_ms"]
-    return [f"The check's request on {probe['prompts']} of its prompts, whole prompt read each time, with the "
-            f"log-probabilities it asks for (`logprobs`, `top_logprobs`) and without, alternating: p50 "
-            f"{with_lp['p50'] / 1000:.2f} s with, {without['p50'] / 1000:.2f} s without "
-            f"({with_lp['p50'] / without['p50']:.2f}x)."]
 
 
 def pq_s(stats: dict) -> str:
@@ -375,10 +363,10 @@ def warm_target(where: str, answer_ms: dict) -> tuple[str, bool, str]:
 def llm_targets(llm: dict | None) -> list[tuple[str, bool | None, str]]:
     if llm is None:
         return []
-    if "summary" not in llm or not llm["summary"]["model_asked"]:
+    if "summary" not in llm or not llm["summary"]["default"]["model_asked"]:
         reason = llm.get("missing") or llm.get("error") or "no question reached the model"
         return [("LLM path: first token <= 2 s, p50 <= 5 s per question", None, f"not measured: {reason}")]
-    m = llm["summary"]
+    m = llm["summary"]["default"]
     first, total = m["first_token_ms"], m["total_ms"]
     return [
         ("LLM path: first token <= 2 s (p50)", first["p50"] <= 2000,
