@@ -131,7 +131,8 @@ def build_app(settings: Settings, service: ChatService | None = None) -> gr.Bloc
                  api_visibility="private")
         app.load(lambda: _example_updates(service), None, [*chat["examples"], chat["example_questions"]],
                  api_visibility="private")
-        app.load(lambda: _answers_updates(service), None, _answers_outputs(controls), api_visibility="private")
+        app.load(lambda: (*_answers_updates(service), *_install_updates(service)), None,
+                 [*_answers_outputs(controls), *_install_outputs(controls)], api_visibility="private")
         app.load(_restore, [saved, turns], [chat["chatbot"], sources, turns, chat["copy_text"]],
                  api_visibility="private")
         # On a phone-sized screen the open sidebar would cover the question box.
@@ -377,27 +378,36 @@ def _wire_models(service: ChatService, controls: dict) -> None:
         return models.note()
 
     def start_install(name: str) -> tuple:
-        state = models.start_install(name)
-        return install_report(state), gr.Timer(active=True), gr.update(interactive=False)
+        models.start_install(name)
+        return _install_updates(service)
 
     def poll() -> tuple:
-        state = models.install_state()
-        if state.running:
-            return install_report(state), *(gr.skip(),) * (len(polled) - 1)
-        return install_report(state), gr.Timer(active=False), gr.update(interactive=True), *_answers_updates(service)
+        """The install's progress; once it is over, who answers now too."""
+        if models.install_state().running:
+            return *_install_updates(service), *(gr.skip(),) * len(_answers_outputs(controls))
+        return *_install_updates(service), *_answers_updates(service)
 
     controls["picker"].input(pick, controls["picker"], controls["answerer"], api_visibility="private")
     controls["catalogue"].input(models.install_label, controls["catalogue"], controls["install"], queue=False,
                                 api_visibility="private")
-    controls["install"].click(start_install, controls["catalogue"],
-                              [controls["install_status"], controls["install_timer"], controls["install"]],
-                              queue=False, api_visibility="private")
-    polled = [controls["install_status"], controls["install_timer"], controls["install"], *_answers_outputs(controls)]
-    controls["install_timer"].tick(poll, None, polled, queue=False, api_visibility="private")
+    controls["install"].click(start_install, controls["catalogue"], _install_outputs(controls), queue=False,
+                              api_visibility="private")
+    controls["install_timer"].tick(poll, None, [*_install_outputs(controls), *_answers_outputs(controls)],
+                                   queue=False, api_visibility="private")
 
 
 def _answers_outputs(controls: dict) -> list:
     return [controls["answerer"], controls["picker"], controls["install_box"]]
+
+
+def _install_outputs(controls: dict) -> list:
+    return [controls["install_status"], controls["install_timer"], controls["install"]]
+
+
+def _install_updates(service: ChatService) -> tuple:
+    """The install's progress, polled while it runs (a page opened meanwhile polls it too)."""
+    state = service.models.install_state()
+    return install_report(state), gr.Timer(active=state.running), gr.update(interactive=not state.running)
 
 
 def _answers_updates(service: ChatService) -> tuple:
