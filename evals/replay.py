@@ -7,7 +7,7 @@ attribution, the fallback) is measured on every suite in minutes, not in an hour
 A change to what the model is shown (evidence, prompt) needs a real run: its replies would no
 longer be the ones the model gave.
 
-    python evals/replay.py SUITE RECORDED_RUN_DIR OUT_DIR [--ask-model] [--preset NAME]
+    python evals/replay.py SUITE RECORDED_RUN_DIR OUT_DIR [--ask-model] [--preset NAME] [--limit N]
 
 RECORDED_RUN_DIR holds the recorded predictions.jsonl (e.g. evals/runs/committed/llm/bbc);
 OUT_DIR gets the replayed run's report, as `rag eval` writes it. With --ask-model, an answer the
@@ -15,7 +15,8 @@ run never had the model write (its answerability check said no, and today's lets
 asked of the model configured as for `rag eval` (RAG_LLM=openai ...), so a change to the
 answerability threshold costs model time only for the questions it lets through. With --preset,
 the suite is answered with that preset's settings (rag/settings.py), e.g. `plain` or `no-fallback`:
-what each guard costs and gains, measured on the same replies.
+what each guard costs and gains, measured on the same replies. With --limit, only the suite's first
+N questions.
 """
 
 from __future__ import annotations
@@ -93,25 +94,29 @@ def replay(
 REPORTED = ("answer_accuracy", "abstention_accuracy", "answered_precision", "overall_accuracy", "fallback_rate")
 
 
-def main(suite_name: str, recorded: Path, out: Path, ask_model: bool = False, preset: str = "default") -> None:
+def main(
+    suite_name: str, recorded: Path, out: Path, ask_model: bool = False, preset: str = "default", limit: int | None = None
+) -> None:
     predictions = read_predictions(recorded)
     suite = next(iter(pick_suites([suite_name], SUITES_FILE)))
     backend = next(p["backend"] for p in predictions if p.get("backend"))
     settings = suite.settings(Settings().with_overrides(llm=backend, **PRESETS[preset]))
     suite.prepare(settings)
     model = make_chat_backend(settings) if ask_model else None
-    result = replay(Assistant(settings), suite.questions(None), predictions, suite.name, model)
+    result = replay(Assistant(settings), suite.questions(limit), predictions, suite.name, model)
     write_run(out, result)
     print(json.dumps({k: result.metrics["overall"][k] for k in REPORTED}, indent=1))
 
 
 if __name__ == "__main__":
     arguments = [a for a in sys.argv[1:] if a != "--ask-model"]
-    preset = "default"
-    if "--preset" in arguments:
-        at = arguments.index("--preset")
-        preset = arguments[at + 1]
-        del arguments[at : at + 2]
-    if len(arguments) != 3 or preset not in PRESETS:
+    options = {"--preset": "default", "--limit": None}
+    for flag in options:
+        if flag in arguments:
+            at = arguments.index(flag)
+            options[flag] = arguments[at + 1]
+            del arguments[at : at + 2]
+    if len(arguments) != 3 or options["--preset"] not in PRESETS:
         sys.exit(__doc__)
-    main(arguments[0], Path(arguments[1]), Path(arguments[2]), "--ask-model" in sys.argv, preset)
+    limit = int(options["--limit"]) if options["--limit"] else None
+    main(arguments[0], Path(arguments[1]), Path(arguments[2]), "--ask-model" in sys.argv, options["--preset"], limit)
