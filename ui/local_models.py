@@ -33,6 +33,9 @@ class InstallState:
 
 
 class LocalModels:
+    """Which model the chat answers with. The choice is the server's, like the index: this chat is
+    one person's, on their machine."""
+
     def __init__(self, settings: Settings, assistant: Assistant):
         self.settings = settings
         self.assistant = assistant
