@@ -204,15 +204,14 @@ class Assistant:
         answer.backend_reason = backend_reason
         if chat is not None and not decision.hard:
             answer.model = chat.name
-            fitted = self._model_confidence(answer, decision, read)
-            answer.confidence = answer.confidence if fitted is None else fitted
+            if not answer.fallback:  # an extractive answer replacing the model's keeps its own
+                answer.confidence = self._model_confidence(chat.name, answer, decision, read)
         yield Final(answer, decision)
 
-    def _model_confidence(self, answer: Answer, decision: Decision, read: ModelRead) -> float | None:
-        """The fitted chance that the model's own answer or refusal is right. None when what is
-        shown is not the model's (the extractive answer replacing a rejected one), or when there is
-        no fitted chance or no extractive candidate to read it from."""
-        if self.chance_right is None or answer.fallback or not decision.sentences:
+    def _model_confidence(self, model: str, answer: Answer, decision: Decision, read: ModelRead) -> float | None:
+        """The fitted chance that the model's own answer or refusal is right. None when no chance
+        was fitted on this model's runs, or there is no extractive candidate to read it from."""
+        if self.chance_right is None or not self.chance_right.fitted_for(model) or not decision.sentences:
             return None
         return round(self.chance_right.of(not answer.abstained, read.answerable, decision.confidence), 3)
 

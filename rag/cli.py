@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="fit the answerability threshold on these recorded LLM runs (a folder per suite) instead",
     )
+    calibrate.add_argument(
+        "--model",
+        help="with --answerability: the model the runs were made with, as `rag model list` names it, when "
+        "the server named it otherwise (the fitted chance is shown only with that model's answers)",
+    )
 
     from rag.reader.training import Recipe  # light: torch is imported only when training runs
 
@@ -353,7 +358,7 @@ def cmd_calibrate(args, settings: Settings) -> int:
     from rag.evals import calibrate as calibration
 
     if args.answerability:
-        fitted = calibration.calibrate_answerability(args.answerability)
+        fitted = calibration.calibrate_answerability(args.answerability, model=args.model)
         calibration.print_answerability_summary(fitted, calibration.answerability.THRESHOLD_FILE)
         return 0
     target = args.target_precision or calibration.DEFAULT_TARGET_PRECISION

@@ -180,3 +180,19 @@ def test_calibrating_writes_the_chance_beside_the_threshold(tmp_path):
 def test_the_shipped_chance_was_fitted_on_every_suite():
     fitted = ChanceRight.load().fitted
     assert all(set(fitted[kind]["suites"]) == {"bundled", "bbc", "squad"} for kind in ("answer", "refusal"))
+
+
+def test_the_chance_is_for_the_models_it_was_fitted_on_whoever_serves_them(tmp_path):
+    runs = [write_run(tmp_path / name, [judged(y, r, abstained=y < 0.4) for y, r in
+                                        [(0.9, True), (0.5, False), (0.2, True), (0.3, False)] * 5])
+            for name in ("bbc", "squad")]
+    out = tmp_path / "answerability.json"
+    calibrate_answerability(runs, out, model="qwen2.5-coder-1.5b")
+    chance = ChanceRight.load(out)
+    assert chance.fitted_for("llamacpp:qwen2.5-coder-1.5b.gguf") and chance.fitted_for("openai:qwen2.5-coder-1.5b")
+    assert not chance.fitted_for("llamacpp:smollm2-135m.gguf")
+    assert json.loads(out.read_text(encoding="utf-8"))["command"].endswith("--model qwen2.5-coder-1.5b")
+
+
+def test_the_shipped_chance_is_for_the_catalogues_qwen():
+    assert ChanceRight.load().fitted_for("llamacpp:qwen2.5-coder-1.5b.gguf")

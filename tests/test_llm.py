@@ -791,9 +791,15 @@ def test_by_default_the_cli_answers_with_a_model_server_running_here(corpus_sett
 
 # --- the confidence shown with the model's answers and refusals ------------------------------
 
+class FittedModelChat(ScriptedChat):
+    """A scripted chat standing in for the model the shipped chance was fitted on."""
+
+    name = "llamacpp:qwen2.5-coder-1.5b.gguf"
+
+
 @pytest.mark.parametrize("verdict", [0.5, 0.9])
 def test_the_models_answer_shows_its_fitted_chance_of_being_right(assistant, scripted, verdict):
-    scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict))
+    scripted(FittedModelChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict))
     answer, decision = _answer_and_decision(assistant, DFC_QUESTION)
     assert answer.confidence == round(assistant.chance_right.of(True, verdict, decision.confidence), 3)
     assert answer.confidence != round(decision.confidence, 3)  # not the extractive candidate's
@@ -802,19 +808,27 @@ def test_the_models_answer_shows_its_fitted_chance_of_being_right(assistant, scr
 def test_a_surer_yes_shows_a_higher_chance(assistant, scripted):
     shown = []
     for verdict in (0.45, 0.95):
-        scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict))
+        scripted(FittedModelChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", verdict))
         shown.append(assistant.ask(DFC_QUESTION, backend="openai").confidence)
     assert shown[0] < shown[1]
 
 
 def test_a_refusal_of_the_model_shows_its_chance_of_being_right(assistant, scripted):
-    scripted(ScriptedChat("", verdict=0.2))
+    scripted(FittedModelChat("", verdict=0.2))
     answer, decision = _answer_and_decision(assistant, DFC_QUESTION)
     assert answer.abstained and answer.confidence == round(assistant.chance_right.of(False, 0.2, decision.confidence), 3)
 
 
+def test_a_model_the_chance_was_not_fitted_on_shows_no_confidence(assistant, scripted):
+    scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 600 million.", 0.9))
+    answer = assistant.ask(DFC_QUESTION, backend="openai")
+    assert answer.model == "scripted" and not answer.fallback and answer.confidence is None
+    scripted(ScriptedChat("", verdict=0.2))
+    assert assistant.ask(DFC_QUESTION, backend="openai").confidence is None, "nor with its refusals"
+
+
 def test_an_extractive_answer_replacing_the_models_keeps_its_own_confidence(assistant, scripted):
-    scripted(ScriptedChat("The DFC gave the Orion Critical Minerals Consortium USD 650 million [1].", 0.9))
+    scripted(FittedModelChat("The DFC gave the Orion Critical Minerals Consortium USD 650 million [1].", 0.9))
     answer = assistant.ask(DFC_QUESTION, backend="openai")
     assert answer.fallback and answer.confidence == assistant.ask(DFC_QUESTION, backend="extractive").confidence
 

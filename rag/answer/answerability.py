@@ -148,21 +148,34 @@ class ChanceRight:
     A verdict without a grade (none asked, or a first word: 0 or 1) counts as the typical verdict
     of the fitted examples of its kind, so a "yes" read from a word is not taken for certainty."""
 
-    def __init__(self, fitted: dict):
+    def __init__(self, fitted: dict, models: list[str] | None = None):
         self.fitted = fitted
+        self.models = {model_name(m) for m in models or []}
 
     @classmethod
     def load(cls, path: Path = THRESHOLD_FILE) -> ChanceRight | None:
         if not Path(path).exists():
             return None
-        fitted = json.loads(Path(path).read_text(encoding="utf-8")).get("chance_right")
-        return cls(fitted) if fitted else None
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(saved["chance_right"], saved.get("models")) if saved.get("chance_right") else None
+
+    def fitted_for(self, model: str) -> bool:
+        """Whether the chance was fitted on this model's runs: another model, weaker or stronger,
+        is right at another rate, so the chance would not mean what it says."""
+        return model_name(model) in self.models
 
     def of(self, answered: bool, yes: float | None, candidate_confidence: float) -> float:
         model = self.fitted["answer" if answered else "refusal"]
         features = _chance_features(yes, candidate_confidence, model["typical_yes_log_odds"])
         z = model["intercept"] + sum(c * x for c, x in zip(model["coef"], features, strict=True))
         return 1 / (1 + math.exp(-z))
+
+
+def model_name(backend_model: str) -> str:
+    """The model itself, whoever serves it: "llamacpp:qwen2.5-coder-1.5b.gguf" and
+    "openai:qwen2.5-coder-1.5b" are both qwen2.5-coder-1.5b."""
+    kind, _, name = backend_model.partition(":")
+    return name.removesuffix(".gguf") if kind in ("llamacpp", "openai") and name else backend_model
 
 
 def _chance_features(yes: float | None, candidate_confidence: float, typical_yes_log_odds: float) -> list[float]:

@@ -85,9 +85,12 @@ def print_summary(fitted: dict, model_file: Path) -> None:
     print(f"wrote {model_file}", file=sys.stderr)
 
 
-def calibrate_answerability(runs: list[Path], threshold_file: Path = answerability.THRESHOLD_FILE) -> dict:
+def calibrate_answerability(
+    runs: list[Path], threshold_file: Path = answerability.THRESHOLD_FILE, model: str | None = None
+) -> dict:
     """Fit the answerability threshold on recorded LLM eval runs (one folder per suite, named
-    after it, holding the predictions.jsonl that `rag eval` wrote) and write it to `threshold_file`."""
+    after it, holding the predictions.jsonl that `rag eval` wrote) and write it to `threshold_file`.
+    `model` names the model the runs were made with, beside the name its server gave it."""
     by_suite, outcomes, models = {}, {}, set()
     for run in runs:
         predictions = read_predictions(run)
@@ -100,8 +103,9 @@ def calibrate_answerability(runs: list[Path], threshold_file: Path = answerabili
     chance_right = answerability.fit_chance_right(outcomes)
     if chance_right:
         fitted["chance_right"] = chance_right
-    fitted["models"] = sorted(models)
+    fitted["models"] = sorted(models | ({model} if model else set()))
     fitted["command"] = "rag calibrate --answerability " + " ".join(str(run) for run in runs)
+    fitted["command"] += f" --model {model}" if model else ""
     fitted["created"] = datetime.now(UTC).isoformat(timespec="seconds")
     threshold_file.write_text(json.dumps(fitted, indent=2) + "\n", encoding="utf-8")
     return fitted
