@@ -67,6 +67,13 @@ def test_the_answer_says_in_a_few_words_who_wrote_it():
     assert "quoted from the articles ·" in replaced and "99 is in no passage" in replaced
 
 
+def test_a_models_answer_without_a_fitted_chance_says_so_and_shows_no_figure():
+    unmeasured = render.final_bubble(answer("X. [1]", model="llamacpp:smollm2-135m.gguf", confidence=None), 1)
+    assert "confidence not measured for this model" in unmeasured and "%" not in unmeasured
+    fitted = render.final_bubble(answer("X. [1]", model="llamacpp:qwen2.5-coder-1.5b.gguf", confidence=0.8), 1)
+    assert "80% likely right" in fitted
+
+
 def test_highlight_marks_spans_and_escapes_inside_and_outside():
     text = "<b>x</b> The loan was $10 <i>billion</i>. End"
     start = text.index("The")

@@ -186,6 +186,8 @@ def model_label(model: str) -> str:
 
 def confidence_label(answer: Answer) -> str:
     """What the confidence means, in words a reader can check against the eval."""
+    if answer.confidence is None and answer.model:
+        return '<span class="confidence" title="its chance of being right was fitted on another model\'s eval runs">confidence not measured for this model</span>'
     if answer.confidence is None:
         return "confidence unknown"
     percent = round(100 * answer.confidence)
