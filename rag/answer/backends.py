@@ -333,7 +333,7 @@ def _load_gguf(path: Path):
         from llama_cpp import Llama
     except ImportError as exc:
         raise LLMUnavailable(
-            "RAG_LLM=llamacpp needs llama-cpp-python: pip install 'rag-news[llamacpp]'"
+            "a local model needs its runtime, llama-cpp-python: python -m rag.models installs it (rag model install does too)"
         ) from exc
     try:
         # A thread per core for generation too (llama-cpp-python's default is half the cores; the
