@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -19,7 +20,16 @@ from tests.processes import free_port
 from tests.test_llm import DFC_QUESTION, ScriptedChat
 from tests.test_ui import answer
 from ui.chat import ChatService
-from ui.local_models import AUTO, QUOTED, RECOMMENDED, SERVER, InstallState, install_report
+from ui.local_models import (
+    AUTO,
+    QUOTED,
+    RECOMMENDED,
+    SERVER,
+    Answerer,
+    InstallState,
+    answerer_report,
+    install_report,
+)
 from ui.render import PROVISIONAL_LABEL, PROVISIONAL_TENTATIVE_LABEL, provisional_bubble
 
 PASSAGE = Passage("c1", "Alpha. The loan was USD 10 billion. Omega.", "corpus/a.txt", "A title", "Wire", "2026-02-04",
@@ -173,14 +183,17 @@ def no_models(corpus_settings, tmp_path) -> ChatService:
 
 def test_with_no_model_answers_are_quoted_and_the_picker_offers_only_that_and_automatic(no_models):
     local = no_models.models
-    assert local.note().startswith("Answers: quoted from the articles (") and not local.has_model()
+    said = local.answerer()
+    assert said.headline == "Quoted from the articles" and not local.has_model()
+    assert "127.0.0.1 ports" in said.why and said.why.endswith(" Install one below."), said.why
     assert [value for _, value in local.choices()] == [AUTO, QUOTED]
     assert "quoted" in [label for label, value in local.choices() if value == QUOTED][0]
-    assert re.fullmatch(r"Install a local model \(1\.1 GB, about \d+ minutes?\)", local.install_label(RECOMMENDED))
+    assert re.fullmatch(r"Install \(1\.1 GB, about \d+ minutes?\)", local.install_label(RECOMMENDED))
     assert "98 MB" in local.install_label("smollm2-135m")
 
     local.pick(QUOTED)
-    assert local.backend == "extractive" and local.note() == "Answers: quoted from the articles (chosen here)"
+    assert local.backend == "extractive" and local.answerer().headline == "Quoted from the articles"
+    assert "chosen" in local.answerer().why.lower()
     local.pick(AUTO)
     assert local.backend == "auto"
 
@@ -197,6 +210,12 @@ def test_an_install_that_fails_says_why_in_one_line_and_the_chat_still_answers(n
     report = install_report(failed)
     assert report.startswith('<div class="install-error">Installing no-such-model failed: ')
     assert "10 billion" in no_models.assistant.ask("What did EXIM approve under Project Vault?").answer
+
+
+def test_who_answers_shows_as_a_headline_and_a_smaller_line_with_the_reason_escaped():
+    said = Answerer("Written by gemma_3", "The configured model file /models/gemma_3_<q4>.gguf.")
+    assert answerer_report(said) == ('<div class="headline">Written by gemma_3</div>'
+                                     '<div class="why">The configured model file /models/gemma_3_&lt;q4&gt;.gguf.</div>')
 
 
 def test_the_install_report_shows_the_progress_bar_and_its_line():
@@ -218,5 +237,7 @@ def test_a_model_server_found_here_is_offered_and_once_picked_answers_the_chat(c
         assert local.backend == "extractive"
         local.pick(picked)
         assert local.backend == "auto"
-        assert local.note().startswith("Answers: written by ")
-        assert local.note().endswith(f"(the model server at {server.base_url}, chosen here)")
+        said = local.answerer()
+        assert said.headline.startswith("Written by ")
+        assert said.why == f"The model server at {server.base_url}, chosen here."
+        assert f"server at {urlsplit(server.base_url).netloc}" in [label for label, _ in local.choices()]

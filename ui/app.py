@@ -74,7 +74,7 @@ from ui.chat import (  # noqa: E402
     thumbs,
     with_vote,
 )
-from ui.local_models import RECOMMENDED, install_report  # noqa: E402
+from ui.local_models import RECOMMENDED, answerer_report, install_report  # noqa: E402
 from ui.safety import LoginGuard, check_bind, check_port_free, parse_auth  # noqa: E402
 from ui.uploads import UploadResult, discard_copies  # noqa: E402
 
@@ -82,6 +82,7 @@ PHONE_WIDTH = 768  # CSS pixels: narrower screens start with the sidebar closed
 # Answers share two cores: a few at once keeps one slow LLM answer from blocking the rest.
 ANSWER_CONCURRENCY = 4
 INSTALL_POLL_S = 1.0  # how often the page asks how a model's install is going
+PICKER_INFO = "Automatic: a configured model, else an installed one, else a model server found here, else quoted."
 # Gradio recognises a progress parameter by this default; one instance serves every request.
 PROGRESS = gr.Progress()
 
@@ -190,12 +191,12 @@ def _answers_section(service: ChatService) -> dict:
     loads, since finding the model may take a moment)."""
     gr.Markdown("### Answers")
     controls = {
-        "answerer": gr.Markdown("", elem_id="answerer"),
-        "picker": gr.Dropdown([], label="Answer with", elem_id="model-picker"),
+        "answerer": gr.HTML("", elem_id="answerer", js_on_load=None),
+        "picker": gr.Dropdown([], label="Answer with", elem_id="model-picker", info=PICKER_INFO),
     }
     with gr.Accordion("Install a local model", open=True, elem_id="install") as install_box:
         controls["catalogue"] = gr.Dropdown(service.models.catalogue_choices(), value=RECOMMENDED, label="Model",
-                                            elem_id="catalogue")
+                                            info=service.models.about(RECOMMENDED), elem_id="catalogue")
         controls["install"] = gr.Button(service.models.install_label(RECOMMENDED), variant="primary",
                                         elem_id="install-model")
         controls["install_status"] = gr.HTML("", elem_id="install-status", js_on_load=None)
@@ -375,7 +376,10 @@ def _wire_models(service: ChatService, controls: dict) -> None:
             models.pick(value)
         except (RuntimeError, OSError) as exc:  # ModelError, or a model that cannot be loaded
             gr.Warning(render.esc(f"That model cannot answer: {exc}"))
-        return models.note()
+        return answerer_report(models.answerer())
+
+    def choose_to_install(name: str) -> tuple:
+        return gr.update(info=models.about(name)), models.install_label(name)
 
     def start_install(name: str) -> tuple:
         models.start_install(name)
@@ -388,8 +392,8 @@ def _wire_models(service: ChatService, controls: dict) -> None:
         return *_install_updates(service), *_answers_updates(service)
 
     controls["picker"].input(pick, controls["picker"], controls["answerer"], api_visibility="private")
-    controls["catalogue"].input(models.install_label, controls["catalogue"], controls["install"], queue=False,
-                                api_visibility="private")
+    controls["catalogue"].input(choose_to_install, controls["catalogue"], [controls["catalogue"], controls["install"]],
+                                queue=False, api_visibility="private")
     controls["install"].click(start_install, controls["catalogue"], _install_outputs(controls), queue=False,
                               api_visibility="private")
     controls["install_timer"].tick(poll, None, [*_install_outputs(controls), *_answers_outputs(controls)],
@@ -415,7 +419,8 @@ def _answers_updates(service: ChatService) -> tuple:
     models = service.models
     choices = models.choices()
     picked = models.picked if models.picked in {value for _, value in choices} else choices[0][1]
-    return models.note(), gr.update(choices=choices, value=picked), gr.update(open=not models.has_model())
+    return (answerer_report(models.answerer()), gr.update(choices=choices, value=picked),
+            gr.update(open=not models.has_model()))
 
 
 def _wire_api(service: ChatService, settings: Settings) -> None:

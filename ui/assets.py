@@ -36,7 +36,15 @@ CSS = """
   margin-top: .5rem; padding-left: .5rem; border-left: 3px solid var(--border-color-primary);
   font-size: .85em; color: var(--body-text-color-subdued); white-space: pre-wrap;
 }
-#answerer p { margin: 0; }
+#answerer .html-container, #install-status .html-container { padding: 0; }
+/* Gradio's dropdown arrow sits over the end of its input: the text stops before it. */
+input[role=combobox] { padding-right: 1.6rem !important; text-overflow: ellipsis; }
+/* A date input will not shrink below its default width, which pushed the calendar button past the
+   sidebar's other controls. */
+.timebox input.time { min-width: 0; }
+#answerer .why {
+  margin-top: .2rem; font-size: .85em; color: var(--body-text-color-subdued); overflow-wrap: anywhere;
+}
 #install-status progress { width: 100%; }
 #install-status .install-error { color: var(--error-text-color); }
 #chat .cursor::after { content: "▍"; animation: blink 1s steps(2) infinite; }

@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from rag import models
 from rag.assistant import Assistant
+from rag.models.catalogue import find as find_in_catalogue
 from rag.settings import Settings
 from ui import render
 
@@ -22,6 +24,16 @@ RUNTIME_BUILD_S = 5 * 60
 # The picker's values: these two, an installed model's name after MODEL, a server's URL after SERVER.
 AUTO, QUOTED = "auto", "extractive"
 MODEL, SERVER = "model:", "server:"
+QUOTED_CHOICE = "quoted, no model"
+QUOTED_HEADLINE = f"{render.QUOTED[0].upper()}{render.QUOTED[1:]}"  # "Quoted from the articles"
+
+
+@dataclass(frozen=True)
+class Answerer:
+    """Who answers, in a few words, and why, in a smaller line that says what was looked for."""
+
+    headline: str
+    why: str
 
 
 @dataclass(frozen=True)
@@ -50,25 +62,27 @@ class LocalModels:
 
     # -- who answers -------------------------------------------------------------------------------
 
-    def note(self) -> str:
-        """Who answers the chat's questions, and why, in one line."""
+    def answerer(self) -> Answerer:
+        """Who answers the chat's questions, and why."""
         if self.picked == QUOTED:
-            return f"Answers: {render.QUOTED} (chosen here)"
+            return Answerer(QUOTED_HEADLINE, "Chosen under “Answer with” below: no model writes the answers.")
         try:
             model, reason = self.assistant.answerer()
         except RuntimeError as exc:  # the model configured or found cannot be used
-            return f"Answers: none, the model cannot be used: {exc}"
+            return Answerer("No model can answer", f"The model cannot be used: {exc}")
         if model:
-            return f"Answers: written by {render.model_label(model)} ({reason})"
-        return f"Answers: {render.QUOTED} ({reason})"
+            return Answerer(f"Written by {render.model_label(model)}", _sentence(reason))
+        # The reason says what was looked for (the model file, the ports): it stays, in the small line.
+        install = "" if self.has_model() else " Install one below."
+        return Answerer(QUOTED_HEADLINE, _sentence(reason) + install)
 
     def choices(self) -> list[tuple[str, str]]:
-        """The picker's entries, as (label, value): what is installed and what answers here."""
+        """The picker's entries, as (label, value): what is installed and what answers here. The
+        labels are short enough for the 300-px sidebar's dropdown, which cannot wrap them."""
         offered = [("Automatic", AUTO)]
-        offered += [(f"{m.name} (installed, {_size(m.size_bytes)})", MODEL + m.name)
-                    for m in models.installed(self.settings)]
-        offered += [(f"the model server at {url}", SERVER + url) for url in self.assistant.model_servers()]
-        offered.append((f"{render.QUOTED} (no model)", QUOTED))
+        offered += [(m.name, MODEL + m.name) for m in models.installed(self.settings)]
+        offered += [(f"server at {urlsplit(url).netloc}", SERVER + url) for url in self.assistant.model_servers()]
+        offered.append((QUOTED_CHOICE, QUOTED))
         return offered
 
     def has_model(self) -> bool:
@@ -101,16 +115,22 @@ class LocalModels:
     # -- installing --------------------------------------------------------------------------------
 
     def catalogue_choices(self) -> list[tuple[str, str]]:
-        return [(f"{e.name}: {_size(e.size_bytes)}, {e.licence}", e.name) for e in models.catalogue()]
+        """The models to install, as (label, value): only the name fits the sidebar's dropdown."""
+        return [(e.name, e.name) for e in models.catalogue()]
+
+    def about(self, name: str) -> str:
+        """A catalogue model's size, licence and what to expect of it, for the line above its choice."""
+        entry = find_in_catalogue(name)
+        return f"{_size(entry.size_bytes)}, {entry.licence}. {entry.notes}" if entry else ""
 
     def install_label(self, name: str) -> str:
         """The install button, with the download's size and how long it should take."""
-        entry = next((e for e in models.catalogue() if e.name == name), None)
+        entry = find_in_catalogue(name)
         if entry is None:
-            return "Install a local model"
+            return "Install"
         seconds = entry.size_bytes / DOWNLOAD_BYTES_PER_S + (0 if models.runtime_ready() else RUNTIME_BUILD_S)
         minutes = max(1, round(seconds / 60))
-        return f"Install a local model ({_size(entry.size_bytes)}, about {minutes} minute{'s' * (minutes > 1)})"
+        return f"Install ({_size(entry.size_bytes)}, about {minutes} minute{'s' * (minutes > 1)})"
 
     def install_state(self) -> InstallState:
         return self._install
@@ -143,8 +163,17 @@ class LocalModels:
             self._install = replace(self._install, progress=progress)
 
 
+def _sentence(reason: str) -> str:
+    return f"{reason[0].upper()}{reason[1:]}." if reason else ""
+
+
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
+
+
+def answerer_report(answerer: Answerer) -> str:
+    """Who answers, as HTML: the reason may hold a file path, which Markdown would mangle."""
+    return f'<div class="headline">{render.esc(answerer.headline)}</div><div class="why">{render.esc(answerer.why)}</div>'
 
 
 def install_report(state: InstallState) -> str:
