@@ -258,7 +258,10 @@ def test_an_install_stopped_midway_leaves_no_model_and_the_next_run_finishes_it(
     partial = models_dir / "llm" / "tiny-model.gguf.partial"
     with FileServer(PAYLOAD, delay_s=0.05) as server:  # about a second for the whole file
         command = [RAG_CLI, "model", "install", server.url(), "--sha256", PAYLOAD_SHA]
-        killed = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # A shell that starts a job in the background (as CI may) makes its children ignore
+        # Ctrl-C; the user's terminal does not.
+        killed = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 30
         while not (partial.exists() and partial.stat().st_size > 50_000) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from rag import models
 from rag.assistant import Assistant
-from rag.models.catalogue import find as find_in_catalogue
 from rag.settings import Settings
 from ui import render
 
@@ -120,12 +119,12 @@ class LocalModels:
 
     def about(self, name: str) -> str:
         """A catalogue model's size, licence and what to expect of it, for the line above its choice."""
-        entry = find_in_catalogue(name)
+        entry = models.find(name)
         return f"{_size(entry.size_bytes)}, {entry.licence}. {entry.notes}" if entry else ""
 
     def install_label(self, name: str) -> str:
         """The install button, with the download's size and how long it should take."""
-        entry = find_in_catalogue(name)
+        entry = models.find(name)
         if entry is None:
             return "Install"
         seconds = entry.size_bytes / DOWNLOAD_BYTES_PER_S + (0 if models.runtime_ready() else RUNTIME_BUILD_S)

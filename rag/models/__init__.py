@@ -5,7 +5,7 @@
     default_model(settings).path                        # .models/llm/smollm2-135m.gguf
 """
 
-from rag.models.catalogue import CatalogueEntry, catalogue
+from rag.models.catalogue import CatalogueEntry, catalogue, find
 from rag.models.install import install, use
 from rag.models.ollama import ollama_models
 from rag.models.progress import ModelError, Progress
@@ -19,6 +19,7 @@ __all__ = [
     "Progress",
     "catalogue",
     "default_model",
+    "find",
     "install",
     "installed",
     "ollama_models",
