@@ -120,7 +120,7 @@ class LocalModels:
     def about(self, name: str) -> str:
         """A catalogue model's size, licence and what to expect of it, for the line above its choice."""
         entry = models.find(name)
-        return f"{_size(entry.size_bytes)}, {entry.licence}. {entry.notes}" if entry else ""
+        return f"{models.size_text(entry.size_bytes)}, {entry.licence}. {entry.notes}" if entry else ""
 
     def install_label(self, name: str) -> str:
         """The install button, with the download's size and how long it should take."""
@@ -129,7 +129,7 @@ class LocalModels:
             return "Install"
         seconds = entry.size_bytes / DOWNLOAD_BYTES_PER_S + (0 if models.runtime_ready() else RUNTIME_BUILD_S)
         minutes = max(1, round(seconds / 60))
-        return f"Install ({_size(entry.size_bytes)}, about {minutes} minute{'s' * (minutes > 1)})"
+        return f"Install ({models.size_text(entry.size_bytes)}, about {minutes} minute{'s' * (minutes > 1)})"
 
     def install_state(self) -> InstallState:
         return self._install
@@ -164,10 +164,6 @@ class LocalModels:
 
 def _sentence(reason: str) -> str:
     return f"{reason[0].upper()}{reason[1:]}." if reason else ""
-
-
-def _size(n_bytes: int) -> str:
-    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
 
 
 def answerer_report(answerer: Answerer) -> str:

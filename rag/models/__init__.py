@@ -8,7 +8,7 @@
 from rag.models.catalogue import CatalogueEntry, catalogue, find
 from rag.models.install import install, use
 from rag.models.ollama import ollama_models
-from rag.models.progress import ModelError, Progress
+from rag.models.progress import ModelError, Progress, size_text
 from rag.models.runtime import runtime_ready
 from rag.models.store import InstalledModel, default_model, installed, remove
 
@@ -25,5 +25,6 @@ __all__ = [
     "ollama_models",
     "remove",
     "runtime_ready",
+    "size_text",
     "use",
 ]
