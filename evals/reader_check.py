@@ -6,7 +6,8 @@ For each question of each suite, the same retrieval and the same sentences the a
 read by the reader (rag/reader, trained by `rag train-reader`): the top N sentences by cosine
 similarity to the question, the plain way to shortlist. Per suite it reports:
 - how often the single best sentence answers the question when chosen by the reader, by the
-  answerer's own ranking, and by cosine similarity alone;
+  answerer's own ranking, by cosine similarity alone, and by the reader's and the answerer's
+  rankings fused (reciprocal rank fusion, k = 60 as its authors set it: nothing fitted);
 - how well the reader's best logit tells right candidates from wrong ones (AUC), beside the
   answerer's confidence on its own candidate;
 - what answering only above a reader logit would give (answer accuracy, answered precision,
@@ -48,6 +49,7 @@ def read_question(assistant: Assistant, reader: Reader, question, candidates: in
     shortlist = sorted(ranked, key=lambda s: -s.similarity)[:candidates]
     logits = reader.logits(searched, [as_read(reader, s, retrieval.passages[s.passage]) for s in shortlist])
     best = shortlist[int(np.argmax(logits))]
+    fused = _fused_best(shortlist, logits, ranked)
 
     def right(text: str) -> bool:
         return bool(question.answerable and is_correct(question, text, False)[0])
@@ -57,10 +59,21 @@ def read_question(assistant: Assistant, reader: Reader, question, candidates: in
         "reader_logit": float(logits.max()),
         "reader_right": right(best.text),
         "ranking_right": right(ranked[0].text),
+        "fused_right": right(fused.text),
         "cosine_right": right(shortlist[0].text),
         "answerer_right": right(own),
         "answerer_confidence": final.decision.confidence,
     }
+
+
+RRF_K = 60
+
+
+def _fused_best(shortlist, logits, ranked):
+    """The sentence whose two ranks, the reader's and the answerer's, together rank it highest."""
+    reader_rank = {id(s): r for r, s in enumerate(sorted(shortlist, key=lambda s: -logits[shortlist.index(s)]))}
+    answerer_rank = {id(s): r for r, s in enumerate(ranked)}
+    return max(shortlist, key=lambda s: 1 / (RRF_K + reader_rank[id(s)]) + 1 / (RRF_K + answerer_rank[id(s)]))
 
 
 def as_read(reader: Reader, sentence, passage) -> str:
@@ -80,6 +93,7 @@ def summarise(rows: list[dict]) -> dict:
         "best sentence right: reader": sum(r["reader_right"] for r in read),
         "best sentence right: answerer's ranking": sum(r["ranking_right"] for r in read),
         "best sentence right: cosine": sum(r["cosine_right"] for r in read),
+        "best sentence right: fused": sum(r["fused_right"] for r in read),
         "answerer's candidate right": sum(r["answerer_right"] for r in read),
         "AUC reader logit": auc([r["reader_logit"] for r in read], [r["reader_right"] for r in read]),
         "AUC answerer confidence": auc([r["answerer_confidence"] for r in read], [r["answerer_right"] for r in read]),

@@ -150,8 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="article folders the questions are made from (never an eval suite's questions)")
     train.add_argument("--questions", type=int, default=Recipe.questions, help="questions to generate")
     train.add_argument("--seed", type=int, default=Recipe.seed)
+    train.add_argument("--epochs", type=int, default=Recipe.epochs, help="passes over the pairs")
     train.add_argument("--context", action="store_true",
                        help="read each sentence with its article's title and the sentence before it")
+    train.add_argument("--written", type=int, default=0,
+                       help="questions a local language model writes in its own words, besides the generated ones")
+    train.add_argument("--writer", default=None,
+                       help="the installed model that writes them (default: the one rag model use chose)")
     train.add_argument("--out", type=Path, default=None, help="where the reader goes (default: .models/reader/)")
     train.add_argument("--work", type=Path, default=Path(".models/reader-training"),
                        help="where the pairs and the unquantised model go")
@@ -374,13 +379,34 @@ def cmd_train_reader(args, settings: Settings) -> int:
 
     # The reader starts from the MiniLM the project ships, whatever embedding model is configured.
     base_model = default_model_path()
+    writer = _writer_model(args.writer, settings) if args.written else None
     recipe = training.Recipe(
-        corpora=[str(c) for c in args.corpus], questions=args.questions, seed=args.seed, context=args.context
+        corpora=[str(c) for c in args.corpus], questions=args.questions, seed=args.seed, epochs=args.epochs,
+        context=args.context, written=args.written, writer=writer.name if writer else "",
     )
-    record = training.train_reader(recipe, base_model, args.out or READER_DIR, args.work, log=training.main_log)
+    complete = _writer_call(writer) if writer else None
+    record = training.train_reader(
+        recipe, base_model, args.out or READER_DIR, args.work, log=training.main_log, complete=complete
+    )
     print(f"trained on {record['pairs']} pairs from {record['articles']} articles in {record['minutes']} min; "
           f"held-out AUC {record['held_out_auc']}; wrote {record['file']} ({record['bytes'] / 1e6:.1f} MB)")
     return 0
+
+
+def _writer_model(name: str | None, settings: Settings):
+    import rag.models as models
+
+    model = models.find_installed(name, settings) if name else models.default_model(settings)
+    if model is None or model.served_by_ollama:
+        raise SystemExit(f"no installed GGUF model {name or '(no default)'} to write questions: rag model list")
+    return model
+
+
+def _writer_call(model):
+    from rag.answer.backends import LlamaCppChat
+
+    chat = LlamaCppChat(model.path, max_tokens=64, timeout_s=120)
+    return lambda messages: "".join(chat.stream(messages))
 
 
 def cmd_model(args, settings: Settings) -> int:

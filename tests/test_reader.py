@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.reader import questions
+from rag.reader import questions, written
 from rag.reader.model import RECORD_FILE, Reader
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -129,3 +129,80 @@ def test_the_reader_check_measures_a_reader_on_a_suite(tiny_reader, tmp_path):
     assert bundled["questions"] == 117 and 0 < bundled["read"] <= 117
     assert bundled["best sentence right: reader"] <= bundled["read"]
     assert set(bundled["cuts"]) == {str(c) for c in reader_check.LOGIT_CUTS}
+
+
+# --- questions a language model writes (rag/reader/written.py) ----------------------------------
+
+
+SENTENCE = "Texas Instruments developed the OMAP-Vox chip for mobile phones in 2004."
+
+
+@pytest.mark.parametrize(
+    ("reply", "kept"),
+    [
+        ("Question: Who made the new phone chip?\nAnswer: Texas Instruments",
+         ("Who made the new phone chip?", "Texas Instruments")),
+        ('**Question:** "When was the chip developed?"\n**Answer:** 2004.', ("When was the chip developed?", "2004")),
+        # The answer must be words of the sentence, a few of them, and not given away by the question.
+        ("Question: Who made the new phone chip?\nAnswer: TI", ("", "")),
+        ("Question: Who made the new phone chip?\nAnswer: x", ("", "")),
+        ("Question: Who developed the OMAP-Vox chip?\nAnswer: the OMAP-Vox chip", ("", "")),
+        (f"Question: What does the sentence say?\nAnswer: {SENTENCE}", ("", "")),
+        # ... and the question one question, of a sensible length.
+        ("Question: Who? Why?\nAnswer: Texas Instruments", ("", "")),
+        ("Question: Who made it?\nAnswer: Texas Instruments", ("", "")),
+        ("Who made the new phone chip?", ("", "")),
+        ("", ("", "")),
+    ],
+)
+def test_only_one_question_with_an_answer_the_sentence_states_is_kept(reply, kept):
+    assert written.usable_question(reply, SENTENCE) == kept
+
+
+class ScriptedWriter:
+    """Stands in for the writer model: gives the sentence's second and third words as the answer,
+    and counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, messages):
+        self.calls += 1
+        sentence = messages[-1]["content"].split("Sentence: ", 1)[1]
+        return f"Question: What is said right after the opening word here?\nAnswer: {' '.join(sentence.split()[1:3])}"
+
+
+def test_written_questions_are_seeded_and_a_stopped_run_goes_on(tmp_path):
+    articles = questions.read_articles([PROJECT_ROOT / "corpus"])
+    cache = written.cache_file(tmp_path, "some-model.gguf", 3)
+    first_writer = ScriptedWriter()
+    first = written.write_questions(articles, first_writer, 3, 3, cache)
+    assert len(first) == 3 and first_writer.calls == 3
+    # A run stopped mid-line leaves a cut line: it is written again, the rest are reused.
+    lines = cache.read_text().splitlines()
+    cache.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])
+    again_writer = ScriptedWriter()
+    again = written.write_questions(articles, again_writer, 3, 3, cache)
+    assert again == first and again_writer.calls == 1
+
+
+def test_a_written_question_gets_its_sentence_and_negatives_from_elsewhere(tmp_path):
+    articles = questions.read_articles([PROJECT_ROOT / "corpus"])
+    found = written.write_questions(articles, ScriptedWriter(), 4, 3, tmp_path / "w.jsonl")
+    pairs = written.written_pairs(found, articles, seed=3, context=False)
+    positives = [p for p in pairs if p.label == 1]
+    assert [(p.question, p.sentence) for p in positives] == [(w.question, w.sentence) for w in found]
+    negatives = [p for p in pairs if p.label == 0]
+    assert {p.kind for p in negatives} >= {"written_other_sentence", "written_other_article"}
+    for pair in (p for p in negatives if p.kind == "written_other_sentence"):
+        asked = next(w for w in found if w.question == pair.question)
+        assert asked.answer.lower() not in pair.sentence.lower()
+
+
+def test_written_questions_without_an_installed_model_say_how_to_get_one(tmp_path):
+    command = [sys.executable, "-m", "rag.cli", "train-reader", "--written", "2", "--out", str(tmp_path / "r"),
+               "--work", str(tmp_path / "w")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert done.returncode != 0
+    assert "no installed GGUF model" in done.stderr and "rag model list" in done.stderr
+    assert not (tmp_path / "w").exists()

@@ -10,7 +10,7 @@ from rag.models.install import install, use
 from rag.models.ollama import ollama_models
 from rag.models.progress import ModelError, Progress, size_text
 from rag.models.runtime import runtime_ready
-from rag.models.store import InstalledModel, default_model, installed, remove
+from rag.models.store import InstalledModel, default_model, find_installed, installed, remove
 
 __all__ = [
     "CatalogueEntry",
@@ -20,6 +20,7 @@ __all__ = [
     "catalogue",
     "default_model",
     "find",
+    "find_installed",
     "install",
     "installed",
     "ollama_models",

@@ -114,7 +114,7 @@ def make_pairs(
             for ent in doc.ents:
                 entity_pool.setdefault(ent.label_, []).append(ent.text)
         other_text, other = _other_article(articles, index, rng)
-        read_as = _contexts(text, sentences) | _contexts(other_text, other) if context else {}
+        read_as = contexts(text, sentences) | contexts(other_text, other) if context else {}
         for doc in docs:
             made = [replace(p, sentence=read_as.get(p.sentence, p.sentence))
                     for p in _pairs_for_sentence(doc, sentences, name, other, entity_pool, rng)]
@@ -134,7 +134,7 @@ def _other_article(articles, index: int, rng: random.Random) -> tuple[str, list[
     return articles[drawn][1], article_sentences(articles[drawn][1])
 
 
-def _contexts(text: str, sentences: list[str]) -> dict[str, str]:
+def contexts(text: str, sentences: list[str]) -> dict[str, str]:
     """Each sentence as the reader reads it in context: with the title and the sentence before."""
     title = text.strip().split("\n", 1)[0].strip()
     every = [text[s.start : s.end] for s in split_sentences(text)]
@@ -163,7 +163,7 @@ def _pairs_for_sentence(doc, sentences, name, other_article, entity_pool, rng) -
     if wrong:
         yield Pair(_shortened(wrong, rng), sentence, 0, "wrong_kind", name)
     if other_article and rng.random() < 0.5:
-        yield Pair(question, _closest(question, other_article), 0, "other_article", name)
+        yield Pair(question, closest(question, other_article), 0, "other_article", name)
 
 
 def _shortened(question: str, rng) -> str:
@@ -299,7 +299,7 @@ def _content(text: str) -> set[str]:
 _COMMON = frozenset("the and for that with was were has have had are this from which who what when where how did does".split())
 
 
-def _closest(question: str, sentences: list[str]) -> str:
+def closest(question: str, sentences: list[str]) -> str:
     wanted = _content(question)
     return max(sentences, key=lambda s: len(wanted & _content(s)))
 
@@ -307,7 +307,7 @@ def _closest(question: str, sentences: list[str]) -> str:
 def _closest_other_sentence(question: str, sentence: str, answer: str, sentences: list[str]) -> str | None:
     """The article's sentence nearest the question in words that does not state the answer."""
     others = [s for s in sentences if s != sentence and answer.lower() not in s.lower()]
-    return _closest(question, others) if others else None
+    return closest(question, others) if others else None
 
 
 def _swapped(question: str, doc, answer, entity_pool, rng) -> str | None:
@@ -315,7 +315,7 @@ def _swapped(question: str, doc, answer, entity_pool, rng) -> str | None:
     kind: the sentence is about the original, so it no longer answers."""
     kept = [e for e in doc.ents if e != answer and e.text in question and e.label_ in entity_pool]
     if not kept:
-        return _swapped_number(question, rng)
+        return swapped_number(question, rng)
     ent = rng.choice(kept)
     choices = [t for t in entity_pool[ent.label_] if t.lower() != ent.text.lower() and t.lower() not in doc.text.lower()]
     if not choices:
@@ -323,7 +323,7 @@ def _swapped(question: str, doc, answer, entity_pool, rng) -> str | None:
     return question.replace(ent.text, rng.choice(choices), 1)
 
 
-def _swapped_number(question: str, rng) -> str | None:
+def swapped_number(question: str, rng) -> str | None:
     numbers = re.findall(r"\b\d[\d,.]*\b", question)
     if not numbers:
         return None

