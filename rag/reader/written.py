@@ -6,8 +6,10 @@ words, and a reader trained on them learned to look for the question's words (ev
 sentence answers, "the way a reader who has not seen it would ask", rewords it ("Who is India's
 finance minister?" of "Palaniappan Chidambaram, India's finance minister, argued ..."), and the pair
 (question, that sentence) is a positive. The negatives are made as for the generated questions:
-the article's other sentence sharing most words with the question, the closest sentence of another
-article, and the question with one of its numbers changed.
+the article's other sentence sharing most words with the question (one that does not state the
+answer), the closest sentence of another article, and the question with one of its names or
+numbers swapped for another of the same kind, which the sentence then no longer answers (SQuAD
+2.0's unanswerable questions are made so).
 
 The model writes at temperature 0 and the sentences are drawn with a seed, so the same command
 writes the same questions. Each one is kept in a file as it is written, so a stopped run goes on
@@ -37,6 +39,8 @@ WRITER_PROMPT = (
 MIN_SENTENCE_WORDS = 10
 MIN_QUESTION_WORDS, MAX_QUESTION_WORDS = 4, 25
 MAX_ANSWER_WORDS = 8
+# Bumped when the pairs made from the same written questions change, so older pairs are not reused.
+PAIRS_VERSION = 2
 _REPLY_RE = re.compile(r"^\W*question\W*:\s*(?P<question>.+?)\s*\n\W*answer\W*:\s*(?P<answer>.+?)\s*$", re.I | re.S)
 
 Complete = Callable[[list[dict[str, str]]], str]
@@ -75,16 +79,24 @@ def write_questions(
     return usable
 
 
-def written_pairs(written: list[Written], articles: list[tuple[str, str]], seed: int, context: bool) -> list[Pair]:
-    """Each written question with its sentence (a positive) and its negatives."""
+def written_pairs(
+    written: list[Written], articles: list[tuple[str, str]], nlp, seed: int, context: bool
+) -> list[Pair]:
+    """Each written question with its sentence (a positive) and its negatives. `nlp` (spaCy) finds
+    the names and numbers a swapped question changes."""
     rng = random.Random(seed)
     texts = dict(articles)
+    docs = list(nlp.pipe([item.sentence for item in written]))
+    entity_pool: dict[str, list[str]] = {}
+    for doc in docs:
+        for ent in doc.ents:
+            entity_pool.setdefault(ent.label_, []).append(ent.text)
     pairs: list[Pair] = []
-    for item in written:
+    for item, doc in zip(written, docs, strict=True):
         text = texts[item.article]
         sentences = questions.article_sentences(text)
         other_text = articles[rng.randrange(len(articles))][1]
-        made = list(_pairs_for(item, sentences, questions.article_sentences(other_text), rng))
+        made = list(_pairs_for(item, doc, sentences, questions.article_sentences(other_text), entity_pool, rng))
         if context:
             read_as = questions.contexts(text, sentences) | questions.contexts(other_text, questions.article_sentences(other_text))
             made = [Pair(p.question, read_as.get(p.sentence, p.sentence), p.label, p.kind, p.article) for p in made]
@@ -92,14 +104,16 @@ def written_pairs(written: list[Written], articles: list[tuple[str, str]], seed:
     return pairs
 
 
-def _pairs_for(item: Written, sentences: list[str], other_article: list[str], rng: random.Random):
+def _pairs_for(item: Written, doc, sentences: list[str], other_article: list[str], entity_pool, rng):
     yield Pair(item.question, item.sentence, 1, "written", item.article)
     others = [s for s in sentences if s != item.sentence and not _states(s, item.answer)]
     if others:
         yield Pair(item.question, questions.closest(item.question, others), 0, "written_other_sentence", item.article)
     if other_article:
         yield Pair(item.question, questions.closest(item.question, other_article), 0, "written_other_article", item.article)
-    swapped = questions.swapped_number(item.question, rng)
+    # The answer is never in the question, so only the names the question shares with the sentence
+    # are swapped.
+    swapped = questions.swapped_name(item.question, doc, None, entity_pool, rng)
     if swapped:
         yield Pair(swapped, item.sentence, 0, "written_swapped", item.article)
 
