@@ -3,9 +3,9 @@
 The questions of rag/reader/questions.py are made from the sentence's own parse, so they repeat its
 words, and a reader trained on them learned to look for the question's words (evals/README.md,
 "Checking a reader"). People ask in their own words. A model asked to write a question that a
-sentence answers, "the way a reader who has not seen it would ask", rewords it ("Who is India's
-finance minister?" of "Palaniappan Chidambaram, India's finance minister, argued ..."), and the pair
-(question, that sentence) is a positive. The negatives are made as for the generated questions:
+sentence answers, "the way a reader who has not seen it would ask", rewords it ("Who will lead
+Ireland's team after D'Arcy's injury?" of "The side will now be led by Munster lock Paul
+O'Connell."), and the pair (question, that sentence) is a positive. The negatives are made as for the generated questions:
 the article's other sentence sharing most words with the question (one that does not state the
 answer), the closest sentence of another article, and the question with one of its names or
 numbers swapped for another of the same kind, which the sentence then no longer answers (SQuAD
