@@ -403,10 +403,16 @@ def _writer_model(name: str | None, settings: Settings):
 
 
 def _writer_call(model):
+    from functools import cache
+
     from rag.answer.backends import LlamaCppChat
 
-    chat = LlamaCppChat(model.path, max_tokens=64, timeout_s=120)
-    return lambda messages: "".join(chat.stream(messages))
+    # Loaded on the first question to write: a rerun whose questions are all kept never loads it.
+    @cache
+    def chat() -> LlamaCppChat:
+        return LlamaCppChat(model.path, max_tokens=64, timeout_s=120)
+
+    return lambda messages: "".join(chat().stream(messages))
 
 
 def cmd_model(args, settings: Settings) -> int:

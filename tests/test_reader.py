@@ -223,3 +223,27 @@ def test_written_questions_without_an_installed_model_say_how_to_get_one(tmp_pat
     assert done.returncode != 0
     assert "no installed GGUF model" in done.stderr and "rag model list" in done.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_the_writer_model_loads_only_when_a_question_must_be_written(tmp_path):
+    from types import SimpleNamespace
+
+    from rag.answer.backends import LLMUnavailable
+    from rag.cli import _writer_call
+
+    # A rerun whose questions are all in the cache never calls it, so a model that cannot load
+    # costs nothing until asked.
+    complete = _writer_call(SimpleNamespace(path=tmp_path / "missing.gguf"))
+    with pytest.raises(LLMUnavailable, match="missing.gguf"):
+        complete([{"role": "user", "content": "Sentence: x"}])
+
+
+def test_a_message_after_a_progress_line_starts_on_a_line_of_its_own(capsys):
+    from rag.reader.training import StderrLog
+
+    log = StderrLog()
+    log("  1 of 2 questions", end="\r")
+    log("  2 of 2 questions", end="\r")
+    log("made 6 pairs")
+    log("training")
+    assert capsys.readouterr().err == "  1 of 2 questions\r  2 of 2 questions\r\nmade 6 pairs\ntraining\n"

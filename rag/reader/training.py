@@ -274,5 +274,18 @@ def _trace(module, example, path: Path) -> None:
     )
 
 
-def main_log(message: str, end: str = "\n") -> None:
-    print(message, end=end, file=sys.stderr, flush=True)
+class StderrLog:
+    """The training's log on stderr. A progress line (end="\\r") is rewritten in place until
+    another message follows, which then starts on a line of its own."""
+
+    def __init__(self):
+        self.progress_shown = False
+
+    def __call__(self, message: str, end: str = "\n") -> None:
+        if self.progress_shown and end != "\r":
+            message = "\n" + message
+        self.progress_shown = end == "\r"
+        print(message, end=end, file=sys.stderr, flush=True)
+
+
+main_log = StderrLog()
