@@ -9,9 +9,11 @@ similarity to the question, the plain way to shortlist. Per suite it reports:
   answerer's own ranking, by cosine similarity alone, and by the reader's and the answerer's
   rankings fused (reciprocal rank fusion, k = 60 as its authors set it: nothing fitted);
 - how well the reader's best logit tells right candidates from wrong ones (AUC), beside the
-  answerer's confidence on its own candidate;
+  answerer's confidence on its own candidate, and how well the reader's logit on that same
+  candidate does;
 - what answering only above a reader logit would give (answer accuracy, answered precision,
   abstention) at a few cuts.
+With --out, every question's row is written too, for analyses the summary does not make.
 Nothing is fitted on the suites here: they are test sets, only measured.
 """
 
@@ -57,6 +59,7 @@ def read_question(assistant: Assistant, reader: Reader, question, candidates: in
     own = " ".join(s.claim or s.text for s in final.decision.sentences)
     return row | {
         "reader_logit": float(logits.max()),
+        "reader_logit_on_answer": float(reader.logits(searched, [own])[0]) if own else None,
         "reader_right": right(best.text),
         "ranking_right": right(ranked[0].text),
         "fused_right": right(fused.text),
@@ -71,7 +74,7 @@ RRF_K = 60
 
 def _fused_best(shortlist, logits, ranked):
     """The sentence whose two ranks, the reader's and the answerer's, together rank it highest."""
-    reader_rank = {id(s): r for r, s in enumerate(sorted(shortlist, key=lambda s: -logits[shortlist.index(s)]))}
+    reader_rank = {id(shortlist[i]): r for r, i in enumerate(np.argsort(-np.asarray(logits), kind="stable"))}
     answerer_rank = {id(s): r for r, s in enumerate(ranked)}
     return max(shortlist, key=lambda s: 1 / (RRF_K + reader_rank[id(s)]) + 1 / (RRF_K + answerer_rank[id(s)]))
 
@@ -85,6 +88,7 @@ def as_read(reader: Reader, sentence, passage) -> str:
 
 def summarise(rows: list[dict]) -> dict:
     read = [r for r in rows if not r["hard"]]
+    answered = [r for r in read if r["reader_logit_on_answer"] is not None]
     answerable = sum(r["answerable"] for r in rows)
     unanswerable = sum(r["should_abstain"] for r in rows)
     summary = {
@@ -97,6 +101,9 @@ def summarise(rows: list[dict]) -> dict:
         "answerer's candidate right": sum(r["answerer_right"] for r in read),
         "AUC reader logit": auc([r["reader_logit"] for r in read], [r["reader_right"] for r in read]),
         "AUC answerer confidence": auc([r["answerer_confidence"] for r in read], [r["answerer_right"] for r in read]),
+        "AUC reader logit on the answerer's answer": auc(
+            [r["reader_logit_on_answer"] for r in answered], [r["answerer_right"] for r in answered]
+        ),
         "cuts": {},
     }
     for cut in LOGIT_CUTS:
@@ -124,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         suite.prepare(settings)
         assistant = Assistant(settings)
         rows = [read_question(assistant, reader, q, args.candidates) for q in suite.questions()]
-        results[suite.name] = summarise(rows)
-        print(suite.name, json.dumps(results[suite.name], indent=1), file=sys.stderr)
+        results[suite.name] = summarise(rows) | {"rows": rows}
+        shown = {k: v for k, v in results[suite.name].items() if k != "rows"}
+        print(suite.name, json.dumps(shown, indent=1), file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--questions", type=int, default=Recipe.questions, help="questions to generate")
     train.add_argument("--seed", type=int, default=Recipe.seed)
     train.add_argument("--epochs", type=int, default=Recipe.epochs, help="passes over the pairs")
+    train.add_argument("--training-seed", type=int, default=None,
+                       help="the fine-tuning's own seed (default: --seed): the same pairs, trained again")
     train.add_argument("--context", action="store_true",
                        help="read each sentence with its article's title and the sentence before it")
     train.add_argument("--written", type=int, default=0,
@@ -383,6 +385,7 @@ def cmd_train_reader(args, settings: Settings) -> int:
     recipe = training.Recipe(
         corpora=[str(c) for c in args.corpus], questions=args.questions, seed=args.seed, epochs=args.epochs,
         context=args.context, written=args.written, writer=writer.name if writer else "",
+        training_seed=args.training_seed,
     )
     complete = _writer_call(writer) if writer else None
     record = training.train_reader(

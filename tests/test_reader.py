@@ -108,6 +108,16 @@ def test_the_training_command_writes_a_reader_and_the_record_of_how(tiny_reader)
     assert record["bytes"] == (tiny_reader / record["file"]).stat().st_size
 
 
+def test_another_training_seed_trains_on_the_same_pairs():
+    from rag.reader.training import Recipe, _data_key
+
+    first, again = Recipe(corpora=["corpus"], written=5, writer="m"), Recipe(corpora=["corpus"], written=5, writer="m",
+                                                                           training_seed=7)
+    assert _data_key(first) == _data_key(again)  # the pairs (and the written questions) are reused
+    assert (first.fine_tuning_seed, again.fine_tuning_seed) == (13, 7)
+    assert _data_key(first) != _data_key(Recipe(corpora=["corpus"], written=5, writer="m", seed=7))
+
+
 def test_the_written_reader_reads_pairs_in_one_batch(tiny_reader):
     reader = Reader(tiny_reader)
     sentences = ["Texas Instruments developed the chip.", "It rained in Leeds on Monday.", "x " * 300]
@@ -129,6 +139,11 @@ def test_the_reader_check_measures_a_reader_on_a_suite(tiny_reader, tmp_path):
     assert bundled["questions"] == 117 and 0 < bundled["read"] <= 117
     assert bundled["best sentence right: reader"] <= bundled["read"]
     assert set(bundled["cuts"]) == {str(c) for c in reader_check.LOGIT_CUTS}
+    rows = bundled["rows"]
+    assert len(rows) == 117 and sum(not r["hard"] for r in rows) == bundled["read"]
+    read = [r for r in rows if not r["hard"]]
+    assert sum(r["reader_right"] for r in read) == bundled["best sentence right: reader"]
+    assert all(isinstance(r["reader_logit_on_answer"], float) for r in read if r["answerer_right"])
 
 
 # --- questions a language model writes (rag/reader/written.py) ----------------------------------

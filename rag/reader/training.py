@@ -47,6 +47,13 @@ class Recipe:
     context: bool = False  # read each sentence with its article's title and the sentence before it
     written: int = 0  # questions a language model writes (rag/reader/written.py), besides the generated ones
     writer: str = ""  # the installed model that writes them
+    # The fine-tuning's own seed (the new output's start and the order of the pairs); unset, it is
+    # `seed`. Another value trains on the same pairs again, to see how much one run's luck moves.
+    training_seed: int | None = None
+
+    @property
+    def fine_tuning_seed(self) -> int:
+        return self.seed if self.training_seed is None else self.training_seed
 
 
 def train_reader(
@@ -100,7 +107,8 @@ def train_reader(
         "command": f"rag train-reader --corpus {' '.join(recipe.corpora)} --questions {recipe.questions} "
         f"--seed {recipe.seed}" + (f" --epochs {recipe.epochs}" if recipe.epochs != 1 else "")
         + (" --context" if recipe.context else "")
-        + (f" --written {recipe.written} --writer {recipe.writer}" if recipe.written else ""),
+        + (f" --written {recipe.written} --writer {recipe.writer}" if recipe.written else "")
+        + (f" --training-seed {recipe.training_seed}" if recipe.training_seed is not None else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (out_dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -155,7 +163,7 @@ def _fine_tune(pairs: list[questions.Pair], recipe: Recipe, base_model: Path, lo
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    torch.manual_seed(recipe.seed)
+    torch.manual_seed(recipe.fine_tuning_seed)
     torch.set_num_threads(os.cpu_count() or 1)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model))
     model = AutoModelForSequenceClassification.from_pretrained(str(base_model), num_labels=1)
@@ -172,7 +180,7 @@ def _fine_tune(pairs: list[questions.Pair], recipe: Recipe, base_model: Path, lo
     model.train()
     step, started, running = 0, time.monotonic(), 0.0
     for epoch in range(recipe.epochs):
-        random.Random(recipe.seed + epoch).shuffle(order)
+        random.Random(recipe.fine_tuning_seed + epoch).shuffle(order)
         for first in range(0, len(order), recipe.batch_size):
             batch = [pairs[i] for i in order[first : first + recipe.batch_size]]
             inputs = _encode(tokenizer, batch)
