@@ -1,6 +1,6 @@
 """How a trained reader would choose and decline, measured on every eval suite beside today's answerer.
 
-    python evals/reader_check.py --reader DIR [--suite NAME ...] [--candidates N] [--out DIR]
+    python evals/reader_check.py --reader DIR [--suite NAME ...] [--candidates N] [--answer] [--out FILE]
 
 For each question of each suite, the same retrieval and the same sentences the answerer ranks are
 read by the reader (rag/reader, trained by `rag train-reader`): the top N sentences by cosine
@@ -13,7 +13,10 @@ similarity to the question, the plain way to shortlist. Per suite it reports:
   candidate does;
 - what answering only above a reader logit would give (answer accuracy, answered precision,
   abstention) at a few cuts.
-With --out, every question's row is written too, for analyses the summary does not make.
+With --answer, each suite is also answered whole twice, with the answerer's ranking and with the
+reader's fused into it (the answerer composing, scoring and declining as usual), and the eval's
+figures are reported side by side. With --out, every question's row is written too, for analyses
+the summary does not make.
 Nothing is fitted on the suites here: they are test sets, only measured.
 """
 
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.assistant import Assistant, Final
+from rag.evals.runner import evaluate
 from rag.evals.scoring import is_correct
 from rag.evals.suites import SUITES_FILE, pick_suites
 from rag.ingest.chunking import split_sentences
@@ -74,9 +78,52 @@ RRF_K = 60
 
 def _fused_best(shortlist, logits, ranked):
     """The sentence whose two ranks, the reader's and the answerer's, together rank it highest."""
+    return _fused_order(shortlist, logits, ranked)[0]
+
+
+def _fused_order(shortlist, logits, ranked):
+    """`ranked` in the order of the reader's and the answerer's ranks fused; a sentence the
+    reader did not read has only the answerer's."""
     reader_rank = {id(shortlist[i]): r for r, i in enumerate(np.argsort(-np.asarray(logits), kind="stable"))}
     answerer_rank = {id(s): r for r, s in enumerate(ranked)}
-    return max(shortlist, key=lambda s: 1 / (RRF_K + reader_rank[id(s)]) + 1 / (RRF_K + answerer_rank[id(s)]))
+
+    def fused(sentence) -> float:
+        by_reader = reader_rank.get(id(sentence))
+        return 1 / (RRF_K + answerer_rank[id(sentence)]) + (0 if by_reader is None else 1 / (RRF_K + by_reader))
+
+    return sorted(ranked, key=fused, reverse=True)
+
+
+class FusedRanker:
+    """The answerer's sentence ranking with the reader's fused in, for answering a whole suite
+    with it (--answer): the answerer then composes, scores and declines as it does today."""
+
+    def __init__(self, ranker, reader: Reader, candidates: int):
+        self.ranker, self.reader, self.candidates = ranker, reader, candidates
+
+    def rank(self, question: str, retrieval):
+        ranked = self.ranker.rank(question, retrieval)
+        if len(ranked) < 2:
+            return ranked
+        shortlist = sorted(ranked, key=lambda s: -s.similarity)[: self.candidates]
+        logits = self.reader.logits(question, [as_read(self.reader, s, retrieval.passages[s.passage]) for s in shortlist])
+        return _fused_order(shortlist, logits, ranked)
+
+
+ANSWER_FIGURES = ("answer_accuracy", "abstention_accuracy", "answered_precision", "overall_accuracy", "coverage_at_90",
+                  "fabricated_number_answers")
+
+
+def answered_with_fusion(suite, settings: Settings, reader: Reader, candidates: int) -> dict:
+    """The suite's eval figures with the rules' ranking, and with the reader's fused into it."""
+    figures = {}
+    for label in ("rules", "fused"):
+        assistant = Assistant(settings)
+        if label == "fused":
+            assistant.ranker = FusedRanker(assistant.ranker, reader, candidates)
+        overall = evaluate(settings, suite.questions(), f"{suite.name} {label}", assistant).metrics["overall"]
+        figures[label] = {k: overall[k] for k in ANSWER_FIGURES}
+    return figures
 
 
 def as_read(reader: Reader, sentence, passage) -> str:
@@ -117,12 +164,38 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
+def confidence_with_reader(results: dict) -> dict[str, float | None]:
+    """Whether the reader's logit on the answerer's own answer adds to the answerer's confidence:
+    a logistic model of the two, fitted on every other suite's rows, and its AUC on this suite's."""
+    from sklearn.linear_model import LogisticRegression
+
+    def rows(name: str) -> list[dict]:
+        return [r for r in results[name]["rows"] if not r["hard"] and r["reader_logit_on_answer"] is not None]
+
+    def inputs(some: list[dict]) -> np.ndarray:
+        confidence = np.clip([r["answerer_confidence"] for r in some], 1e-4, 1 - 1e-4)
+        return np.column_stack([np.log(confidence / (1 - confidence)), [r["reader_logit_on_answer"] for r in some]])
+
+    held_out = {}
+    for name in results:
+        train = [r for other in results if other != name for r in rows(other)]
+        labels = [r["answerer_right"] for r in train]
+        if len(set(labels)) < 2 or not rows(name):
+            continue
+        model = LogisticRegression().fit(inputs(train), labels)
+        test = rows(name)
+        held_out[name] = auc(model.predict_proba(inputs(test))[:, 1].tolist(), [r["answerer_right"] for r in test])
+    return held_out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reader", type=Path, required=True, help="a folder holding reader.onnx and tokenizer.json")
     parser.add_argument("--suite", nargs="+", default=["all"])
     parser.add_argument("--candidates", type=int, default=20)
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
+    parser.add_argument("--answer", action="store_true",
+                        help="also answer every suite with the reader's ranking fused into the answerer's, beside the rules'")
     args = parser.parse_args(argv)
     reader = Reader(args.reader)
     results = {}
@@ -132,8 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         assistant = Assistant(settings)
         rows = [read_question(assistant, reader, q, args.candidates) for q in suite.questions()]
         results[suite.name] = summarise(rows) | {"rows": rows}
+        if args.answer:
+            results[suite.name]["answered"] = answered_with_fusion(suite, settings, reader, args.candidates)
         shown = {k: v for k, v in results[suite.name].items() if k != "rows"}
         print(suite.name, json.dumps(shown, indent=1), file=sys.stderr)
+    if len(results) > 1:
+        for name, auc_with_reader in confidence_with_reader(results).items():
+            results[name]["AUC answerer confidence with the reader's logit, fitted on the other suites"] = auc_with_reader
+            print(name, "AUC answerer confidence with the reader's logit, fitted on the other suites:", auc_with_reader,
+                  file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -134,7 +134,7 @@ def test_the_reader_check_measures_a_reader_on_a_suite(tiny_reader, tmp_path):
     import reader_check
 
     out = tmp_path / "check.json"
-    assert reader_check.main(["--reader", str(tiny_reader), "--suite", "bundled", "--out", str(out)]) == 0
+    assert reader_check.main(["--reader", str(tiny_reader), "--suite", "bundled", "--answer", "--out", str(out)]) == 0
     bundled = json.loads(out.read_text())["bundled"]
     assert bundled["questions"] == 117 and 0 < bundled["read"] <= 117
     assert bundled["best sentence right: reader"] <= bundled["read"]
@@ -144,6 +144,44 @@ def test_the_reader_check_measures_a_reader_on_a_suite(tiny_reader, tmp_path):
     read = [r for r in rows if not r["hard"]]
     assert sum(r["reader_right"] for r in read) == bundled["best sentence right: reader"]
     assert all(isinstance(r["reader_logit_on_answer"], float) for r in read if r["answerer_right"])
+    answered = bundled["answered"]
+    assert set(answered) == {"rules", "fused"}
+    for figures in answered.values():
+        assert set(figures) == set(reader_check.ANSWER_FIGURES)
+        assert 0 < figures["answer_accuracy"] <= 1 and figures["fabricated_number_answers"] == 0
+
+
+def test_a_reader_logit_that_tells_right_from_wrong_raises_the_held_out_auc():
+    sys.path.insert(0, str(PROJECT_ROOT / "evals"))
+    import reader_check
+
+    rng = random.Random(5)
+
+    def suite_rows(count: int) -> dict:
+        rows = []
+        for _ in range(count):
+            right = rng.random() < 0.5
+            rows.append({"hard": False, "answerer_right": right, "answerer_confidence": rng.uniform(0.05, 0.95),
+                         "reader_logit_on_answer": (1.0 if right else -1.0) + rng.gauss(0, 0.3)})
+        return {"rows": rows}
+
+    results = {name: suite_rows(60) for name in ("a", "b", "c")}
+    held_out = reader_check.confidence_with_reader(results)
+    assert set(held_out) == {"a", "b", "c"} and min(held_out.values()) > 0.9  # the confidence alone: chance
+
+
+def test_fused_ranks_put_first_what_both_rank_high_and_keep_the_unread_in_their_place():
+    sys.path.insert(0, str(PROJECT_ROOT / "evals"))
+    import reader_check
+
+    a, b, c, d = (object() for _ in range(4))
+    ranked = [a, b, c, d]  # the answerer's order
+    shortlist = [c, b, a]  # what the reader read; d it did not
+    # The reader rates c first, then a: a is first or second in both, so it leads.
+    order = reader_check._fused_order(shortlist, [2.0, -1.0, 1.0], ranked)
+    assert order == [a, c, b, d]
+    # A reader agreeing with the answerer leaves its order as it was.
+    assert reader_check._fused_order(shortlist, [0.0, 1.0, 2.0], ranked) == ranked
 
 
 # --- questions a language model writes (rag/reader/written.py) ----------------------------------
