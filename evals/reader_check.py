@@ -17,7 +17,9 @@ With --answer, each suite is also answered whole twice, with the answerer's rank
 reader's fused into it (the answerer composing, scoring and declining as usual), and the eval's
 figures are reported side by side. With --out, every question's row is written too, for analyses
 the summary does not make.
-Nothing is fitted on the suites here: they are test sets, only measured.
+The suites are test sets: nothing here is fitted on a suite and measured on it. The one fit, of the
+reader's logit beside the answerer's confidence (when several suites are checked), is made on the
+other suites and measured on the one left out, as `rag calibrate` reports its own.
 """
 
 from __future__ import annotations
