@@ -54,8 +54,7 @@ def read_question(assistant: Assistant, reader: Reader, question, candidates: in
     ranked = assistant.ranker.rank(searched, retrieval)
     if not ranked:
         return row | {"hard": True}
-    shortlist = sorted(ranked, key=lambda s: -s.similarity)[:candidates]
-    logits = reader.logits(searched, [as_read(reader, s, retrieval.passages[s.passage]) for s in shortlist])
+    shortlist, logits = read_shortlist(reader, searched, ranked, retrieval, candidates)
     best = shortlist[int(np.argmax(logits))]
     fused = _fused_best(shortlist, logits, ranked)
 
@@ -73,6 +72,12 @@ def read_question(assistant: Assistant, reader: Reader, question, candidates: in
         "answerer_right": right(own),
         "answerer_confidence": final.decision.confidence,
     }
+
+
+def read_shortlist(reader: Reader, question: str, ranked, retrieval, candidates: int):
+    """The `candidates` sentences closest to the question by cosine, and the reader's logit for each."""
+    shortlist = sorted(ranked, key=lambda s: -s.similarity)[:candidates]
+    return shortlist, reader.logits(question, [as_read(reader, s, retrieval.passages[s.passage]) for s in shortlist])
 
 
 RRF_K = 60
@@ -107,23 +112,20 @@ class FusedRanker:
         ranked = self.ranker.rank(question, retrieval)
         if len(ranked) < 2:
             return ranked
-        shortlist = sorted(ranked, key=lambda s: -s.similarity)[: self.candidates]
-        logits = self.reader.logits(question, [as_read(self.reader, s, retrieval.passages[s.passage]) for s in shortlist])
-        return _fused_order(shortlist, logits, ranked)
+        return _fused_order(*read_shortlist(self.reader, question, ranked, retrieval, self.candidates), ranked)
 
 
 ANSWER_FIGURES = ("answer_accuracy", "abstention_accuracy", "answered_precision", "overall_accuracy", "coverage_at_90",
                   "fabricated_number_answers")
 
 
-def answered_with_fusion(suite, settings: Settings, reader: Reader, candidates: int) -> dict:
-    """The suite's eval figures with the rules' ranking, and with the reader's fused into it."""
+def answered_with_fusion(suite, assistant: Assistant, reader: Reader, candidates: int) -> dict:
+    """The suite's eval figures with the rules' ranking (`assistant`'s), and with the reader's fused into it."""
+    fused = Assistant(assistant.settings)
+    fused.ranker = FusedRanker(fused.ranker, reader, candidates)
     figures = {}
-    for label in ("rules", "fused"):
-        assistant = Assistant(settings)
-        if label == "fused":
-            assistant.ranker = FusedRanker(assistant.ranker, reader, candidates)
-        overall = evaluate(settings, suite.questions(), f"{suite.name} {label}", assistant).metrics["overall"]
+    for label, answering in (("rules", assistant), ("fused", fused)):
+        overall = evaluate(assistant.settings, suite.questions(), f"{suite.name} {label}", answering).metrics["overall"]
         figures[label] = {k: overall[k] for k in ANSWER_FIGURES}
     return figures
 
@@ -182,10 +184,10 @@ def confidence_with_reader(results: dict) -> dict[str, float | None]:
     for name in results:
         train = [r for other in results if other != name for r in rows(other)]
         labels = [r["answerer_right"] for r in train]
-        if len(set(labels)) < 2 or not rows(name):
+        test = rows(name)
+        if len(set(labels)) < 2 or not test:
             continue
         model = LogisticRegression().fit(inputs(train), labels)
-        test = rows(name)
         held_out[name] = auc(model.predict_proba(inputs(test))[:, 1].tolist(), [r["answerer_right"] for r in test])
     return held_out
 
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [read_question(assistant, reader, q, args.candidates) for q in suite.questions()]
         results[suite.name] = summarise(rows) | {"rows": rows}
         if args.answer:
-            results[suite.name]["answered"] = answered_with_fusion(suite, settings, reader, args.candidates)
+            results[suite.name]["answered"] = answered_with_fusion(suite, assistant, reader, args.candidates)
         shown = {k: v for k, v in results[suite.name].items() if k != "rows"}
         print(suite.name, json.dumps(shown, indent=1), file=sys.stderr)
     if len(results) > 1:

@@ -110,10 +110,8 @@ def make_pairs(
             continue
         # Only the sentences asked about are parsed (the slow part); the rest serve as negatives.
         docs = list(nlp.pipe(rng.sample(sentences, min(QUESTIONS_PER_ARTICLE, len(sentences)))))
-        for doc in docs:
-            for ent in doc.ents:
-                entity_pool.setdefault(ent.label_, []).append(ent.text)
-        other_text, other = _other_article(articles, index, rng)
+        pool_entities(docs, entity_pool)
+        other_text, other = other_article(articles, index, rng)
         read_as = contexts(text, sentences) | contexts(other_text, other) if context else {}
         for doc in docs:
             made = [replace(p, sentence=read_as.get(p.sentence, p.sentence))
@@ -126,7 +124,16 @@ def make_pairs(
     return pairs
 
 
-def _other_article(articles, index: int, rng: random.Random) -> tuple[str, list[str]]:
+def pool_entities(docs, pool: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Adds the names and numbers the parsed sentences hold to `pool`, by kind: what a swapped
+    question draws from."""
+    for doc in docs:
+        for ent in doc.ents:
+            pool.setdefault(ent.label_, []).append(ent.text)
+    return pool
+
+
+def other_article(articles, index: int, rng: random.Random) -> tuple[str, list[str]]:
     """The text and sentences of an article drawn at random (none when the draw is this one)."""
     drawn = rng.randrange(len(articles))
     if drawn == index:

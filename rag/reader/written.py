@@ -85,18 +85,14 @@ def written_pairs(
     """Each written question with its sentence (a positive) and its negatives. `nlp` (spaCy) finds
     the names and numbers a swapped question changes."""
     rng = random.Random(seed)
-    texts = dict(articles)
+    index_of = {name: i for i, (name, _) in enumerate(articles)}
     docs = list(nlp.pipe([item.sentence for item in written]))
-    entity_pool: dict[str, list[str]] = {}
-    for doc in docs:
-        for ent in doc.ents:
-            entity_pool.setdefault(ent.label_, []).append(ent.text)
+    entity_pool = questions.pool_entities(docs, {})
     pairs: list[Pair] = []
     for item, doc in zip(written, docs, strict=True):
-        text = texts[item.article]
+        text = articles[index_of[item.article]][1]
         sentences = questions.article_sentences(text)
-        other_text = articles[rng.randrange(len(articles))][1]
-        other = questions.article_sentences(other_text)
+        other_text, other = questions.other_article(articles, index_of[item.article], rng)
         made = list(_pairs_for(item, doc, sentences, other, entity_pool, rng))
         if context:
             read_as = questions.contexts(text, sentences) | questions.contexts(other_text, other)
