@@ -218,9 +218,9 @@ def _spread(questions: list[str], count: int) -> list[str]:
     return questions[:: max(1, len(questions) // count)][:count]
 
 
-def run(questions: int = 20) -> dict:
+def run(questions: int = 20, presets: tuple[str, ...] = PRESETS_COMPARED) -> dict:
     """`questions` from each suite (bundled, and BBC when its corpus is here) through the LLM path,
-    under each preset compared. Run in a fresh process: it patches rag.answer.backends.make_chat_backend."""
+    under each of `presets`. Run in a fresh process: it patches rag.answer.backends.make_chat_backend."""
     from rag.answer import backends
 
     path = model_path()
@@ -231,14 +231,14 @@ def run(questions: int = 20) -> dict:
     make, reader = backends.make_chat_backend, ServerLog(SERVER_LOG)
     backends.make_chat_backend = lambda settings: RecordingChat(make(settings), counter, reader, calls)
     with llama_server(path) as (base_url, ready_s):
-        suites = {suite: _suite(suite, base_url, calls, questions) for suite in SUITES}
+        suites = {suite: _suite(suite, base_url, calls, questions, presets) for suite in SUITES}
     every = {preset: [r for s in suites.values() for r in s.get(preset, {}).get("runs", [])]
-             for preset in PRESETS_COMPARED}
-    return {"model": path.name, "server_ready_s": ready_s, "n_ctx": 4096, "presets": list(PRESETS_COMPARED),
+             for preset in presets}
+    return {"model": path.name, "server_ready_s": ready_s, "n_ctx": 4096, "presets": list(presets),
             "suites": suites, "summary": {preset: summarise(runs) for preset, runs in every.items()}}
 
 
-def _suite(name: str, base_url: str, calls: list[dict], count: int) -> dict:
+def _suite(name: str, base_url: str, calls: list[dict], count: int, presets: tuple[str, ...]) -> dict:
     from rag.assistant import Assistant
     from rag.evals.suites import SUITES_FILE, SuiteError, pick_suites
     from rag.settings import Settings
@@ -251,20 +251,20 @@ def _suite(name: str, base_url: str, calls: list[dict], count: int) -> dict:
     except SuiteError as exc:
         log(f"llm {name}: skipped, {exc}")
         return {"missing": str(exc)}
-    first = Assistant.from_settings(settings.with_overrides(**PRESETS[PRESETS_COMPARED[0]]))
+    first = Assistant.from_settings(settings.with_overrides(**PRESETS[presets[0]]))
     assistants = {preset: Assistant(settings.with_overrides(**PRESETS[preset]), retriever=first.retriever)
-                  for preset in PRESETS_COMPARED}
+                  for preset in presets}
     every = [q.question for q in suite.questions()]
     for assistant in assistants.values():  # outside the sample: the model's pages read, the backend connected
         _ask(assistant, calls, every[-1])
-    runs: dict[str, list[dict]] = {preset: [] for preset in PRESETS_COMPARED}
+    runs: dict[str, list[dict]] = {preset: [] for preset in presets}
     for number, question in enumerate(_spread(every, count), 1):
-        order = PRESETS_COMPARED if number % 2 else PRESETS_COMPARED[::-1]
+        order = presets if number % 2 else presets[::-1]
         for preset in order:
             _forget_the_last_prompt(base_url)
             runs[preset].append(_ask(assistants[preset], calls, question))
             log(f"llm {name} {preset} {number}/{count}: {runs[preset][-1]['wall_ms'] / 1000:.1f} s")
-    return {preset: {"runs": runs[preset], "summary": summarise(runs[preset])} for preset in PRESETS_COMPARED}
+    return {preset: {"runs": runs[preset], "summary": summarise(runs[preset])} for preset in presets}
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--serving-questions", type=int, help="warm answers timed in each serving process "
                         "(default 50; quick 20)")
     parser.add_argument("--llm-questions", type=int, help="questions per suite through the LLM (default 20; quick 3)")
+    parser.add_argument("--llm-presets", default="default,plain",
+                        help="presets each LLM question is asked under, in turn, comma-separated (default: default,plain)")
     parser.add_argument("--no-bbc", action="store_true", help="skip the BBC News corpus in every part")
     parser.add_argument("--out", type=Path, default=BENCH / "results.md")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from bench/cache/results.json")
@@ -111,7 +113,8 @@ def run(args: argparse.Namespace) -> dict:
         if not args.no_bbc:
             results["bbc"] = bbc(args, parts, step)
     if "llm" in parts:
-        results["llm"] = skipped_or(step("LLM path", "bench.llm_bench:run", questions=args.llm_questions))
+        results["llm"] = skipped_or(step("LLM path", "bench.llm_bench:run", questions=args.llm_questions,
+                                                        presets=tuple(args.llm_presets.split(","))))
     results["seconds"] = time.perf_counter() - started
     results["load_end"] = load_average()
     built = [s["size"] for s in results.get("sizes", []) if not s["build"]["cached"]]

@@ -305,7 +305,9 @@ class Assistant:
         judged and which sentences were attributed or dropped go into `read`."""
         from rag.answer import llm
 
-        evidence = llm.select_evidence(retrieval.passages, ranked)
+        evidence = llm.select_evidence(
+            retrieval.passages, ranked, self.settings.llm_evidence_sentences, self.settings.llm_evidence_chars
+        )
         if self.settings.llm_check_answerable:
             checking = time.perf_counter()
             read.answerable = llm.judged_answerable(chat, question, evidence)

@@ -23,7 +23,6 @@ from rag.answer.citations import REFUSAL, normalise_markers, split_claims, unsup
 from rag.answer.conversation import rewrite_follow_up
 from rag.answer.llm import (
     ANSWERABLE_REQUEST,
-    EVIDENCE_CHAR_BUDGET,
     NO_SUPPORTED_SENTENCE,
     NOT_STATED,
     SYSTEM_PROMPT,
@@ -119,25 +118,35 @@ def _assert_checked(answer: dict) -> None:
 
 # --- evidence and prompt ------------------------------------------------------------------
 
+def _evidence(passages, ranked, settings: Settings | None = None):
+    settings = settings or Settings()
+    return select_evidence(passages, ranked, settings.llm_evidence_sentences, settings.llm_evidence_chars)
+
+
 def test_evidence_is_the_best_sentences_numbered_by_passage_strength():
     passages = [
         _passage("Alpha one. Alpha two. Alpha three.", "A"),
         _passage("Beta one. Beta two.", "B", "2024-10-04"),
     ]
-    evidence = select_evidence(passages, _ranked(passages, [(1, 1), (0, 2), (1, 0)]))
+    evidence = _evidence(passages, _ranked(passages, [(1, 1), (0, 2), (1, 0)]))
     assert [(e.n, e.passage_index) for e in evidence] == [(1, 1), (2, 0)]
     assert evidence[0].sentences == ["Beta one.", "Beta two."]  # passage order, not rank order
     assert evidence[1].sentences == ["Alpha three."]
     assert evidence[0].published == "2024-10-04"
 
 
-def test_evidence_stays_within_its_budget():
+@pytest.mark.parametrize("sentences, chars", [(None, None), (3, 600), (1, 100)])
+def test_evidence_stays_within_its_budget(sentences, chars):
+    settings = Settings().with_overrides(llm_evidence_sentences=sentences, llm_evidence_chars=chars)
     passages = [_passage(". ".join(f"Sentence {i} of passage {p} " + "word " * 60 for i in range(8)), f"P{p}")
                 for p in range(6)]
     ranked = _ranked(passages, [(p, i) for i in range(8) for p in range(6)])
-    evidence = select_evidence(passages, ranked)
-    assert len(evidence) <= 4
-    assert sum(len(s) for e in evidence for s in e.sentences) <= EVIDENCE_CHAR_BUDGET
+    evidence = _evidence(passages, ranked, settings)
+    shown = [s for e in evidence for s in e.sentences]
+    assert len(evidence) <= 4 and 1 <= len(shown) <= settings.llm_evidence_sentences
+    # The best sentence is shown even when it alone is over the budget.
+    assert sum(map(len, shown)) <= settings.llm_evidence_chars or len(shown) == 1
+    assert evidence[0].sentences[0].startswith("Sentence 0 of passage 0")
     messages = build_messages("What does passage 1 say?", evidence)
     assert sum(len(m["content"]) for m in messages) / 4 < 800  # tokens, roughly
 
@@ -152,7 +161,7 @@ def test_instructions_in_an_article_are_kept_out_of_the_evidence():
     embedder = load_embedder(None)
     question = "What should the reply be?"
     ranked = SentenceRanker(embedder).rank(question, Retrieval(question, embedder.embed_one(question), passages, {}))
-    evidence = select_evidence(passages, ranked)
+    evidence = _evidence(passages, ranked)
     assert "HACKED" not in " ".join(evidence[0].sentences)
     assert "40,000" in " ".join(evidence[0].sentences)
 

@@ -30,11 +30,10 @@ from rag.answer.conversation import rewrite_follow_up
 from rag.answer.ranking import Sentence
 from rag.answer.retrieve import Passage
 
-# The evidence: a few hundred tokens is what keeps a small CPU model fast.
+# The evidence's shape; how many sentences and characters it may hold are settings
+# (llm_evidence_sentences, llm_evidence_chars), since reading them is most of a CPU model's time.
 MAX_EVIDENCE_PASSAGES = 4
-MAX_EVIDENCE_SENTENCES = 5
 MAX_SENTENCES_PER_PASSAGE = 3
-EVIDENCE_CHAR_BUDGET = 1100
 MAX_REWRITE_CHARS = 300
 
 
@@ -58,9 +57,12 @@ class EvidencePassage:
         return "\n".join(self.sentences)
 
 
-def select_evidence(passages: list[Passage], ranked: list[Sentence]) -> list[EvidencePassage]:
-    """The best-ranked sentences, grouped by passage. Passages are numbered by their best
-    sentence's rank, so [1] is the strongest evidence."""
+def select_evidence(
+    passages: list[Passage], ranked: list[Sentence], max_sentences: int, char_budget: int
+) -> list[EvidencePassage]:
+    """The best-ranked sentences, at most `max_sentences` and `char_budget` characters (the best
+    one always), grouped by passage. Passages are numbered by their best sentence's rank, so [1]
+    is the strongest evidence."""
     chosen: dict[int, list[Sentence]] = {}
     used = 0
     for sentence in ranked:
@@ -68,12 +70,12 @@ def select_evidence(passages: list[Passage], ranked: list[Sentence]) -> list[Evi
             continue
         kept = chosen.get(sentence.passage, [])
         if len(kept) >= MAX_SENTENCES_PER_PASSAGE or (
-            used and used + len(sentence.text) > EVIDENCE_CHAR_BUDGET
+            used and used + len(sentence.text) > char_budget
         ):
             continue
         chosen[sentence.passage] = [*kept, sentence]
         used += len(sentence.text)
-        if sum(map(len, chosen.values())) >= MAX_EVIDENCE_SENTENCES:
+        if sum(map(len, chosen.values())) >= max_sentences:
             break
     return [
         EvidencePassage(

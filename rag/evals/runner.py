@@ -144,6 +144,8 @@ def settings_summary(settings: Settings) -> dict:
         summary["chroma_url"] = settings.chroma_url
     if settings.llm != "extractive":
         summary["llm_check_answerable"] = settings.llm_check_answerable
+        summary["llm_check_claims"] = settings.llm_check_claims
+        summary["llm_evidence"] = f"{settings.llm_evidence_sentences} sentences, {settings.llm_evidence_chars} characters"
     if settings.llm == "openai":
         summary["openai_model"] = settings.openai_model
     if settings.llm == "llamacpp":
