@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench import report
 from bench.common import BENCH, CACHE, in_fresh_process, load_average, log, machine
+from rag.settings import PRESETS
 
 PARTS = ("ingest", "retrieval", "ask", "ui", "llm")
 BBC_QUESTIONS = "evals/suites/bbc/questions.jsonl"
@@ -56,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, quick if args.quick else full)
     if args.quick and args.sizes == parser.get_default("sizes"):
         args.sizes = "1000"
+    unknown = set(args.llm_presets.split(",")) - set(PRESETS)
+    if unknown:
+        parser.error(f"unknown preset {', '.join(sorted(unknown))}; choose from {', '.join(PRESETS)}")
     return args
 
 
