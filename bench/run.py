@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, quick if args.quick else full)
     if args.quick and args.sizes == parser.get_default("sizes"):
         args.sizes = "1000"
-    unknown = set(args.llm_presets.split(",")) - set(PRESETS)
+    args.llm_presets = tuple(args.llm_presets.split(","))
+    unknown = set(args.llm_presets) - set(PRESETS)
     if unknown:
         parser.error(f"unknown preset {', '.join(sorted(unknown))}; choose from {', '.join(PRESETS)}")
     return args
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> dict:
             results["bbc"] = bbc(args, parts, step)
     if "llm" in parts:
         results["llm"] = skipped_or(step("LLM path", "bench.llm_bench:run", questions=args.llm_questions,
-                                                        presets=tuple(args.llm_presets.split(","))))
+                                                        presets=args.llm_presets))
     results["seconds"] = time.perf_counter() - started
     results["load_end"] = load_average()
     built = [s["size"] for s in results.get("sizes", []) if not s["build"]["cached"]]
