@@ -149,6 +149,8 @@ def test_fabricated_numbers_are_numbers_in_no_cited_passage():
     assert scoring.unsupported_numbers("A $10bn loan [1] for 54 countries [2].", cited) == []
     assert scoring.unsupported_numbers("A loan of USD 12 billion [1]", cited) == ["12", "12,000,000,000"]
     assert scoring.unsupported_numbers("Forty ministers came [7]", cited) == ["40"]  # the [7] marker is no number
+    assert scoring.unsupported_numbers("One of the 54 countries was Japan. [2]", cited) == []  # a pronoun
+    assert scoring.unsupported_numbers("One minister came. [2]", cited) == ["1"]
 
 
 def test_a_prediction_with_a_fabricated_number_is_counted_once():

@@ -37,6 +37,9 @@ SEARCH_K = 10  # passages searched for the retrieval metrics; MRR looks this dee
 
 SUPPORT_MIN_OVERLAP = 0.5  # a claim is lexically supported when half its content words are in its quote
 
+# "one of the ..." is a pronoun, not the count 1.
+_PRONOUN_ONE = re.compile(r"\bone(?=\s+of\b)", re.IGNORECASE)
+
 _CLAIM_SPLIT = re.compile(r"(?<=\])\s+(?=[^\s\[])")
 
 
@@ -142,7 +145,8 @@ def unsupported_numbers(answer: str, cited_texts: list[str]) -> list[str]:
     available: set[float] = set()
     for text in cited_texts:
         available |= textlib.numbers(text)
-    return [format_number(v) for v in sorted(textlib.numbers(strip_citations(answer)) - available)]
+    stated = textlib.numbers(_PRONOUN_ONE.sub("", strip_citations(answer)))
+    return [format_number(v) for v in sorted(stated - available)]
 
 
 def split_claims(answer: str) -> list[str]:
