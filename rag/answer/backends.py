@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from rag.models import default_model, runtime_ready
 from rag.models.store import OLLAMA_PREFIX
 from rag.settings import Settings
@@ -297,14 +299,15 @@ class LlamaCppChat:
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         return self._complete(messages, self.max_tokens)
 
-    def _complete(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+    def _complete(self, messages: list[dict[str, str]], max_tokens: int, logits_processor=None) -> Iterator[str]:
         if not self._has_template:
             messages = _system_into_user(messages)
         with self._lock:
             started = time.monotonic()
             try:
                 chunks = self._llama.create_chat_completion(
-                    messages=messages, stream=True, temperature=0.0, max_tokens=max_tokens
+                    messages=messages, stream=True, temperature=0.0, max_tokens=max_tokens,
+                    logits_processor=logits_processor,
                 )
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")
@@ -323,9 +326,32 @@ class LlamaCppChat:
                 ) from exc
 
     def yes_probability(self, messages: list[dict[str, str]]) -> float | None:
-        # Log-probabilities need the model loaded with logits_all, which costs memory and time on
-        # every token; the first word of a one-word reply is read instead.
-        return _first_word_verdict("".join(self._complete(messages, max_tokens=2)))
+        from llama_cpp import LogitsProcessorList
+
+        # llama-cpp-python returns log-probabilities only from a model loaded with logits_all, which
+        # costs time on every token; the first token's are read as it is chosen instead.
+        first_token = FirstTokenChances(self._llama.detokenize)
+        reply = "".join(self._complete(messages, max_tokens=1, logits_processor=LogitsProcessorList([first_token])))
+        return yes_share(first_token.top) if first_token.top else _first_word_verdict(reply)
+
+
+class FirstTokenChances:
+    """A llama-cpp-python logits processor that keeps the TOP_LOGPROBS likeliest first tokens of a
+    reply and their probabilities, as a server's `top_logprobs` gives them, and changes nothing."""
+
+    def __init__(self, detokenize):
+        self.detokenize = detokenize
+        self.top: dict[str, float] = {}
+
+    def __call__(self, input_ids, scores):
+        if not self.top:
+            logits = np.asarray(scores, dtype=np.float64)
+            probabilities = np.exp(logits - logits.max())
+            probabilities /= probabilities.sum()
+            for token in np.argsort(-probabilities)[:TOP_LOGPROBS]:
+                word = self.detokenize([int(token)]).decode("utf-8", errors="replace")
+                self.top[word] = self.top.get(word, 0.0) + float(probabilities[token])
+        return scores
 
 
 def _load_gguf(path: Path):
