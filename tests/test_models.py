@@ -482,4 +482,7 @@ def test_rag_model_install_smollm2_then_auto_answers_with_it(corpus_settings, tm
     answer = json.loads(asking.stdout)
     assert answer["backend"] == "llamacpp" and answer["model"] == "llamacpp:smollm2-135m.gguf"
     assert answer["backend_reason"] == "the installed model smollm2-135m (rag model use to change)"
-    assert answer["answer"] and answer["citations"]  # the model's, or the checked fallback's
+    # The model's answer or the checked fallback's, with its sources; or the model's own verdict
+    # that the passages do not say it (a 135M model is often unsure: 0.34 for this question).
+    declined_by_the_model = answer["abstained"] and answer["answerable"] is not None
+    assert answer["answer"] and (answer["citations"] or declined_by_the_model)
