@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read each sentence with its article's title and the sentence before it")
     train.add_argument("--written", type=int, default=0,
                        help="questions a local language model writes in its own words, besides the generated ones")
+    train.add_argument("--near-misses", type=int, default=0,
+                       help="questions the writer also writes that a written question's sentence does not answer")
     train.add_argument("--writer", default=None,
                        help="the installed model that writes them (default: the one rag model use chose)")
     train.add_argument("--out", type=Path, default=None, help="where the reader goes (default: .models/reader/)")
@@ -385,6 +387,7 @@ def cmd_train_reader(args, settings: Settings) -> int:
     recipe = training.Recipe(
         corpora=[str(c) for c in args.corpus], questions=args.questions, seed=args.seed, epochs=args.epochs,
         context=args.context, written=args.written, writer=writer.name if writer else "",
+        near_misses=args.near_misses,
         training_seed=args.training_seed,
     )
     complete = _writer_call(writer) if writer else None
@@ -411,11 +414,13 @@ def _writer_call(model):
     from rag.answer.backends import LlamaCppChat
 
     # Loaded on the first question to write: a rerun whose questions are all kept never loads it.
+    # One context for each system prompt, because llama.cpp reuses the prompt its context read last
+    # only as far as the new one starts the same, and the writer and the checker take turns.
     @cache
-    def chat() -> LlamaCppChat:
+    def chat(system_prompt: str) -> LlamaCppChat:
         return LlamaCppChat(model.path, max_tokens=64, timeout_s=120)
 
-    return lambda messages: "".join(chat().stream(messages))
+    return lambda messages: "".join(chat(messages[0]["content"]).stream(messages))
 
 
 def cmd_model(args, settings: Settings) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -300,3 +301,66 @@ def test_a_message_after_a_progress_line_starts_on_a_line_of_its_own(capsys):
     log("made 6 pairs")
     log("training")
     assert capsys.readouterr().err == "  1 of 2 questions\r  2 of 2 questions\r\nmade 6 pairs\ntraining\n"
+
+
+ASKED = written.Written("a/1.txt", SENTENCE, "Which company is behind the new phone chip?", "Texas Instruments")
+
+
+@pytest.mark.parametrize(
+    "reply, kept",
+    [
+        ("Question: How much does the new phone chip cost?", "How much does the new phone chip cost?"),
+        ('**Question:** "When will the chip go on sale?"', "When will the chip go on sale?"),
+        # Not the written question again, and not one that gives its answer away.
+        ("Question: Which company is behind the new phone chip?", ""),
+        ("Question: Did Texas Instruments sell the chip abroad?", ""),
+        ("Question: Who? Why?", ""),
+        ("Question: Why?", ""),
+        ("How much does the new phone chip cost?", ""),
+    ],
+)
+def test_a_near_miss_is_one_new_question_without_the_written_answer(reply, kept):
+    assert written.usable_near_miss(reply, ASKED) == kept
+
+
+class ScriptedNearMissWriter:
+    """Stands in for the writer model: asks when a sentence's thing happened, and, asked to answer
+    that from the sentence, finds it stated only in sentences with a year."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, messages):
+        self.calls += 1
+        if messages[0]["content"] == written.JUDGE_PROMPT:
+            sentence = messages[-1]["content"].split("Sentence: ", 1)[1]
+            return "2004" if re.search(r"\b(19|20)\d\d\b", sentence) else written.NOT_STATED
+        return f"Question: When did the thing in sentence {self.calls} happen?"
+
+
+def test_near_misses_are_kept_only_when_the_model_finds_them_not_stated_and_a_rerun_reuses_them(tmp_path):
+    asked = [written.Written("a/1.txt", "The chip was made in 2004 in Dallas by the firm.", "Where was it made?", "Dallas"),
+             written.Written("a/1.txt", "The chip is for mobile phones sold in Europe.", "Where are they sold?", "Europe"),
+             written.Written("a/2.txt", "The factory will employ many people from the region.", "Who works?", "people")]
+    cache = written.cache_file(tmp_path, "some-model.gguf", 3, "near-miss")
+    writer = ScriptedNearMissWriter()
+    kept = written.write_near_misses(asked, writer, 5, cache)
+    assert [n.sentence for n in kept] == [asked[1].sentence, asked[2].sentence]
+    assert writer.calls == 6  # a question and its check for each sentence
+    again = ScriptedNearMissWriter()
+    assert written.write_near_misses(asked, again, 5, cache) == kept and again.calls == 0
+    assert written.write_near_misses(asked, again, 1, cache) == kept[:1]
+
+
+def test_near_misses_are_negatives_for_their_sentence_read_as_the_recipe_reads_it(tmp_path):
+    from rag.reader.training import Recipe, _near_miss_pairs
+
+    articles = [("a/1.txt", "Chip news\n\nTexas Instruments developed the OMAP-Vox chip in Dallas in 2004. "
+                 "The chip is for mobile phones sold in Europe. Sales began in the spring of that year.\n")]
+    asked = [written.Written("a/1.txt", "The chip is for mobile phones sold in Europe.", "Where are they sold?", "Europe")]
+    for context in (False, True):
+        recipe = Recipe(corpora=[], seed=3, written=1, writer="some-model.gguf", near_misses=1, context=context)
+        (pair,) = _near_miss_pairs(recipe, asked, articles, ScriptedNearMissWriter(), tmp_path, log=lambda *a, **k: None)
+        assert pair.label == 0 and pair.kind == "written_near_miss" and pair.question.startswith("When did")
+        assert (pair.sentence == asked[0].sentence) != context
+        assert pair.sentence.startswith(asked[0].sentence)

@@ -47,6 +47,7 @@ class Recipe:
     context: bool = False  # read each sentence with its article's title and the sentence before it
     written: int = 0  # questions a language model writes (rag/reader/written.py), besides the generated ones
     writer: str = ""  # the installed model that writes them
+    near_misses: int = 0  # questions the writer writes that a written question's sentence does not answer
     # The fine-tuning's own seed (the new output's start and the order of the pairs); unset, it is
     # `seed`. Another value trains on the same pairs again, to see how much one run's luck moves.
     training_seed: int | None = None
@@ -108,6 +109,7 @@ def train_reader(
         f"--seed {recipe.seed}" + (f" --epochs {recipe.epochs}" if recipe.epochs != 1 else "")
         + (" --context" if recipe.context else "")
         + (f" --written {recipe.written} --writer {recipe.writer}" if recipe.written else "")
+        + (f" --near-misses {recipe.near_misses}" if recipe.near_misses else "")
         + (f" --training-seed {recipe.training_seed}" if recipe.training_seed is not None else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -120,6 +122,8 @@ def _data_key(recipe: Recipe) -> str:
     deciding = [recipe.corpora, recipe.questions, recipe.seed, recipe.context]
     if recipe.written:
         deciding += [recipe.written, recipe.writer, written.WRITER_PROMPT, written.PAIRS_VERSION]
+    if recipe.near_misses:
+        deciding += [recipe.near_misses, written.cache_file(Path(), recipe.writer, recipe.seed, "near-miss").name]
     return hashlib.sha256(json.dumps(deciding).encode()).hexdigest()[:12]
 
 
@@ -148,6 +152,28 @@ def _written_pairs(recipe: Recipe, articles, nlp, complete, work_dir: Path, log)
     found = written.write_questions(articles, complete, recipe.written, recipe.seed, cache, progress)
     pairs = written.written_pairs(found, articles, nlp, recipe.seed, recipe.context)
     log(f"made {len(pairs)} pairs from {len(found)} written questions")
+    return pairs + _near_miss_pairs(recipe, found, articles, complete, work_dir, log)
+
+
+def _near_miss_pairs(recipe: Recipe, found, articles, complete, work_dir: Path, log) -> list[questions.Pair]:
+    if not recipe.near_misses:
+        return []
+    cache = written.cache_file(work_dir, recipe.writer, recipe.seed, "near-miss")
+    log(f"{recipe.writer} writes {recipe.near_misses} near-miss questions (kept in {cache} as they come)")
+
+    def progress(done: int, wanted: int) -> None:
+        log(f"  {done} of {wanted} near-miss questions", end="\r")
+
+    near = written.write_near_misses(found, complete, recipe.near_misses, cache, progress)
+    log(f"kept {len(near)} near-miss questions")
+    texts = dict(articles)
+    pairs = []
+    for item in near:
+        sentence = item.sentence
+        if recipe.context:
+            text = texts[item.article]
+            sentence = questions.contexts(text, questions.article_sentences(text)).get(sentence, sentence)
+        pairs.append(questions.Pair(item.question, sentence, 0, "written_near_miss", item.article))
     return pairs
 
 

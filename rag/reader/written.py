@@ -41,6 +41,28 @@ MIN_QUESTION_WORDS, MAX_QUESTION_WORDS = 4, 25
 MAX_ANSWER_WORDS = 8
 # Bumped when the pairs made from the same written questions change, so older pairs are not reused.
 PAIRS_VERSION = 2
+
+# A near miss: a question on the sentence's subject, in some of its words, that it does not answer,
+# as SQuAD 2.0's unanswerable questions are written. Without examples the model copied the question
+# it was given; with them, about half of its questions were still answered by the sentence. So a
+# second call asks it to answer from the sentence, and only those it finds not stated are kept (its
+# chance of "yes" to "is the answer stated?" was 0.55-0.78 for every one, and told nothing).
+NEAR_MISS_PROMPT = (
+    "You write a quiz question that a sentence from a news article does NOT answer. Use some of the sentence's "
+    "words and stay on its topic, but ask for a detail the sentence does not give (who, when, where, how much, "
+    "or why), so that a careless reader might think the sentence answers it.\nReply in one line:\nQuestion: ..."
+)
+NEAR_MISS_EXAMPLES = (
+    ("The city council approved the new bridge on Tuesday after a two-hour debate.",
+     "How much will the new bridge cost?"),
+    ("Striker Tom Hale scored twice as Riverside beat Norton 3-1 in the cup semi-final.",
+     "Who will Riverside play in the cup final?"),
+)
+NOT_STATED = "NOT STATED"
+JUDGE_PROMPT = (
+    "Answer the question from the sentence alone. If the sentence states the answer, copy the answer's words "
+    f"from it. If it does not, reply exactly: {NOT_STATED}"
+)
 _REPLY_RE = re.compile(r"^\W*question\W*:\s*(?P<question>.+?)\s*\n\W*answer\W*:\s*(?P<answer>.+?)\s*$", re.I | re.S)
 
 Complete = Callable[[list[dict[str, str]]], str]
@@ -77,6 +99,70 @@ def write_questions(
             if progress:
                 progress(len(usable), wanted)
     return usable
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    article: str
+    sentence: str
+    question: str  # empty when the reply was not a usable question
+    judged: str = ""  # the model's answer to it from the sentence alone
+
+
+def write_near_misses(
+    written: list[Written], complete: Complete, wanted: int, cache: Path, progress=None
+) -> list[NearMiss]:
+    """A near-miss question for each written question's sentence, until `wanted` are kept: those the
+    model itself finds the sentence does not answer."""
+    known = {(n.article, n.sentence): n for n in _read_lines(cache, NearMiss)}
+    kept: list[NearMiss] = []
+    for item in written:
+        if len(kept) >= wanted:
+            break
+        near = known.get((item.article, item.sentence)) or _write_near_miss(complete, item, cache)
+        if near.question and near.judged.upper().startswith(NOT_STATED):
+            kept.append(near)
+            if progress:
+                progress(len(kept), wanted)
+    return kept
+
+
+def _write_near_miss(complete: Complete, item: Written, cache: Path) -> NearMiss:
+    messages = [{"role": "system", "content": NEAR_MISS_PROMPT}]
+    for sentence, question in NEAR_MISS_EXAMPLES:
+        messages += [{"role": "user", "content": f"Sentence: {sentence}"},
+                     {"role": "assistant", "content": f"Question: {question}"}]
+    reply = complete(messages + [{"role": "user", "content": f"Sentence: {item.sentence}"}])
+    question = usable_near_miss(reply, item)
+    judged = complete(judge_messages(question, item.sentence)).strip() if question else ""
+    near = NearMiss(item.article, item.sentence, question, judged)
+    _append(cache, near)
+    return near
+
+
+def judge_messages(question: str, sentence: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": JUDGE_PROMPT},
+        {"role": "user", "content": f"Sentence: {sentence}\nQuestion: {question}"},
+    ]
+
+
+def usable_near_miss(reply: str, item: Written) -> str:
+    """The question of the reply, or "" unless it is one question of a sensible length, not the
+    written question again, and without the written answer in it."""
+    found = re.match(r"^\W*question\W*:\s*(?P<question>[^\n]+)", reply.strip(), re.I)
+    if not found:
+        return ""
+    question = found["question"].strip(" \"'*")
+    if (
+        not question.endswith("?")
+        or question.count("?") > 1
+        or not MIN_QUESTION_WORDS <= len(question.split()) <= MAX_QUESTION_WORDS
+        or question.lower() == item.question.lower()
+        or _states(question, item.answer)
+    ):
+        return ""
+    return question
 
 
 def written_pairs(
@@ -121,10 +207,14 @@ def _write(complete: Complete, name: str, title: str, sentence: str, cache: Path
         {"role": "user", "content": f"Article: {title}\nSentence: {sentence}"},
     ])
     written = Written(name, sentence, *usable_question(reply, sentence))
+    _append(cache, written)
+    return written
+
+
+def _append(cache: Path, item) -> None:
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(asdict(written)) + "\n")
-    return written
+        out.write(json.dumps(asdict(item)) + "\n")
 
 
 def usable_question(reply: str, sentence: str) -> tuple[str, str]:
@@ -154,22 +244,26 @@ def _states(text: str, answer: str) -> bool:
     return bool(answer) and re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", text, re.I) is not None
 
 
-def cache_file(work_dir: Path, writer: str, seed: int) -> Path:
-    """Where the questions one writer wrote with one seed and this prompt are kept."""
-    prompt_key = hashlib.sha256(WRITER_PROMPT.encode()).hexdigest()[:8]
-    return work_dir / f"written-{re.sub(r'[^A-Za-z0-9.-]+', '-', writer)}-{seed}-{prompt_key}.jsonl"
+def cache_file(work_dir: Path, writer: str, seed: int, kind: str = "written") -> Path:
+    """Where the questions of one kind one writer wrote with one seed and this prompt are kept."""
+    prompts = WRITER_PROMPT if kind == "written" else json.dumps([NEAR_MISS_PROMPT, NEAR_MISS_EXAMPLES, JUDGE_PROMPT])
+    prompt_key = hashlib.sha256(prompts.encode()).hexdigest()[:8]
+    return work_dir / f"{kind}-{re.sub(r'[^A-Za-z0-9.-]+', '-', writer)}-{seed}-{prompt_key}.jsonl"
 
 
 def _read_cache(cache: Path) -> dict[tuple[str, str], Written]:
+    return {(w.article, w.sentence): w for w in _read_lines(cache, Written)}
+
+
+def _read_lines(cache: Path, kind) -> list:
     if not cache.exists():
-        return {}
-    found = {}
+        return []
+    found = []
     for line in cache.read_text(encoding="utf-8").splitlines():
         try:
-            written = Written(**json.loads(line))
+            found.append(kind(**json.loads(line)))
         except (ValueError, TypeError):
             continue  # a line cut short by a stopped run: written again
-        found[(written.article, written.sentence)] = written
     return found
 
 
