@@ -364,27 +364,3 @@ def test_near_misses_are_negatives_for_their_sentence_read_as_the_recipe_reads_i
         assert pair.label == 0 and pair.kind == "written_near_miss" and pair.question.startswith("When did")
         assert (pair.sentence == asked[0].sentence) != context
         assert pair.sentence.startswith(asked[0].sentence)
-
-
-def test_a_written_question_with_a_shared_noun_swapped_asks_about_a_thing_its_sentence_lacks(nlp):
-    sentence = nlp("Brookside was axed in 2003 after its ratings slumped from a peak of seven million.")
-    other = nlp("The soap's budgets were cut, and its actors and Writers left for other shows.")
-    swapped = {written.swapped_noun(nlp("When did Brookside's ratings fall?"), sentence, other, random.Random(seed))
-               for seed in range(20)}
-    # Only "ratings" is shared; it becomes a plural common noun of the other sentence, never a name.
-    assert swapped == {"When did Brookside's budgets fall?", "When did Brookside's actors fall?",
-                       "When did Brookside's shows fall?"}
-    assert written.swapped_noun(nlp("Who was sacked from the soap?"), sentence, other, random.Random(1)) is None
-
-
-def test_written_pairs_hold_the_swapped_noun_as_a_negative_for_the_sentence(nlp):
-    articles = [("a/1.txt", "Soap news\n\nBrookside was axed in 2003 after its ratings slumped from a peak of seven "
-                 "million. The soap's budgets were cut and its actors left for other shows. Fans were sad.\n"),
-                ("a/2.txt", "Car news\n\nToyota opened a factory in Chennai last month for small cars. "
-                 "The factory will employ two thousand people from the region. It cost a lot.\n")]
-    asked = [written.Written("a/1.txt", "Brookside was axed in 2003 after its ratings slumped from a peak of seven "
-                             "million.", "When did Brookside's ratings fall?", "2003")]
-    pairs = written.written_pairs(asked, articles, nlp, seed=1, context=False)
-    (swapped,) = [p for p in pairs if p.kind == "written_swapped_noun"]
-    assert swapped.label == 0 and swapped.sentence == asked[0].sentence
-    assert swapped.question != asked[0].question and "ratings" not in swapped.question

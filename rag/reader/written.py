@@ -40,7 +40,7 @@ MIN_SENTENCE_WORDS = 10
 MIN_QUESTION_WORDS, MAX_QUESTION_WORDS = 4, 25
 MAX_ANSWER_WORDS = 8
 # Bumped when the pairs made from the same written questions change, so older pairs are not reused.
-PAIRS_VERSION = 3
+PAIRS_VERSION = 2
 
 # A near miss: a question on the sentence's subject, in some of its words, that it does not answer,
 # as SQuAD 2.0's unanswerable questions are written. Without examples the model copied the question
@@ -169,21 +169,17 @@ def written_pairs(
     written: list[Written], articles: list[tuple[str, str]], nlp, seed: int, context: bool
 ) -> list[Pair]:
     """Each written question with its sentence (a positive) and its negatives. `nlp` (spaCy) finds
-    the names, numbers and nouns a swapped question changes."""
+    the names and numbers a swapped question changes."""
     rng = random.Random(seed)
-    # Its own draws, so that adding the swapped nouns left every other pair as it was.
-    noun_rng = random.Random(f"{seed}-nouns")
     index_of = {name: i for i, (name, _) in enumerate(articles)}
     docs = list(nlp.pipe([item.sentence for item in written]))
-    asked = list(nlp.pipe([item.question for item in written]))
     entity_pool = questions.pool_entities(docs, {})
     pairs: list[Pair] = []
-    for item, doc, question_doc in zip(written, docs, asked, strict=True):
+    for item, doc in zip(written, docs, strict=True):
         text = articles[index_of[item.article]][1]
         sentences = questions.article_sentences(text)
         other_text, other = questions.other_article(articles, index_of[item.article], rng)
         made = list(_pairs_for(item, doc, sentences, other, entity_pool, rng))
-        made += _swapped_noun_pair(item, question_doc, doc, made, nlp, noun_rng)
         if context:
             read_as = questions.contexts(text, sentences) | questions.contexts(other_text, other)
             made = [Pair(p.question, read_as.get(p.sentence, p.sentence), p.label, p.kind, p.article) for p in made]
@@ -203,33 +199,6 @@ def _pairs_for(item: Written, doc, sentences: list[str], other_article: list[str
     swapped = questions.swapped_name(item.question, doc, None, entity_pool, rng)
     if swapped:
         yield Pair(swapped, item.sentence, 0, "written_swapped", item.article)
-
-
-def _swapped_noun_pair(item: Written, question_doc, doc, made: list[Pair], nlp, rng) -> list[Pair]:
-    """The question with a noun it shares with the sentence changed for a noun of the article's
-    nearest other sentence that this sentence lacks ("When did Brookside's ratings fall?" becomes
-    "When did Brookside's budget fall?"): the question keeps most of the sentence's words but asks
-    about a thing it does not mention, as many of SQuAD 2.0's unanswerable questions do."""
-    other = next((p.sentence for p in made if p.kind == "written_other_sentence"), None)
-    if other is None:
-        return []
-    swapped = swapped_noun(question_doc, doc, nlp(other), rng)
-    return [Pair(swapped, item.sentence, 0, "written_swapped_noun", item.article)] if swapped else []
-
-
-def swapped_noun(question_doc, sentence_doc, other_doc, rng) -> str | None:
-    stated = {t.lemma_.lower() for t in sentence_doc} | {t.lemma_.lower() for t in question_doc}
-    shared = [t for t in question_doc if t.pos_ == "NOUN" and t.lemma_.lower() in {s.lemma_.lower() for s in sentence_doc}]
-    if not shared:
-        return None
-    noun = rng.choice(shared)
-    # A common noun is written in lower case mid-sentence; spaCy's small model tags some names NOUN.
-    replacements = sorted({t.text for t in other_doc if t.pos_ == "NOUN" and t.tag_ == noun.tag_
-                           and t.is_alpha and t.text.islower() and t.lemma_.lower() not in stated})
-    if not replacements:
-        return None
-    text = question_doc.text
-    return text[: noun.idx] + rng.choice(replacements) + text[noun.idx + len(noun.text):]
 
 
 def _write(complete: Complete, name: str, title: str, sentence: str, cache: Path) -> Written:
