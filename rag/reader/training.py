@@ -123,7 +123,7 @@ def _data_key(recipe: Recipe) -> str:
     if recipe.written:
         deciding += [recipe.written, recipe.writer, written.WRITER_PROMPT, written.PAIRS_VERSION]
     if recipe.near_misses:
-        deciding += [recipe.near_misses, written.cache_file(Path(), recipe.writer, recipe.seed, "near-miss").name]
+        deciding += [recipe.near_misses, written.NEAR_MISS_PROMPT, written.NEAR_MISS_EXAMPLES, written.JUDGE_PROMPT]
     return hashlib.sha256(json.dumps(deciding).encode()).hexdigest()[:12]
 
 
@@ -167,14 +167,11 @@ def _near_miss_pairs(recipe: Recipe, found, articles, complete, work_dir: Path, 
     near = written.write_near_misses(found, complete, recipe.near_misses, cache, progress)
     log(f"kept {len(near)} near-miss questions")
     texts = dict(articles)
-    pairs = []
-    for item in near:
-        sentence = item.sentence
-        if recipe.context:
-            text = texts[item.article]
-            sentence = questions.contexts(text, questions.article_sentences(text)).get(sentence, sentence)
-        pairs.append(questions.Pair(item.question, sentence, 0, "written_near_miss", item.article))
-    return pairs
+
+    def read_as(item: written.NearMiss) -> str:
+        return questions.contexts(texts[item.article], [item.sentence])[item.sentence] if recipe.context else item.sentence
+
+    return [questions.Pair(item.question, read_as(item), 0, "written_near_miss", item.article) for item in near]
 
 
 def _split_by_article(pairs: list[questions.Pair], recipe: Recipe):

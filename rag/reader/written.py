@@ -156,9 +156,7 @@ def usable_near_miss(reply: str, item: Written) -> str:
         return ""
     question = found["question"].strip(" \"'*")
     if (
-        not question.endswith("?")
-        or question.count("?") > 1
-        or not MIN_QUESTION_WORDS <= len(question.split()) <= MAX_QUESTION_WORDS
+        not _one_question(question)
         or question.lower() == item.question.lower()
         or _states(question, item.answer)
     ):
@@ -229,9 +227,7 @@ def usable_question(reply: str, sentence: str) -> tuple[str, str]:
     question = found["question"].strip(" \"'*")
     answer = found["answer"].splitlines()[0].strip(" \"'*.")
     if (
-        not question.endswith("?")
-        or question.count("?") > 1
-        or not MIN_QUESTION_WORDS <= len(question.split()) <= MAX_QUESTION_WORDS
+        not _one_question(question)
         or len(answer) < 2
         or len(answer.split()) > MAX_ANSWER_WORDS
         or not _states(sentence, answer)
@@ -239,6 +235,15 @@ def usable_question(reply: str, sentence: str) -> tuple[str, str]:
     ):
         return "", ""
     return question, answer
+
+
+def _one_question(question: str) -> bool:
+    """One question of a sensible length."""
+    return (
+        question.endswith("?")
+        and question.count("?") == 1
+        and MIN_QUESTION_WORDS <= len(question.split()) <= MAX_QUESTION_WORDS
+    )
 
 
 def _states(text: str, answer: str) -> bool:
