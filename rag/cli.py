@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     install = model_commands.add_parser("install", help="download, verify and install a model (and the runtime)")
     install.add_argument("name", help="a catalogue name, a .gguf file's path, an http(s) URL, or ollama:NAME")
     install.add_argument("--sha256", help="what a path's or URL's file must hash to")
-    remove = model_commands.add_parser("remove", help="delete an installed model")
+    remove = model_commands.add_parser("remove", help="delete an installed model (from Ollama too, for ollama:NAME)")
     remove.add_argument("name")
     use = model_commands.add_parser("use", help="make an installed model the one RAG_LLM=auto answers with")
     use.add_argument("name")
@@ -438,8 +438,7 @@ def cmd_model(args, settings: Settings) -> int:
         print(f"installed {model.name} ({model.source if model.served_by_ollama else model.path}); "
               + _who_answers(model, settings))
     elif args.model_command == "remove":
-        models.remove(args.name, settings)
-        print(f"removed {args.name}")
+        print(models.remove(args.name, settings))
     elif args.model_command == "use":
         models.use(args.name, settings)
         print(f"RAG_LLM=auto now answers with {args.name}")

@@ -181,19 +181,25 @@ def no_models(corpus_settings, tmp_path) -> ChatService:
     return ChatService(settings)
 
 
-def test_with_no_model_answers_are_quoted_and_the_picker_offers_only_that_and_automatic(no_models):
+def test_with_no_model_answers_are_quoted_and_the_picker_offers_only_that_and_automatic(no_models, monkeypatch):
     local = no_models.models
-    said = local.answerer()
-    assert said.headline == "Quoted from the articles" and not local.has_model()
+    probes = []
+    look = no_models.assistant.model_servers
+    monkeypatch.setattr(no_models.assistant, "model_servers", lambda: probes.append(1) or look())
+    sidebar = local.sidebar()
+    assert len(probes) == 1, "the sidebar looks at the ports once"
+    said = sidebar.answerer
+    assert said.headline == "Quoted from the articles" and sidebar.offer_install
     assert "127.0.0.1 ports" in said.why and said.why.endswith(" Install one below."), said.why
-    assert [value for _, value in local.choices()] == [AUTO, QUOTED]
-    assert "quoted" in [label for label, value in local.choices() if value == QUOTED][0]
+    assert [value for _, value in sidebar.choices] == [AUTO, QUOTED] and sidebar.picked == AUTO
+    assert "quoted" in [label for label, value in sidebar.choices if value == QUOTED][0]
     assert re.fullmatch(r"Install \(1\.1 GB, about \d+ minutes?\)", local.install_label(RECOMMENDED))
     assert "98 MB" in local.install_label("smollm2-135m")
 
     local.pick(QUOTED)
-    assert local.backend == "extractive" and local.answerer().headline == "Quoted from the articles"
-    assert "chosen" in local.answerer().why.lower()
+    said = local.sidebar().answerer
+    assert local.backend == "extractive" and said.headline == "Quoted from the articles"
+    assert "chosen" in said.why.lower()
     local.pick(AUTO)
     assert local.backend == "auto"
 
@@ -232,12 +238,13 @@ def test_a_model_server_found_here_is_offered_and_once_picked_answers_the_chat(c
                                                   local_llm_ports=[free_port(), server.port])
         local = ChatService(settings).models
         picked = SERVER + server.base_url
-        assert local.has_model() and [value for _, value in local.choices()] == [AUTO, picked, QUOTED]
+        sidebar = local.sidebar()
+        assert not sidebar.offer_install and [value for _, value in sidebar.choices] == [AUTO, picked, QUOTED]
         local.pick(QUOTED)
         assert local.backend == "extractive"
         local.pick(picked)
         assert local.backend == "auto"
-        said = local.answerer()
-        assert said.headline.startswith("Written by ")
-        assert said.why == f"The model server at {server.base_url}, chosen here."
-        assert f"server at {urlsplit(server.base_url).netloc}" in [label for label, _ in local.choices()]
+        sidebar = local.sidebar()
+        assert sidebar.answerer.headline.startswith("Written by ") and sidebar.picked == picked
+        assert sidebar.answerer.why == f"The model server at {server.base_url}, chosen here."
+        assert f"server at {urlsplit(server.base_url).netloc}" in [label for label, _ in sidebar.choices]

@@ -107,7 +107,7 @@ class FileHandler(BaseHTTPRequestHandler):
 
 
 class FakeOllama(LocalServer):
-    """Ollama's /api/tags and /api/pull, as the real one answers them."""
+    """Ollama's /api/tags, /api/pull and /api/delete, as the real one answers them."""
 
     def __init__(self):
         super().__init__(OllamaHandler)
@@ -137,6 +137,15 @@ class OllamaHandler(BaseHTTPRequestHandler):
                     "completed": done} for done in (0, 400_000_000, 986_000_000)]
         events += [{"status": "verifying sha256 digest"}, {"status": "success"}]
         self._reply(events)
+
+    def do_DELETE(self) -> None:
+        name = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["model"]
+        if self.path != "/api/delete" or self.server.models.pop(name, None) is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _reply(self, events: list[dict]) -> None:
         body = b"".join(json.dumps(event).encode() + b"\n" for event in events)
@@ -446,6 +455,26 @@ def test_an_ollama_model_is_pulled_with_progress_and_auto_asks_ollama_for_it(set
     chosen, reason = resolve_auto(settings)
     assert chosen.llm == "openai" and chosen.openai_base_url == f"{ollama.root}/v1"
     assert chosen.openai_model == "qwen2.5:1.5b" and "ollama:qwen2.5:1.5b" in reason
+
+
+def test_removing_an_ollama_model_deletes_it_in_ollama(settings, monkeypatch, capsys):
+    with FakeOllama() as ollama:
+        settings = settings.with_overrides(ollama_url=ollama.root)
+        install("ollama:qwen2.5:1.5b", settings)
+        monkeypatch.setenv("RAG_MODELS_DIR", str(settings.models_dir))
+        monkeypatch.setenv("RAG_OLLAMA_URL", ollama.root)
+        assert main(["model", "remove", "ollama:qwen2.5:1.5b"]) == 0
+        assert "qwen2.5:1.5b" not in ollama.models and "llama3.2:1b" in ollama.models
+    assert capsys.readouterr().out.strip() == f"deleted qwen2.5:1.5b from Ollama at {ollama.root}"
+    assert installed(settings) == []
+
+
+def test_an_ollama_model_is_forgotten_when_ollama_is_gone_and_the_user_told_so(settings):
+    with FakeOllama() as ollama:
+        use("ollama:llama3.2:1b", settings.with_overrides(ollama_url=ollama.root))
+    done = remove("ollama:llama3.2:1b", settings)  # settings.ollama_url: a closed port
+    assert installed(settings) == []
+    assert "Ollama does not answer" in done and "`ollama rm llama3.2:1b`" in done
 
 
 def test_use_takes_a_model_ollama_already_has(settings):

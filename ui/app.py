@@ -376,7 +376,7 @@ def _wire_models(service: ChatService, controls: dict) -> None:
             models.pick(value)
         except (RuntimeError, OSError) as exc:  # ModelError, or a model that cannot be loaded
             gr.Warning(render.esc(f"That model cannot answer: {exc}"))
-        return answerer_report(models.answerer())
+        return answerer_report(models.sidebar().answerer)
 
     def choose_to_install(name: str) -> tuple:
         return gr.update(info=models.about(name)), models.install_label(name)
@@ -416,11 +416,9 @@ def _install_updates(service: ChatService) -> tuple:
 
 def _answers_updates(service: ChatService) -> tuple:
     """Who answers, what the picker offers, and the install section open when no model is here."""
-    models = service.models
-    choices = models.choices()
-    picked = models.picked if models.picked in {value for _, value in choices} else choices[0][1]
-    return (answerer_report(models.answerer()), gr.update(choices=choices, value=picked),
-            gr.update(open=not models.has_model()))
+    sidebar = service.models.sidebar()
+    return (answerer_report(sidebar.answerer), gr.update(choices=sidebar.choices, value=sidebar.picked),
+            gr.update(open=sidebar.offer_install))
 
 
 def _wire_api(service: ChatService, settings: Settings) -> None:

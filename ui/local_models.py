@@ -36,6 +36,17 @@ class Answerer:
 
 
 @dataclass(frozen=True)
+class Sidebar:
+    """The sidebar's "Answers" section: who answers, the picker's entries as (label, value) and
+    its value, and whether no model is here, so that installing one comes first."""
+
+    answerer: Answerer
+    choices: list[tuple[str, str]]
+    picked: str
+    offer_install: bool
+
+
+@dataclass(frozen=True)
 class InstallState:
     name: str = ""
     progress: models.Progress | None = None
@@ -61,8 +72,21 @@ class LocalModels:
 
     # -- who answers -------------------------------------------------------------------------------
 
-    def answerer(self) -> Answerer:
-        """Who answers the chat's questions, and why."""
+    def sidebar(self) -> Sidebar:
+        """Who answers, what the picker offers, and whether to offer an install: from one look at
+        the ports, which may each wait for a server that is slow to say it is not one."""
+        servers = self.assistant.model_servers()
+        installed = models.installed(self.settings)
+        has_model = bool(self.settings.gguf_path or self.settings.openai_base_url or installed or servers)
+        # The labels are short enough for the 300-px sidebar's dropdown, which cannot wrap them.
+        choices = [("Automatic", AUTO)]
+        choices += [(m.name, MODEL + m.name) for m in installed]
+        choices += [(f"server at {urlsplit(url).netloc}", SERVER + url) for url in servers]
+        choices.append((QUOTED_CHOICE, QUOTED))
+        picked = self.picked if self.picked in {value for _, value in choices} else AUTO
+        return Sidebar(self._answerer(has_model), choices, picked, offer_install=not has_model)
+
+    def _answerer(self, has_model: bool) -> Answerer:
         if self.picked == QUOTED:
             return Answerer(QUOTED_HEADLINE, "Chosen under “Answer with” below: no model writes the answers.")
         try:
@@ -72,22 +96,8 @@ class LocalModels:
         if model:
             return Answerer(f"Written by {render.model_label(model)}", _sentence(reason))
         # The reason says what was looked for (the model file, the ports): it stays, in the small line.
-        install = "" if self.has_model() else " Install one below."
+        install = "" if has_model else " Install one below."
         return Answerer(QUOTED_HEADLINE, _sentence(reason) + install)
-
-    def choices(self) -> list[tuple[str, str]]:
-        """The picker's entries, as (label, value): what is installed and what answers here. The
-        labels are short enough for the 300-px sidebar's dropdown, which cannot wrap them."""
-        offered = [("Automatic", AUTO)]
-        offered += [(m.name, MODEL + m.name) for m in models.installed(self.settings)]
-        offered += [(f"server at {urlsplit(url).netloc}", SERVER + url) for url in self.assistant.model_servers()]
-        offered.append((QUOTED_CHOICE, QUOTED))
-        return offered
-
-    def has_model(self) -> bool:
-        """A model is configured, installed or serving here: no need to offer an install first."""
-        configured = self.settings.gguf_path or self.settings.openai_base_url
-        return bool(configured or models.installed(self.settings) or self.assistant.model_servers())
 
     def pick(self, value: str) -> None:
         """Answer the chat's questions with this picker entry from now on."""

@@ -1,4 +1,4 @@
-"""Ollama's models, when Ollama answers on this machine: listed, and pulled with its progress."""
+"""Ollama's models, when Ollama answers on this machine: listed, pulled with its progress, deleted."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def pull(name: str, settings: Settings, report: Reporter) -> int:
     if name not in sizes and f"{name}:latest" not in sizes:
         raise ModelError(f"Ollama finished pulling {name} but does not list it")
     return sizes.get(name, sizes.get(f"{name}:latest", 0))
+
+
+def delete(name: str, settings: Settings) -> bool:
+    """Have Ollama delete the model, as `ollama rm` does; False when Ollama does not answer."""
+    import httpx
+
+    try:
+        reply = httpx.request("DELETE", f"{settings.ollama_url}/api/delete", json={"model": name}, timeout=30)
+    except httpx.HTTPError:
+        return False
+    if reply.status_code not in (200, 404):  # 404: Ollama no longer has it, which is what was asked
+        raise ModelError(f"Ollama at {settings.ollama_url} answered {reply.status_code} to deleting {name}: {reply.text}")
+    return True
 
 
 def _show(event: dict, name: str, report: Reporter) -> None:

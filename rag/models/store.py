@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.models.progress import ModelError
+from rag.models import ollama
+from rag.models.progress import ModelError, size_text
 from rag.settings import Settings
 
 OLLAMA_PREFIX = "ollama:"
@@ -78,11 +79,15 @@ def use(name: str, settings: Settings) -> None:
     _write(settings, registry)
 
 
-def remove(name: str, settings: Settings) -> None:
-    """Delete the model's file and forget it (a model Ollama serves is only forgotten here)."""
+def remove(name: str, settings: Settings) -> str:
+    """Delete the model (its file, or Ollama's copy) and forget it; what was done, in words."""
     model = find_installed(name, settings)
     if model is None:
         raise ModelError(f"{name} is not installed ({_installed_names(settings)})")
+    if model.served_by_ollama:
+        done = _delete_from_ollama(model, settings)
+    else:
+        done = f"deleted {model.path} ({size_text(model.size_bytes)})"
     registry = _read(settings)
     registry["models"] = [row for row in registry["models"] if row["name"] != name]
     if registry["default"] == name:
@@ -90,6 +95,16 @@ def remove(name: str, settings: Settings) -> None:
     _write(settings, registry)  # first, so that no moment lists a model whose file is gone
     if not model.served_by_ollama:
         model.path.unlink(missing_ok=True)
+    return done
+
+
+def _delete_from_ollama(model: InstalledModel, settings: Settings) -> str:
+    ollama_name = model.name.removeprefix(OLLAMA_PREFIX)
+    if ollama.delete(ollama_name, settings):
+        return f"deleted {ollama_name} from Ollama at {settings.ollama_url}"
+    # Forgotten all the same: an Ollama gone for good must not keep the model listed here forever.
+    return (f"forgot {model.name}; Ollama does not answer at {settings.ollama_url}, so it may still hold it "
+            f"(`ollama rm {ollama_name}` deletes it)")
 
 
 def _installed_names(settings: Settings) -> str:
