@@ -198,7 +198,7 @@ class Assistant:
             text, fallback = yield from _first_token_timed(llm_answer, timings, started)
         timings["generate_ms"] = _ms_since(generating)
         timings["total_ms"] = _ms_since(started)
-        answer = self._finish(question, searched, text, retrieval, decision, backend, timings, fallback)
+        answer = self._finish(question, searched, text, retrieval, ranked, decision, backend, timings, fallback)
         answer.attributed, answer.dropped, answer.answerable = read.attributed, read.dropped, read.answerable
         answer.draft = read.draft
         answer.backend_reason = backend_reason
@@ -367,12 +367,13 @@ class Assistant:
             self._chat_backends[backend] = backends.make_chat_backend(self.settings.with_overrides(llm=backend))
         return self._chat_backends[backend]
 
-    def _finish(self, question, searched, text, retrieval, decision, backend, timings, fallback) -> Answer:
+    def _finish(self, question, searched, text, retrieval, ranked, decision, backend, timings, fallback) -> Answer:
         refused = _is_refusal(text)
-        text, citations = _renumber(text, retrieval.passages)
+        text, citations = _renumber(text, retrieval.passages, searched)
         nearest = []
         if refused:
-            nearest = [Citation.from_passage(0, p, []) for p in retrieval.passages[:NEAREST_ON_ABSTAIN]]
+            nearest = [Citation.from_passage(0, p, _closest_sentence(i, ranked))
+                       for i, p in enumerate(retrieval.passages[:NEAREST_ON_ABSTAIN])]
             citations = []
         return Answer(
             question=question,
@@ -398,6 +399,13 @@ def _shown_confidence(decision: Decision, refused: bool) -> float:
     return round(1.0 - decision.confidence, 3)
 
 
+def _closest_sentence(passage: int, ranked: list[Sentence]) -> list[tuple[int, int]]:
+    """The span of the passage's sentence ranked closest to the question: a refusal marks it in
+    the passages it shows, so that a reader judging the refusal finds it at once."""
+    best = next((s for s in ranked if s.passage == passage), None)
+    return [(best.start, best.end)] if best else []
+
+
 def _refusal_because(reason: str) -> str:
     return f"{REFUSAL} {reason[0].upper()}{reason[1:]}."
 
@@ -407,7 +415,7 @@ def _number_passages(sentences: list[Sentence]) -> dict[int, int]:
     return {s.passage: s.passage + 1 for s in sentences}
 
 
-def _renumber(text: str, passages: list[Passage]) -> tuple[str, list[Citation]]:
+def _renumber(text: str, passages: list[Passage], question: str) -> tuple[str, list[Citation]]:
     """Cite as [1], [2]... in order of first use, and build a citation for each, quoting the
     sentences of the passage that support the claims citing it."""
     order: dict[int, int] = {}
@@ -418,7 +426,7 @@ def _renumber(text: str, passages: list[Passage]) -> tuple[str, list[Citation]]:
     spans: dict[int, list[tuple[int, int]]] = {index: [] for index in order}
     for claim in _claims(text):
         for index in {int(n) - 1 for n in CITATION_RE.findall(claim)} & set(order):
-            for span in supporting_spans(claim, passages[index]):
+            for span in supporting_spans(claim, passages[index], question):
                 if span not in spans[index]:
                     spans[index].append(span)
     renumbered = CITATION_RE.sub(lambda m: cite(order.get(int(m.group(1)) - 1, 0)), text)

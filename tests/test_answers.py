@@ -98,6 +98,15 @@ def test_questions_the_corpus_does_not_answer_are_declined(assistant, question):
     assert answer.answer.startswith(REFUSAL)
     assert answer.citations == []
     assert answer.nearest, "the closest passages are offered, labelled as such"
+    for passage in answer.nearest:  # each marks one of its sentences, the one nearest the question
+        assert len(passage.quote_spans) == 1 and passage.quote == passage.text[slice(*passage.quote_spans[0])]
+
+
+def test_a_refusal_marks_the_sentence_that_would_settle_it(assistant):
+    # EXIM, not the World Bank, approved Project Vault's loan: the reader of the refusal sees that sentence marked
+    answer = assistant.ask("What loan did the World Bank approve for Project Vault?")
+    assert answer.abstained
+    assert any("EXIM" in passage.quote for passage in answer.nearest), [p.quote for p in answer.nearest]
 
 
 def test_stream_yields_sources_before_the_answer(assistant):

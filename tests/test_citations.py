@@ -1,7 +1,9 @@
-"""The parser and validator of an LLM's answer: markers, claims, and the numbers, dates and names
-each claim may state."""
+"""The parser and validator of an LLM's answer: markers, claims, the numbers, dates and names
+each claim may state, and the sentence a citation quotes for it."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -18,6 +20,8 @@ from rag.answer.citations import (
     supporting_passage,
     unsupported_numbers,
 )
+from rag.answer.result import supporting_spans
+from rag.answer.retrieve import Passage
 
 DFC = (
     "The US International Development Finance Corporation invested USD 600 million in the Orion "
@@ -235,3 +239,36 @@ def test_an_attributed_claim_passes_the_check_of_a_cited_one(claim):
     n = supporting_passage(claim, sources)
     assert n is not None
     assert check_claims([Claim(claim, [n])], sources) is None
+
+
+# --- the quote a citation highlights -------------------------------------------------------------
+
+KSE_QUESTION = "Who is the chairman of the Karachi Stock Exchange who dismissed fears that the market's record rise was a bubble?"
+KSE = Passage(chunk_id="kse", source="bbc/business/428.txt", title="Karachi stocks hit historic high", publisher="",
+              published="", url="", start=0, end=0, similarity=0.5, text=(
+                  "In 2002, the KSE was the world's best performing stock market, with the index rising 112%. "
+                  "Others continued to warn that the \"bubble may burst any time\". "
+                  "\"That's rubbish,\" KSE chairman Yaseen Lakhani told the BBC News website."))
+
+
+def quoted(claim: str, passage: Passage, question: str) -> str:
+    return " ".join(passage.text[a:b] for a, b in supporting_spans(claim, passage, question))
+
+
+def test_the_quote_is_the_sentence_giving_the_answer_not_the_one_saying_the_question_back():
+    # Qwen's answer on BBC; its words from the question match the first sentence as well as the answer's
+    claim = "Yaseen Lakhani, the chairman of the Karachi Stock Exchange, dismissed fears that the market's record rise was a bubble."
+    assert quoted(claim, KSE, KSE_QUESTION).endswith("KSE chairman Yaseen Lakhani told the BBC News website.")
+    assert quoted(claim, KSE, "").startswith("In 2002"), "without the question, the words tie and the first wins"
+
+
+def test_a_quoted_sentence_finds_itself_whatever_was_asked():
+    sentence = "In 2002, the KSE was the world's best performing stock market, with the index rising 112%."
+    assert quoted(sentence, KSE, KSE_QUESTION) == sentence
+    assert quoted("Nothing here matches.", KSE, KSE_QUESTION) == ""
+
+
+def test_a_citation_marker_is_no_number_to_quote():
+    passage = replace(KSE, text="All these classes may collapse to one class. Co-NP is the class of the complement problems of NP.")
+    claim = "The complement problems of NP are in co-NP. [1]"
+    assert quoted(claim, passage, "In what class are the complement problems of NP?").startswith("Co-NP")

@@ -144,6 +144,17 @@ def test_citation_precision_and_hit_rate():
     assert m["citation_hit_rate"] == 0.5  # of the two answered questions, one cites a gold source
 
 
+def test_the_quote_hit_rate_asks_whether_the_highlighted_sentences_hold_a_right_answer():
+    q = question(answers=[["Lakhani"]], gold_sources=[ANI])
+    text = "The KSE rose 112%. KSE chairman Yaseen Lakhani dismissed it."
+    holding = prediction("Lakhani dismissed it [1]", [citation(1, ANI, text, quote="KSE chairman Yaseen Lakhani dismissed it.")])
+    beside = prediction("Lakhani dismissed it [1]", [citation(1, ANI, text, quote="The KSE rose 112%.")])
+    wrong = prediction("Nobody dismissed it [1]", [citation(1, ANI, text, quote="The KSE rose 112%.")])
+    scores = [scoring.score_prediction(q, p) for p in (holding, beside, wrong)]
+    assert [s.quote_holds_answer for s in scores] == [True, False, None]
+    assert scoring.aggregate(scores)["quote_hit_rate"] == 0.5
+
+
 def test_fabricated_numbers_are_numbers_in_no_cited_passage():
     cited = ["EXIM approved a Direct Loan of up to USD 10 billion.", "It drew 54 countries."]
     assert scoring.unsupported_numbers("A $10bn loan [1] for 54 countries [2].", cited) == []

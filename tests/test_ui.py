@@ -131,6 +131,16 @@ def test_abstention_says_not_in_these_articles_and_lists_nearest():
     assert 'href="#source-0-1"' in bubble
     panel = render.answered_section(abstained, [], 0, lambda source: None)
     assert 'id="source-0-1"' in panel and "nearest" in panel
+    assert render.NEAREST_MARKED in panel
+
+
+def test_a_refusals_closest_passage_marks_its_sentence_nearest_the_question():
+    nearest = citation(0)
+    nearest.quote_spans = [(0, 10)]
+    abstained = answer("Not in these articles. The closest passages do not clearly answer it.", abstained=True,
+                       citations=[], nearest=[nearest])
+    panel = render.answered_section(abstained, [], 0, lambda source: None)
+    assert f"<mark>{render.esc(nearest.text[:10])}</mark>" in panel
 
 
 def test_panel_keeps_earlier_questions_folded_and_plain_answer_lists_sources():

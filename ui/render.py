@@ -18,7 +18,8 @@ from rag import CITATION_RE, REFUSAL, Answer, Citation, Passage
 ArticleLink = Callable[[str], str | None]  # a passage's source -> URL of the whole cleaned article
 
 _EARLIER_TURNS_SHOWN = 8
-NEAREST_LABEL = "Closest passages (they do not answer it):"
+NEAREST_LABEL = "Closest passages, judged not to answer it:"
+NEAREST_MARKED = "Each marks its sentence closest to the question."
 PROVISIONAL_LABEL = "Quick answer quoted from the articles — the model is reading…"
 PROVISIONAL_TENTATIVE_LABEL = "The closest sentences, quoted from the articles (they may not answer it) — the model is reading…"
 QUOTED = "quoted from the articles"
@@ -278,7 +279,7 @@ def retrieved_section(passages: list[Passage], turn: int, article_link: ArticleL
 def answered_section(answer: Answer, passages: list[Passage], turn: int, article_link: ArticleLink) -> str:
     if answer.abstained:
         # A filter can hide every passage: then there is no closest one to label.
-        label = NEAREST_LABEL if answer.nearest else "No passage came close."
+        label = f"{NEAREST_LABEL} {NEAREST_MARKED}" if answer.nearest else "No passage came close."
         note = f'<p class="panel-note">{esc(REFUSAL)} {label}</p>'
         cards = "".join(source_card(SourceEntry.from_citation(n, c), source_id(turn, n), article_link, "nearest")
                         for n, c in enumerate(answer.nearest, 1))

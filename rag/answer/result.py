@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from rag.answer import text as textlib
+from rag.answer.citations import strip_citations
 from rag.answer.retrieve import Passage
 from rag.ingest.chunking import split_sentences
 
@@ -91,17 +92,21 @@ class Answer:
         return data
 
 
-def supporting_spans(claim: str, passage: Passage) -> list[tuple[int, int]]:
-    """The sentence of the passage that best supports a claim: the one sharing the most
-    meaningful words and numbers with it. A quoted claim finds itself."""
-    claim_stems = set(textlib.content_stems(claim))
-    claim_numbers = textlib.numbers(claim)
-    best, best_overlap = None, 0.0
+def supporting_spans(claim: str, passage: Passage, question: str) -> list[tuple[int, int]]:
+    """The sentence of the passage that best supports a claim: the one sharing the most words and
+    numbers with it that the question did not give, then the most words and numbers of any kind.
+    A claim that says the question back ("Lakhani, the KSE's chairman, dismissed fears ...") is
+    supported by the sentence that gives its answer, not by the one that repeats the question.
+    A quoted claim finds itself."""
+    claim = strip_citations(claim)  # "[1]" is no number 1 to look for
+    asked, asked_numbers = set(textlib.content_stems(question)), textlib.numbers(question)
+    claim_stems, claim_numbers = set(textlib.content_stems(claim)), textlib.numbers(claim)
+    best, best_overlap = None, (0, 0)
     for span in split_sentences(passage.text):
         sentence = passage.text[span.start : span.end]
-        overlap = len(claim_stems & set(textlib.content_stems(sentence))) + 2 * len(
-            claim_numbers & textlib.numbers(sentence)
-        )
+        words = claim_stems & set(textlib.content_stems(sentence))
+        numbers = claim_numbers & textlib.numbers(sentence)  # a number counts as two words
+        overlap = (len(words - asked) + 2 * len(numbers - asked_numbers), len(words) + 2 * len(numbers))
         if overlap > best_overlap:
             best, best_overlap = (span.start, span.end), overlap
     return [best] if best else []

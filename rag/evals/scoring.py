@@ -13,7 +13,8 @@ Definitions (repeated in the report):
   hit@k: at least one gold source in the top k; MRR: 1 / rank of the first gold passage in the top
   SEARCH_K (0 if none).
 - citation precision: citations of a gold source / all citations, over answered answerable
-  questions; citation hit rate: those answers citing at least one gold source.
+  questions; citation hit rate: those answers citing at least one gold source. Quote hit rate: right
+  answers whose highlighted quotes alone hold the answer / all right answers (what a reader sees).
 - fabricated numbers: answers with a number that no cited passage contains.
 - lexical support: word overlap of each answer sentence with the quote it cites, and its numbers
   present in the cited passage. It is lexical support, not entailment.
@@ -81,6 +82,7 @@ class Scores:
     confidence: float | None = None  # the model's chance that the best candidate is right
     candidate_right: bool | None = None  # that candidate, shown or withheld, would have been right
     shown_confidence: float | None = None  # the confidence shown with the answer or refusal
+    quote_holds_answer: bool | None = None  # for a right answer: its citations' quotes alone are right
 
     @property
     def answered(self) -> bool:
@@ -223,6 +225,9 @@ def score_prediction(
         scores.gold_citations = sum(is_gold(c.get("source", ""), question.gold_sources) for c in citations)
         scores.fabricated_numbers = unsupported_numbers(answer, [c.get("text") or "" for c in citations])
         scores.claims = claim_support(answer, citations)
+        if correct and citations:
+            quotes = " ".join(c.get("quote") or "" for c in citations)
+            scores.quote_holds_answer = bool(is_correct(question, quotes, False)[0])
     return scores
 
 
@@ -254,6 +259,7 @@ def aggregate(scores: list[Scores]) -> dict:
     abstentions = [s for s in scores if s.abstained and (s.answerable or s.should_abstain)]
     retrieval = [s for s in scores if s.retrieval_scored]
     gold_cited = [s for s in answered if s.has_gold]
+    quoted = [s for s in answered if s.quote_holds_answer is not None]
     all_answered = [s for s in scores if s.answered]
     claims = [c for s in all_answered for c in s.claims]
     latencies = [s.total_ms for s in scores if s.total_ms is not None]
@@ -286,6 +292,7 @@ def aggregate(scores: list[Scores]) -> dict:
             sum(s.gold_citations for s in gold_cited), sum(s.citations for s in gold_cited)
         ),
         "citation_hit_rate": _ratio(sum(s.gold_citations > 0 for s in gold_cited), len(gold_cited)),
+        "quote_hit_rate": _ratio(sum(bool(s.quote_holds_answer) for s in quoted), len(quoted)),
         "answers_without_citation": sum(s.citations == 0 for s in all_answered),
         "fallback_answers": sum(s.fallback for s in all_answered),
         "fallback_rate": _ratio(sum(s.fallback for s in all_answered), len(all_answered)),
@@ -422,6 +429,8 @@ DEFINITIONS = {
     "questions with gold_sources",
     "citation_hit_rate": "answered answerable questions with at least one citation of a gold source / all of "
     "them",
+    "quote_hit_rate": "right answers whose citations' quotes (the sentences highlighted) alone hold the "
+    "answer, scored as the answer is / all right answers with citations",
     "fabricated_number_answers": "answered questions whose answer holds a number (rag.answer.text.numbers, "
     "[n] markers stripped) that is in none of its cited passages' text",
     "lexical_support": f"lexical support, not entailment: per answer sentence, the share of its content "
