@@ -279,7 +279,7 @@ def retrieved_section(passages: list[Passage], turn: int, article_link: ArticleL
 def answered_section(answer: Answer, passages: list[Passage], turn: int, article_link: ArticleLink) -> str:
     if answer.abstained:
         # A filter can hide every passage: then there is no closest one to label.
-        label = f"{NEAREST_LABEL} {NEAREST_MARKED}" if answer.nearest else "No passage came close."
+        label = f"{NEAREST_LABEL.rstrip(':')}. {NEAREST_MARKED}" if answer.nearest else "No passage came close."
         note = f'<p class="panel-note">{esc(REFUSAL)} {label}</p>'
         cards = "".join(source_card(SourceEntry.from_citation(n, c), source_id(turn, n), article_link, "nearest")
                         for n, c in enumerate(answer.nearest, 1))
