@@ -347,9 +347,9 @@ def format_answer(answer, already_printed: bool = False) -> str:
         lines.append(f"[{citation.n}] {citation.title}{publisher}{published} — {citation.source}")
         lines.append(f"    “{citation.quote}”")
     if answer.nearest:
-        lines.append("Nearest passages (they do not answer the question):")
+        lines.append("Nearest passages, judged not to answer it, each with its sentence closest to the question:")
         for citation in answer.nearest:
-            lines.append(f"  - {citation.title} — {citation.source}: {citation.text[:160]}…")
+            lines.append(f"  - {citation.title} — {citation.source}: “{citation.quote or citation.text[:160] + '…'}”")
     confidence = "" if answer.confidence is None else f", confidence {answer.confidence:.0%}"
     lines.append(f"({answer.timings['total_ms']:.0f} ms, {answer.answered_by()}{confidence})")
     return "\n".join(lines)

@@ -150,6 +150,14 @@ def test_ask_json_matches_the_design_format(corpus_settings):
     assert isinstance(citation["score"], float) and citation["quote"] in citation["text"]
 
 
+def test_a_refusal_in_the_terminal_quotes_each_closest_passages_sentence_nearest_the_question(corpus_settings):
+    result = rag_cli(corpus_settings, "ask", "What loan did the World Bank approve for Project Vault?")
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout
+    assert shown.startswith(REFUSAL) and "Nearest passages, judged not to answer it" in shown
+    assert "“" in shown.split("Nearest passages")[1] and "EXIM" in shown.split("Nearest passages")[1]
+
+
 def test_cli_rejects_an_empty_question_with_one_line(corpus_settings):
     result = rag_cli(corpus_settings, "ask", "  ")
     assert result.returncode == 2
