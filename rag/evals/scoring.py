@@ -14,7 +14,7 @@ Definitions (repeated in the report):
   SEARCH_K (0 if none).
 - citation precision: citations of a gold source / all citations, over answered answerable
   questions; citation hit rate: those answers citing at least one gold source. Quote hit rate: right
-  answers whose highlighted quotes alone hold the answer / all right answers (what a reader sees).
+  answers whose highlighted quotes alone hold the answer / all right answers with citations.
 - fabricated numbers: answers with a number that no cited passage contains.
 - lexical support: word overlap of each answer sentence with the quote it cites, and its numbers
   present in the cited passage. It is lexical support, not entailment.
