@@ -123,7 +123,7 @@ def _data_key(recipe: Recipe) -> str:
     if recipe.written:
         deciding += [recipe.written, recipe.writer, written.WRITER_PROMPT, written.PAIRS_VERSION]
     if recipe.near_misses:
-        deciding += [recipe.near_misses, written.NEAR_MISS_PROMPT, written.NEAR_MISS_EXAMPLES, written.JUDGE_PROMPT]
+        deciding += [recipe.near_misses, *written.NEAR_MISS_PROMPTS]
     return hashlib.sha256(json.dumps(deciding).encode()).hexdigest()[:12]
 
 

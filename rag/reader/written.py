@@ -64,6 +64,8 @@ JUDGE_PROMPT = (
     "Answer the question from the sentence alone. If the sentence states the answer, copy the answer's words "
     f"from it. If it does not, reply exactly: {NOT_STATED}"
 )
+# What decides the near misses written: their data and cache keys name it.
+NEAR_MISS_PROMPTS = [NEAR_MISS_PROMPT, NEAR_MISS_EXAMPLES, JUDGE_PROMPT]
 _REPLY_RE = re.compile(r"^\W*question\W*:\s*(?P<question>.+?)\s*\n\W*answer\W*:\s*(?P<answer>.+?)\s*$", re.I | re.S)
 
 Complete = Callable[[list[dict[str, str]]], str]
@@ -252,7 +254,7 @@ def _states(text: str, answer: str) -> bool:
 
 def cache_file(work_dir: Path, writer: str, seed: int, kind: str = "written") -> Path:
     """Where the questions of one kind one writer wrote with one seed and this prompt are kept."""
-    prompts = WRITER_PROMPT if kind == "written" else json.dumps([NEAR_MISS_PROMPT, NEAR_MISS_EXAMPLES, JUDGE_PROMPT])
+    prompts = WRITER_PROMPT if kind == "written" else json.dumps(NEAR_MISS_PROMPTS)
     prompt_key = hashlib.sha256(prompts.encode()).hexdigest()[:8]
     return work_dir / f"{kind}-{re.sub(r'[^A-Za-z0-9.-]+', '-', writer)}-{seed}-{prompt_key}.jsonl"
 
